@@ -1,0 +1,5 @@
+"""fcnn: convolutional neural networks as pure JAX functions, with PyTorch's exact semantics."""
+
+__version__ = "0.1.0"
+
+from fcnn import functional, nn  # noqa: E402

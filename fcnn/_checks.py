@@ -1,0 +1,110 @@
+"""Argument and shape validation shared by functional ops and layers.
+
+Every check runs in plain Python on static shapes, before anything is traced
+into XLA, and raises an error that names the op/layer, the argument and the
+offending value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def ntuple(value: Any, n: int, name: str, where: str) -> tuple[int, ...]:
+    """Expand an int or a length-``n`` sequence of ints into an ``n``-tuple.
+
+    Mirrors torch's ``_pair`` / ``_triple`` but refuses sequences of the wrong
+    length instead of silently using them.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
+        if len(value) != n:
+            raise ValueError(
+                f"{where}: {name} must be an int or a tuple of {n} ints, got {tuple(value)!r}"
+            )
+        out = []
+        for v in value:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(
+                    f"{where}: {name} must contain ints, got {tuple(value)!r}"
+                )
+            out.append(int(v))
+        return tuple(out)
+    raise TypeError(f"{where}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+
+
+def positive(values: tuple[int, ...], name: str, where: str) -> None:
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{where}: {name} must be positive, got {values if len(values) > 1 else values[0]!r}")
+
+
+def non_negative(values: tuple[int, ...], name: str, where: str) -> None:
+    if any(v < 0 for v in values):
+        raise ValueError(f"{where}: {name} must be non-negative, got {values if len(values) > 1 else values[0]!r}")
+
+
+def positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def probability(p: Any, name: str, where: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{where}: {name} must be a float in [0, 1], got {p!r}")
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{where}: {name} has to be between 0 and 1, but got {p!r}")
+    return float(p)
+
+
+def as_array(x: Any, name: str, where: str) -> jnp.ndarray:
+    """Accept jax/numpy arrays (and scalars); refuse lists of arbitrary objects."""
+    if isinstance(x, (jnp.ndarray, np.ndarray, np.generic, int, float)):
+        return jnp.asarray(x)
+    if hasattr(x, "__jax_array__"):
+        return jnp.asarray(x)
+    raise TypeError(f"{where}: {name} must be an array, got {type(x).__name__}")
+
+
+def spatial_input(x: Any, n_spatial: int, where: str, name: str = "input") -> tuple[jnp.ndarray, bool]:
+    """Check an input of shape ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+
+    Returns the input with a batch dimension and whether one was added.
+    """
+    x = as_array(x, name, where)
+    if x.ndim == n_spatial + 1:
+        return x[None], True
+    if x.ndim == n_spatial + 2:
+        return x, False
+    raise ValueError(
+        f"{where}: expected {n_spatial + 1}D (unbatched) or {n_spatial + 2}D (batched) {name}, "
+        f"but got {name} of shape {tuple(x.shape)}"
+    )
+
+
+def floating(x: jnp.ndarray, name: str, where: str) -> None:
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{where}: {name} must be a floating-point array, got dtype {x.dtype}")
+
+
+def same_dtype(a: jnp.ndarray, b: jnp.ndarray, a_name: str, b_name: str, where: str) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(
+            f"{where}: {a_name} ({a.dtype}) and {b_name} ({b.dtype}) should be the same dtype"
+        )
+
+
+def one_of(value: Any, allowed: Sequence[Any], name: str, where: str) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{where}: {name} must be one of {list(allowed)}, got {value!r}")
+    return value

@@ -1,0 +1,139 @@
+"""Parameter initialisers with torch.nn.init's names, formulas and fan rules.
+
+Each function returns an initialiser ``init(key, shape, dtype) -> array``
+(the signature of ``jax.nn.initializers``) that any layer accepts through its
+``weight_init=`` / ``bias_init=`` arguments. Fans are computed from the shape
+the way torch does: ``fan_in = shape[1] * prod(shape[2:])``,
+``fan_out = shape[0] * prod(shape[2:])``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def calculate_fan_in_and_fan_out(shape) -> tuple[int, int]:
+    if len(shape) < 2:
+        raise ValueError(
+            f"fan in and fan out can not be computed for a shape with fewer than 2 dimensions, got {tuple(shape)}"
+        )
+    receptive = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """torch.nn.init.calculate_gain."""
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "sigmoid")
+    if nonlinearity in linear:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _fan(shape, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def uniform(a: float = 0.0, b: float = 1.0):
+    """U(a, b)."""
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, minval=a, maxval=b)
+    return init
+
+
+def normal(mean: float = 0.0, std: float = 1.0):
+    """N(mean, std²)."""
+    def init(key, shape, dtype=jnp.float32):
+        return mean + std * jax.random.normal(key, shape, dtype)
+    return init
+
+
+def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
+    """N(mean, std²) truncated to [a, b] (absolute bounds, as torch's trunc_normal_)."""
+    def init(key, shape, dtype=jnp.float32):
+        lo, hi = (a - mean) / std, (b - mean) / std
+        return mean + std * jax.random.truncated_normal(key, lo, hi, shape, dtype)
+    return init
+
+
+def constant(value: float):
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.full(shape, value, dtype)
+    return init
+
+
+def zeros(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.zeros(shape, dtype)
+
+
+def ones(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.ones(shape, dtype)
+
+
+def xavier_uniform(gain: float = 1.0):
+    """U(±gain·√(6 / (fan_in + fan_out)))."""
+    def init(key, shape, dtype=jnp.float32):
+        fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
+        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return init
+
+
+def xavier_normal(gain: float = 1.0):
+    """N(0, gain²·2 / (fan_in + fan_out))."""
+    def init(key, shape, dtype=jnp.float32):
+        fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
+        std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+        return std * jax.random.normal(key, shape, dtype)
+    return init
+
+
+def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+    """U(±gain·√(3 / fan)); torch's default for conv and linear weights is ``a=√5``."""
+    def init(key, shape, dtype=jnp.float32):
+        bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return init
+
+
+def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+    """N(0, gain² / fan)."""
+    def init(key, shape, dtype=jnp.float32):
+        std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
+        return std * jax.random.normal(key, shape, dtype)
+    return init
+
+
+def orthogonal(gain: float = 1.0):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.nn.initializers.orthogonal(scale=gain)(key, (shape[0], math.prod(shape[1:])), dtype).reshape(shape)
+    return init
+
+
+def torch_default_weight(key, shape, dtype=jnp.float32):
+    """Default weight init of torch's Conv*/Linear: ``kaiming_uniform(a=√5)`` = U(±1/√fan_in)."""
+    return kaiming_uniform(a=math.sqrt(5))(key, shape, dtype)
+
+
+def torch_default_bias(fan_in: int):
+    """Default bias init of torch's Conv*/Linear: U(±1/√fan_in) of the weight's fan_in."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return uniform(-bound, bound)

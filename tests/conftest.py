@@ -1,0 +1,13 @@
+import os
+import sys
+
+# Tests import the oracle helpers as `from oracle import ...`.
+sys.path.insert(0, os.path.dirname(__file__))
+
+import hypothesis  # noqa: E402
+
+# Each example compiles fresh XLA computations; keep the example counts modest
+# and without deadlines (compilation time varies a lot on a busy 2-core box).
+hypothesis.settings.register_profile("fcnn", max_examples=25, deadline=None, derandomize=True,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile(os.environ.get("FCNN_HYPOTHESIS_PROFILE", "fcnn"))

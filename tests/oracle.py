@@ -1,0 +1,102 @@
+"""PyTorch as the oracle: helpers that run an fcnn layer and the equivalent torch
+module on the same weights and inputs and compare outputs, gradients and buffers."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+jax.config.update("jax_enable_x64", False)
+
+RTOL = 1e-5
+ATOL = 1e-5
+
+
+def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict → {"a.b.c": array}, the state_dict naming."""
+    out: dict[str, np.ndarray] = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, key))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def to_torch(x, requires_grad: bool = False) -> torch.Tensor:
+    t = torch.from_numpy(np.array(x))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def assert_close(actual, expected, rtol: float = RTOL, atol: float = ATOL, what: str = "") -> None:
+    if isinstance(expected, torch.Tensor):
+        expected = expected.detach().numpy()
+    actual = np.asarray(actual)
+    assert actual.shape == tuple(expected.shape), f"{what}: shape {actual.shape} != torch {tuple(expected.shape)}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def load_into_torch(module: torch.nn.Module, params, state) -> None:
+    """Copy fcnn params/state into a torch module; keys must match torch's state_dict exactly."""
+    flat = {**flatten(params), **flatten(state)}
+    expected = set(module.state_dict().keys())
+    assert set(flat) == expected, f"fcnn keys {sorted(flat)} != torch state_dict keys {sorted(expected)}"
+    sd = {k: torch.from_numpy(np.array(v)) for k, v in flat.items()}
+    for k, v in module.state_dict().items():
+        assert tuple(v.shape) == tuple(sd[k].shape), f"{k}: fcnn shape {tuple(sd[k].shape)} != torch {tuple(v.shape)}"
+    module.load_state_dict(sd)
+
+
+def check_layer(layer, module: torch.nn.Module, inputs, *, train: bool = False, rng=None, key=0,
+                rtol: float = RTOL, atol: float = ATOL, params=None, state=None, grads: bool = True,
+                apply_kwargs=None, torch_kwargs=None):
+    """Run ``layer`` (fcnn) and ``module`` (torch) on the same weights and inputs.
+
+    Compares forward outputs, the gradients w.r.t. every input and parameter
+    for a random cotangent, and the updated state (buffers). Returns the fcnn
+    output and new state.
+    """
+    if params is None:
+        params, state = layer.init(jax.random.key(key))
+    load_into_torch(module, params, state)
+    module.train(train)
+    inputs = tuple(jnp.asarray(x) for x in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
+    apply_kwargs = apply_kwargs or {}
+
+    def f(p, *xs):
+        return layer.apply(p, state, *xs, train=train, rng=rng, **apply_kwargs)
+
+    out, vjp_fn, new_state = jax.vjp(f, params, *inputs, has_aux=True)
+
+    t_inputs = [to_torch(x, requires_grad=grads and jnp.issubdtype(x.dtype, jnp.floating)) for x in inputs]
+    t_out = module(*t_inputs, **(torch_kwargs or {}))
+    assert_close(out, t_out, rtol, atol, "forward output")
+
+    t_state = {k: v for k, v in module.state_dict().items() if k in flatten(new_state) or k in flatten(state)}
+    for k, v in flatten(new_state).items():
+        assert_close(v, t_state[k], rtol, atol, f"state {k}")
+
+    if grads:
+        rs = np.random.RandomState(key + 1)
+        cot = rs.standard_normal(np.shape(out)).astype(np.asarray(out).dtype)
+        g_params, *g_inputs = vjp_fn(jnp.asarray(cot))
+        t_out.backward(torch.from_numpy(cot))
+        for i, (g, t) in enumerate(zip(g_inputs, t_inputs)):
+            if t.requires_grad:
+                assert_close(g, t.grad, rtol, atol, f"grad of input {i}")
+        named = dict(module.named_parameters())
+        for k, g in flatten(g_params).items():
+            tg = named[k].grad
+            if tg is None:
+                tg = torch.zeros_like(named[k])
+            assert_close(g, tg, rtol, atol, f"grad of param {k}")
+    return out, new_state
+
+
+def randn(shape, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    return np.random.RandomState(seed).standard_normal(shape).astype(dtype)
