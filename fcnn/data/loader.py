@@ -1,0 +1,120 @@
+"""A NumPy batch iterator with seeded per-epoch shuffling, and normalization helpers.
+
+Batches are NumPy arrays; ``jax.jit``-compiled steps take them as they are.
+The order of epoch ``e`` depends only on ``(seed, e)``, so a run is exactly
+reproducible and can be resumed at any epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from fcnn import _checks
+
+
+class DataLoader:
+    """Iterate over aligned arrays in mini-batches, like ``torch.utils.data.DataLoader``.
+
+    Args:
+        arrays: an array or a tuple of arrays with the same first dimension
+            (e.g. ``(images, labels)``).
+        batch_size: samples per batch.
+        shuffle: reshuffle every epoch (a fresh permutation from ``(seed, epoch)``).
+        seed: seed of the shuffling.
+        drop_last: drop the last, smaller batch (keeps every batch the same
+            shape, so a jitted step compiles once).
+
+    Each ``iter(loader)`` runs one epoch and advances the epoch counter;
+    :meth:`epoch` gives the batches of a given epoch without touching it.
+    Yields tuples of arrays (a single array when one array was given).
+
+    Example::
+
+        loader = DataLoader((x, y), batch_size=64, shuffle=True, seed=0)
+        for epoch in range(3):
+            for xb, yb in loader:
+                ...
+    """
+
+    def __init__(self, arrays, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False) -> None:
+        where = "DataLoader"
+        self._single = not isinstance(arrays, (tuple, list))
+        arrays = (arrays,) if self._single else tuple(arrays)
+        if not arrays:
+            raise ValueError(f"{where}: arrays must hold at least one array")
+        self.arrays = tuple(np.asarray(a) for a in arrays)
+        sizes = [a.shape[0] if a.ndim else None for a in self.arrays]
+        if None in sizes or len(set(sizes)) != 1:
+            raise ValueError(f"{where}: arrays must share their first dimension, got shapes "
+                             f"{[a.shape for a in self.arrays]}")
+        self.num_samples = sizes[0]
+        self.batch_size = _checks.positive_int(batch_size, "batch_size", where)
+        if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
+            raise TypeError(f"{where}: shuffle and drop_last must be bools, got {shuffle!r}, {drop_last!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"{where}: seed must be a non-negative int, got {seed!r}")
+        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices of ``epoch``, in the order they are served."""
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+
+    def epoch(self, epoch: int) -> Iterator:
+        """The batches of epoch ``epoch`` (0-based)."""
+        idx = self.order(epoch)
+        stop = len(self) * self.batch_size
+        for start in range(0, min(stop, self.num_samples), self.batch_size):
+            take = idx[start:start + self.batch_size]
+            batch = tuple(a[take] for a in self.arrays)
+            yield batch[0] if self._single else batch
+
+    def __iter__(self) -> Iterator:
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        return self.epoch(epoch)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last})")
+
+
+def channel_stats(x, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) standard deviation of ``x``.
+
+    ``axis`` is the channel axis (1 for NCHW); every other axis is reduced.
+    Computed in float64 so large data sets don't lose precision; returned as float32.
+    """
+    x = np.asarray(x)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"channel_stats: axis {axis} out of range for an array of shape {x.shape}")
+    axes = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    x64 = x.astype(np.float64)
+    return x64.mean(axis=axes).astype(np.float32), x64.std(axis=axes).astype(np.float32)
+
+
+def normalize(x, mean: Sequence[float], std: Sequence[float], axis: int = 1) -> np.ndarray:
+    """``(x - mean[c]) / std[c]`` per channel ``c`` along ``axis``, like torchvision's ``Normalize``."""
+    x = np.asarray(x, dtype=np.float32)
+    mean = np.asarray(mean, dtype=np.float32).reshape(-1)
+    std = np.asarray(std, dtype=np.float32).reshape(-1)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"normalize: axis {axis} out of range for an array of shape {x.shape}")
+    c = x.shape[axis]
+    for name, v in (("mean", mean), ("std", std)):
+        if v.size not in (1, c):
+            raise ValueError(f"normalize: {name} must have 1 or {c} (channels) values, got {v.size}")
+    if np.any(std == 0):
+        raise ValueError(f"normalize: std must be non-zero, got {std.tolist()}")
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return (x - mean.reshape(shape)) / std.reshape(shape)
