@@ -8,3 +8,13 @@ keyword ``key``; ``inplace`` is accepted and ignored.
 
 from fcnn.functional.conv import conv1d, conv2d, conv3d
 from fcnn.functional.padding import pad
+from fcnn.functional.linear import linear
+from fcnn.functional.activation import (
+    elu, gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax, tanh,
+)
+from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm
+from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
+from fcnn.functional.loss import (
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
+    smooth_l1_loss,
+)

@@ -3,3 +3,14 @@
 from fcnn.nn import init
 from fcnn.nn.module import Context, Layer, Module, ModuleList, Sequential, apply_with_hook
 from fcnn.nn.conv import Conv1d, Conv2d, Conv3d
+from fcnn.nn.linear import Flatten, Identity, Linear, Unflatten
+from fcnn.nn.activation import (
+    ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,
+)
+from fcnn.nn.norm import (
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
+)
+from fcnn.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
+from fcnn.nn.loss import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+)

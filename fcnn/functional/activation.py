@@ -1,0 +1,169 @@
+"""Activation functions with torch.nn.functional's names, arguments and defaults.
+
+Forward values follow torch, and so do the gradients at the kinks, where a
+plain formula could pick either one-sided derivative. torch's choices, which
+the ``jnp.where`` conditions below reproduce:
+
+==============  ===================================================
+relu            0 at ``x = 0``
+leaky_relu      ``negative_slope`` at ``x = 0``
+prelu           ``weight`` at ``x = 0``
+elu             ``alpha`` at ``x = 0``
+relu6           0 at ``x = 0`` and at ``x = 6``
+hardsigmoid     0 at ``x = ±3``
+hardswish       0 at ``x = -3``, 1 at ``x = 3``
+==============  ===================================================
+
+NaN inputs propagate as in torch. ``inplace`` arguments are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fcnn import _checks
+
+
+def _input(x, where):
+    x = _checks.as_array(x, "input", where)
+    _checks.floating(x, "input", where)
+    return x
+
+
+def _number(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def relu(input, inplace: bool = False):
+    """``max(0, x)``; gradient 0 at ``x = 0`` (torch's choice)."""
+    x = _input(input, "relu")
+    # `x <= 0` selects the constant branch at 0 (zero gradient) and lets NaN through.
+    return jnp.where(x <= 0, jnp.zeros_like(x), x)
+
+
+def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+    """``x`` if ``x > 0`` else ``negative_slope·x``; gradient ``negative_slope`` at 0."""
+    x = _input(input, "leaky_relu")
+    slope = _number(negative_slope, "negative_slope", "leaky_relu")
+    return jnp.where(x > 0, x, x * slope)
+
+
+def elu(input, alpha: float = 1.0, inplace: bool = False):
+    """``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``; gradient ``alpha`` at 0."""
+    x = _input(input, "elu")
+    alpha = _number(alpha, "alpha", "elu")
+    # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
+    neg = alpha * jnp.expm1(jnp.minimum(x, 0))
+    return jnp.where(x > 0, x, neg)
+
+
+def relu6(input, inplace: bool = False):
+    """``min(max(0, x), 6)`` (torch's ``hardtanh(x, 0, 6)``); gradient 0 at 0 and at 6."""
+    x = _input(input, "relu6")
+    return jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x))
+
+
+def hardsigmoid(input, inplace: bool = False):
+    """``relu6(x + 3) / 6``; gradient ``1/6`` strictly inside (−3, 3), else 0."""
+    x = _input(input, "hardsigmoid")
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5))
+
+
+def hardswish(input, inplace: bool = False):
+    """``x · relu6(x + 3) / 6``; gradient ``x/3 + 1/2`` inside (−3, 3), 0 at −3 and below, 1 at 3 and above."""
+    x = _input(input, "hardswish")
+    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6))
+
+
+def tanh(input):
+    """Hyperbolic tangent."""
+    return jnp.tanh(_input(input, "tanh"))
+
+
+def sigmoid(input):
+    """``1 / (1 + exp(−x))``."""
+    return jax.nn.sigmoid(_input(input, "sigmoid"))
+
+
+def silu(input, inplace: bool = False):
+    """``x · sigmoid(x)`` (swish)."""
+    x = _input(input, "silu")
+    return x * jax.nn.sigmoid(x)
+
+
+def gelu(input, approximate: str = "none"):
+    """GELU. ``approximate='none'`` (default, as torch) is exact: ``x·Φ(x) = x/2·(1 + erf(x/√2))``;
+    ``'tanh'`` is ``x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
+    x = _input(input, "gelu")
+    _checks.one_of(approximate, ("none", "tanh"), "approximate", "gelu")
+    return jax.nn.gelu(x, approximate=approximate == "tanh")
+
+
+def prelu(input, weight):
+    """``x`` if ``x > 0`` else ``weight·x``, with one learnable slope per channel.
+
+    ``weight`` has 1 element (shared) or ``C`` elements, where the channel
+    dimension is 1 for inputs with at least 2 dimensions and 0 for 1-D inputs
+    (as torch). Gradient w.r.t. the input at 0 is ``weight``.
+    """
+    where = "prelu"
+    x = _input(input, where)
+    w = _checks.as_array(weight, "weight", where)
+    if w.ndim > 1:
+        raise ValueError(f"{where}: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {w.ndim}")
+    if w.size != 1:
+        if x.ndim == 0:
+            raise ValueError(f"{where}: Not allow zero-dim input tensor with a weight of {w.size} elements")
+        channels = x.shape[1] if x.ndim >= 2 else 1
+        if w.size != channels:
+            raise ValueError(
+                f"{where}: Mismatch of parameter numbers and input channel size. Found parameter numbers "
+                f"(weight) = {w.size} and channel size = {channels}."
+            )
+    _checks.same_dtype(x, w, "input", "weight", where)
+    if w.ndim == 1 and x.ndim >= 2:
+        w = w.reshape((1, -1) + (1,) * (x.ndim - 2))
+    elif w.ndim == 1:
+        w = w.reshape(()) if x.ndim == 0 else w
+    return jnp.where(x > 0, x, w * x)
+
+
+def _softmax_dim(dim, ndim: int, where: str) -> int:
+    if dim is None:
+        raise TypeError(
+            f"{where}: dim must be given (torch's implicit choice of dim is deprecated, so fcnn requires it)"
+        )
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"{where}: dim must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{where}: dim out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def _softmax_input(input, dim, dtype, where):
+    x = _input(input, where)
+    d = _softmax_dim(dim, x.ndim, where)
+    if dtype is not None:
+        x = x.astype(dtype)
+    return x, (d if x.ndim else None)
+
+
+def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """``exp(x_i) / Σ_j exp(x_j)`` along ``dim``.
+
+    Unlike torch, ``dim`` is required: torch's implicit choice (0 for 0-, 1- and
+    3-D inputs, else 1) is deprecated there and a frequent source of bugs.
+    ``dtype`` casts the input first, as torch's.
+    """
+    x, d = _softmax_input(input, dim, dtype, "softmax")
+    return jax.nn.softmax(x, axis=d) if d is not None else jnp.ones_like(x)
+
+
+def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+    """``x_i − log Σ_j exp(x_j)`` along ``dim`` (required; see :func:`softmax`)."""
+    x, d = _softmax_input(input, dim, dtype, "log_softmax")
+    return jax.nn.log_softmax(x, axis=d) if d is not None else jnp.zeros_like(x)

@@ -1,0 +1,104 @@
+"""Dropout: ``dropout``, ``dropout1d``, ``dropout2d``, ``dropout3d``, ``alpha_dropout``.
+
+torch.nn.functional's names and defaults, with randomness made explicit: a
+keyword ``key`` (a ``jax.random`` key) is required whenever ``training`` is
+true and ``p > 0``. torch's random stream can't be reproduced, only its
+distribution: each element (or channel) is kept with probability ``1 − p``
+and scaled by ``1 / (1 − p)``; ``p = 1`` gives zeros. ``inplace`` is
+accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fcnn import _checks
+
+
+def _prepare(input, p, key, where):
+    x = _checks.as_array(input, "input", where)
+    _checks.floating(x, "input", where)
+    p = _checks.probability(p, "dropout probability", where)
+    return x, p
+
+
+def _require_key(key, where):
+    if key is None:
+        raise ValueError(f"{where}: key is required when training=True and p > 0 (pass key=jax.random.key(...))")
+    return key
+
+
+def _masked(x, p, key, mask_shape, where):
+    if p == 0.0:
+        return x
+    if p == 1.0:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(_require_key(key, where), 1.0 - p, mask_shape)
+    return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - p), x.dtype), jnp.zeros_like(x))
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1 − p)``; identity when not training."""
+    where = "dropout"
+    x, p = _prepare(input, p, key, where)
+    if not training:
+        return x
+    return _masked(x, p, key, x.shape, where)
+
+
+def _channel_dropout(input, p, training, key, n: int, where: str):
+    x, p = _prepare(input, p, key, where)
+    x, unbatched = _checks.spatial_input(x, n, where)
+    if training:
+        # one draw per (sample, channel), broadcast over the spatial dims.
+        x = _masked(x, p, key, x.shape[:2] + (1,) * n, where)
+    return x[0] if unbatched else x
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):
+    """Zero whole channels of ``(N, C, L)`` or ``(C, L)`` with probability ``p`` (``torch.nn.functional.dropout1d``)."""
+    return _channel_dropout(input, p, training, key, 1, "dropout1d")
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):
+    """Zero whole channels of ``(N, C, H, W)`` or ``(C, H, W)`` with probability ``p``.
+
+    Deliberate difference: torch 2.x treats a 3-D input as ``(N, C, L)`` and
+    drops per ``(N, C)`` row (with a warning that this will change, pytorch
+    issue 77081); fcnn treats it as the unbatched ``(C, H, W)`` that torch's
+    documentation describes, so ``jax.vmap`` over examples is consistent.
+    Other ranks are refused (torch warns and falls back to element dropout).
+    """
+    return _channel_dropout(input, p, training, key, 2, "dropout2d")
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):
+    """Zero whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)`` with probability ``p``."""
+    return _channel_dropout(input, p, training, key, 3, "dropout3d")
+
+
+# SELU's constants: alpha' = -scale·alpha is the value dropped units take.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, *, key=None):
+    """Dropout for SELU networks, as ``torch.nn.functional.alpha_dropout`` (note ``training=False`` default).
+
+    Dropped units are set to ``α' = −scale·alpha`` and the result is
+    ``a·x̃ + b`` with ``a = ((1 − p)(1 + p·α'²))^{-1/2}``, ``b = −a·α'·p``, so
+    zero mean and unit variance are kept.
+    """
+    where = "alpha_dropout"
+    x, p = _prepare(input, p, key, where)
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        # torch: keep probability 0 makes the affine map degenerate; it returns zeros.
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(_require_key(key, where), 1.0 - p, x.shape)
+    alpha_p = -_SELU_ALPHA * _SELU_SCALE
+    a = ((1 - p) * (1 + p * alpha_p**2)) ** -0.5
+    b = -a * alpha_p * p
+    return (jnp.where(keep, x, jnp.asarray(alpha_p, x.dtype)) * a + b).astype(x.dtype)

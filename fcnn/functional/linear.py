@@ -1,0 +1,42 @@
+"""``linear``: torch.nn.functional.linear for JAX arrays."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from fcnn import _checks
+
+
+def linear(input, weight, bias=None):
+    """``y = input @ weight.T + bias``, as ``torch.nn.functional.linear``.
+
+    Args:
+      input: ``(*, in_features)``; any number of leading dimensions, including none.
+      weight: ``(out_features, in_features)`` (torch's layout, not transposed).
+      bias: optional ``(out_features,)``.
+
+    Returns:
+      ``(*, out_features)``.
+    """
+    where = "linear"
+    x = _checks.as_array(input, "input", where)
+    w = _checks.as_array(weight, "weight", where)
+    _checks.floating(x, "input", where)
+    if w.ndim != 2:
+        raise ValueError(f"{where}: weight must be 2D (out_features, in_features), got shape {tuple(w.shape)}")
+    if x.ndim == 0:
+        raise ValueError(f"{where}: input must have at least 1 dimension, got a 0-d input")
+    _checks.same_dtype(x, w, "input", "weight", where)
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"{where}: input's last dimension ({x.shape[-1]}) must equal weight's in_features ({w.shape[1]}); "
+            f"input shape {tuple(x.shape)}, weight shape {tuple(w.shape)}"
+        )
+    y = jnp.matmul(x, w.T)
+    if bias is not None:
+        b = _checks.as_array(bias, "bias", where)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{where}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+        _checks.same_dtype(x, b, "input", "bias", where)
+        y = y + b
+    return y

@@ -1,0 +1,178 @@
+"""Activation layers (torch.nn names, arguments and defaults); each calls its op in
+:mod:`fcnn.functional.activation`, which documents values and gradients at the kinks.
+
+All of them work elementwise on any shape (``Softmax``/``LogSoftmax`` along
+``dim``; ``PReLU`` per channel along dimension 1, or 0 for 1-D inputs).
+``inplace`` is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from fcnn import _checks
+from fcnn.functional import activation as _F
+from fcnn.nn.module import Layer
+
+
+class _Elementwise(Layer):
+    """A parameter-free layer calling ``_fn(x, **self._kwargs())``."""
+
+    _fn = None
+
+    def _kwargs(self) -> dict:
+        return {}
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        return type(self)._fn(x, **self._kwargs()), state
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
+
+
+class ReLU(_Elementwise):
+    """``torch.nn.ReLU``: ``max(0, x)``."""
+
+    _fn = staticmethod(_F.relu)
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class ReLU6(_Elementwise):
+    """``torch.nn.ReLU6``: ``min(max(0, x), 6)``."""
+
+    _fn = staticmethod(_F.relu6)
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class LeakyReLU(_Elementwise):
+    """``torch.nn.LeakyReLU(negative_slope=0.01)``: ``x`` if ``x > 0`` else ``negative_slope·x``."""
+
+    _fn = staticmethod(_F.leaky_relu)
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        self.negative_slope = _F._number(negative_slope, "negative_slope", type(self).__name__)
+        self.inplace = inplace
+
+    def _kwargs(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class ELU(_Elementwise):
+    """``torch.nn.ELU(alpha=1.0)``: ``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``."""
+
+    _fn = staticmethod(_F.elu)
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        self.alpha = _F._number(alpha, "alpha", type(self).__name__)
+        self.inplace = inplace
+
+    def _kwargs(self):
+        return {"alpha": self.alpha}
+
+
+class Tanh(_Elementwise):
+    """``torch.nn.Tanh``."""
+
+    _fn = staticmethod(_F.tanh)
+
+
+class Sigmoid(_Elementwise):
+    """``torch.nn.Sigmoid``."""
+
+    _fn = staticmethod(_F.sigmoid)
+
+
+class SiLU(_Elementwise):
+    """``torch.nn.SiLU``: ``x · sigmoid(x)``."""
+
+    _fn = staticmethod(_F.silu)
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class GELU(_Elementwise):
+    """``torch.nn.GELU(approximate='none')``: exact erf form by default, ``'tanh'`` for the approximation."""
+
+    _fn = staticmethod(_F.gelu)
+
+    def __init__(self, approximate: str = "none"):
+        self.approximate = _checks.one_of(approximate, ("none", "tanh"), "approximate", type(self).__name__)
+
+    def _kwargs(self):
+        return {"approximate": self.approximate}
+
+
+class Hardswish(_Elementwise):
+    """``torch.nn.Hardswish``: ``x · relu6(x + 3) / 6``."""
+
+    _fn = staticmethod(_F.hardswish)
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class Hardsigmoid(_Elementwise):
+    """``torch.nn.Hardsigmoid``: ``relu6(x + 3) / 6``."""
+
+    _fn = staticmethod(_F.hardsigmoid)
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class _SoftmaxBase(_Elementwise):
+    def __init__(self, dim=None):
+        # Checked here so the mistake shows at construction, not at the first apply.
+        if dim is None:
+            raise TypeError(
+                f"{type(self).__name__}: dim must be given (torch's implicit choice of dim is deprecated, "
+                "so fcnn requires it)"
+            )
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+        self.dim = dim
+
+    def _kwargs(self):
+        return {"dim": self.dim}
+
+
+class Softmax(_SoftmaxBase):
+    """``torch.nn.Softmax(dim)``; ``dim`` is required (torch's implicit default is deprecated)."""
+
+    _fn = staticmethod(_F.softmax)
+
+
+class LogSoftmax(_SoftmaxBase):
+    """``torch.nn.LogSoftmax(dim)``; ``dim`` is required (torch's implicit default is deprecated)."""
+
+    _fn = staticmethod(_F.log_softmax)
+
+
+class PReLU(Layer):
+    """``torch.nn.PReLU(num_parameters=1, init=0.25)``: ``x`` if ``x > 0`` else ``a·x``.
+
+    Params: ``weight`` ``(num_parameters,)`` filled with ``init``. With
+    ``num_parameters > 1`` it must equal the channel count: dimension 1 of
+    the input, or dimension 0 of a 1-D input (torch's rule).
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype=jnp.float32):
+        where = type(self).__name__
+        self.num_parameters = _checks.positive_int(num_parameters, "num_parameters", where)
+        self.init_value = _F._number(init, "init", where)
+        self.dtype = dtype
+
+    def init(self, key):
+        del key
+        return {"weight": jnp.full((self.num_parameters,), self.init_value, self.dtype)}, {}
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        return _F.prelu(x, params["weight"]), state
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
