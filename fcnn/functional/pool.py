@@ -1,0 +1,709 @@
+"""Pooling as in torch.nn.functional: max, max-unpool, average, adaptive and power-average.
+
+One N-dimensional implementation per kind of pooling; the public
+``*_pool1d/2d/3d`` functions only fix the number of spatial dimensions.
+Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+
+Torch semantics reproduced exactly (and tested against torch):
+
+- output size ``floor((L + 2p − d(k−1) − 1 + (s−1 if ceil_mode)) / s) + 1``, minus one
+  in ``ceil_mode`` when the last window would start in the right padding;
+- max pooling pads with −inf, so padding never wins; the arg-max is the first
+  maximum in the window's row-major scan order (a NaN wins over numbers, the
+  last NaN over earlier ones), and the gradient goes to that element only;
+- ``return_indices=True`` gives the flat index of the arg-max inside its
+  channel of the *unpadded* input (``h * W + w`` in 2-D), the layout
+  :func:`max_unpool2d` expects. Torch stores these as int64; fcnn stores
+  int32 because JAX runs with 64-bit types disabled (enough for 2³¹ elements
+  per channel);
+- average pooling divides by torch's divisor: the window clipped to
+  ``input + padding`` (``count_include_pad=True``) or to the input
+  (``False``), or ``divisor_override``;
+- adaptive pooling uses the bins ``floor(i·L/out) … ceil((i+1)·L/out)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fcnn import _checks
+
+# --------------------------------------------------------------------------------------------
+# arguments and geometry
+
+
+def _fmt(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def pool_args(kernel_size, stride, padding, dilation, n: int, where: str):
+    """Normalise torch's pooling arguments to ``n``-tuples and validate them.
+
+    ``stride=None`` (or an empty sequence, as torch accepts) means ``kernel_size``.
+    Padding is limited to half the effective (dilated) kernel, as in torch.
+    """
+    kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
+    _checks.positive(kernel, "kernel_size", where)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    stride = _checks.ntuple(stride, n, "stride", where)
+    _checks.positive(stride, "stride", where)
+    pad = _checks.ntuple(padding, n, "padding", where)
+    _checks.non_negative(pad, "padding", where)
+    dil = _checks.ntuple(dilation, n, "dilation", where)
+    _checks.positive(dil, "dilation", where)
+    for k, p, d in zip(kernel, pad, dil):
+        if p > (d * (k - 1) + 1) // 2:
+            raise ValueError(
+                f"{where}: pad should be at most half of effective kernel size, but got pad={p}, "
+                f"kernel_size={k} and dilation={d} (padding={pad if n > 1 else p})"
+            )
+    return kernel, stride, pad, dil
+
+
+def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode: bool) -> tuple[int, ...]:
+    """Torch's pooling output size per spatial dimension (may be < 1 for a too large kernel)."""
+    out = []
+    for length, k, s, p, d in zip(size, kernel, stride, padding, dilation):
+        o = (length + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        # torch: the last window must start inside the input or the left padding.
+        if ceil_mode and (o - 1) * s >= length + p:
+            o -= 1
+        out.append(o)
+    return tuple(out)
+
+
+def _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where):
+    spatial = x.shape[2:]
+    out = pool_output_size(spatial, kernel, stride, padding, dilation, ceil_mode)
+    if any(o < 1 for o in out):
+        raise ValueError(
+            f"{where}: Given input size: ({_fmt(x.shape[1:])}). Calculated output size: "
+            f"({_fmt((x.shape[1],) + out)}). Output size is too small: kernel_size={kernel} "
+            f"(dilation={dilation}) does not fit the input padded by padding={padding}"
+        )
+    return out
+
+
+def _pads(spatial, out, kernel, stride, padding, dilation):
+    """(lo, hi) padding so that exactly ``out`` windows fit (hi covers ceil-mode overhang)."""
+    return tuple(
+        (p, max(0, (o - 1) * s + d * (k - 1) + 1 - length - p))
+        for length, o, k, s, p, d in zip(spatial, out, kernel, stride, padding, dilation)
+    )
+
+
+def _bool(value, name, where) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _input(input, n, where):
+    x, unbatched = _checks.spatial_input(input, n, where)
+    _checks.floating(x, "input", where)
+    if any(s == 0 for s in x.shape[1:]):
+        raise ValueError(f"{where}: expected non-empty input (channels and spatial sizes > 0), got shape {tuple(x.shape)}")
+    return x, unbatched
+
+
+# --------------------------------------------------------------------------------------------
+# max pooling
+
+
+def _offsets(kernel):
+    """Kernel offsets in torch's scan order (row-major: last dimension fastest)."""
+    return list(itertools.product(*(range(k) for k in kernel)))
+
+
+def _valid_mask(offs, spatial, out, stride, padding, dilation):
+    """Static mask (broadcastable to the output) of windows whose element ``offs`` is inside the input."""
+    n = len(spatial)
+    mask = np.ones((1,) * n, bool)
+    for i, (off, length, o, s, p, d) in enumerate(zip(offs, spatial, out, stride, padding, dilation)):
+        pos = np.arange(o) * s - p + off * d
+        shape = [1] * n
+        shape[i] = o
+        mask = mask & ((pos >= 0) & (pos < length)).reshape(shape)
+    return mask
+
+
+def _window_slice(xp, offs, out, stride, dilation):
+    start = (0, 0) + tuple(o * d for o, d in zip(offs, dilation))
+    limit = xp.shape[:2] + tuple(st + (o - 1) * s + 1 for st, o, s in zip(start[2:], out, stride))
+    return lax.slice(xp, start, limit, (1, 1) + tuple(stride))
+
+
+def _scan_max(slices_and_masks, shape, dtype):
+    """Torch's arg-max scan over a window given as a list of (values, static validity mask).
+
+    An element replaces the running maximum when it is strictly greater or NaN;
+    the first valid element is always taken (so an all −inf window still points
+    into the input). Returns the maximum and the position in the list, int32.
+    """
+    best = jnp.full(shape, -jnp.inf, dtype)
+    arg = jnp.zeros(shape, jnp.int32)
+    seen = np.zeros((1,) * (len(shape) - 2), bool)
+    for k, (v, valid) in enumerate(slices_and_masks):
+        take = (v > best) | jnp.isnan(v)
+        if not seen.all():
+            take = take | ~seen
+        if valid is not None and not valid.all():
+            take = take & valid
+            seen = seen | valid
+        else:
+            seen = np.ones_like(seen)
+        best = jnp.where(take, v, best)
+        arg = jnp.where(take, jnp.int32(k), arg)
+    return best, arg
+
+
+def _max_pool_fwd_impl(x, geom):
+    kernel, stride, padding, dilation, out, pads = geom
+    spatial = x.shape[2:]
+    cfg = [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads]
+    xp = lax.pad(x, jnp.array(-jnp.inf, x.dtype), cfg)
+    items = [
+        (_window_slice(xp, offs, out, stride, dilation), _valid_mask(offs, spatial, out, stride, padding, dilation))
+        for offs in _offsets(kernel)
+    ]
+    return _scan_max(items, x.shape[:2] + out, x.dtype)
+
+
+def _max_pool_bwd_impl(g, arg, spatial, geom):
+    """Scatter ``g`` to the arg-max elements, one interior-padded ``g`` per kernel offset.
+
+    Each offset's contributions land on a strided sub-grid of the input, which
+    ``lax.pad`` with interior padding produces directly (negative edge padding
+    crops what falls into the implicit padding); XLA fuses the sum.
+    """
+    kernel, stride, padding, dilation, out, pads = geom
+    if stride == kernel and padding == (0,) * len(kernel) and dilation == (1,) * len(kernel):
+        return _nonoverlapping_bwd(g, arg, spatial, kernel, out)
+    dx = None
+    zero = jnp.array(0, g.dtype)
+    for k, offs in enumerate(_offsets(kernel)):
+        gk = jnp.where(arg == k, g, zero)
+        cfg = [(0, 0, 0), (0, 0, 0)]
+        for off, length, o, s, p, d in zip(offs, spatial, out, stride, padding, dilation):
+            lo = off * d - p
+            cfg.append((lo, length - (lo + (o - 1) * s + 1), s - 1))
+        part = lax.pad(gk, zero, cfg)
+        dx = part if dx is None else dx + part
+    return dx
+
+
+def _nonoverlapping_bwd(g, arg, spatial, kernel, out):
+    """Windows tile the input (k == s, no padding/dilation): build the gradient by reshaping."""
+    n = len(kernel)
+    zero = jnp.array(0, g.dtype)
+    parts = jnp.stack([jnp.where(arg == k, g, zero) for k in range(math.prod(kernel))], axis=-1)
+    lead = g.shape[:2]
+    parts = parts.reshape(lead + out + kernel)
+    # (N, C, o1..on, k1..kn) -> (N, C, o1, k1, ..., on, kn)
+    perm = (0, 1) + tuple(x for i in range(n) for x in (2 + i, 2 + n + i))
+    dx = parts.transpose(perm).reshape(lead + tuple(o * k for o, k in zip(out, kernel)))
+    tail = [(0, 0)] * 2 + [(0, length - o * k) for length, o, k in zip(spatial, out, kernel)]
+    return jnp.pad(dx, tail) if any(t[1] for t in tail) else dx
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool_core(x, geom):
+    return _max_pool_fwd_impl(x, geom)
+
+
+def _max_pool_core_fwd(x, geom):
+    best, arg = _max_pool_fwd_impl(x, geom)
+    return (best, arg), (arg, x.shape[2:])
+
+
+def _max_pool_core_bwd(geom, res, cts):
+    arg, spatial = res
+    g = cts[0]
+    return (_max_pool_bwd_impl(g, arg, spatial, geom),)
+
+
+_max_pool_core.defvjp(_max_pool_core_fwd, _max_pool_core_bwd)
+
+
+def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out):
+    """Window position (0..K-1) → torch's flat index into the unpadded input channel."""
+    n = len(kernel)
+    flat = jnp.zeros(arg.shape, jnp.int32)
+    rem = arg
+    for i in reversed(range(n)):
+        off = rem % kernel[i]
+        rem = rem // kernel[i]
+        shape = [1] * (n + 2)
+        shape[2 + i] = out[i]
+        base = jnp.asarray((np.arange(out[i]) * stride[i] - padding[i]).reshape(shape), jnp.int32)
+        pos = base + off * dilation[i]
+        flat = flat + pos * int(math.prod(spatial[i + 1:]))
+    return flat
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, n, where):
+    x, unbatched = _input(input, n, where)
+    kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, n, where)
+    ceil_mode = _bool(ceil_mode, "ceil_mode", where)
+    return_indices = _bool(return_indices, "return_indices", where)
+    out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
+    pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
+    y, arg = _max_pool_core(x, (kernel, stride, padding, dilation, out, pads))
+    if unbatched:
+        y = y[0]
+    if not return_indices:
+        return y
+    idx = _flat_indices(arg, kernel, stride, padding, dilation, x.shape[2:], out)
+    return y, (idx[0] if unbatched else idx)
+
+
+_MAX_POOL_DOC = """{n}-D max pooling over ``{shape}`` or unbatched; same as ``torch.nn.functional.max_pool{n}d``.
+
+    Args:
+      input: ``{shape}`` or without the batch dimension.
+      kernel_size, stride (default ``kernel_size``), padding, dilation: int or {n}-tuple.
+        ``padding`` (implicit −inf) is at most half the dilated kernel.
+      ceil_mode: round the output size up; a window must still start inside the
+        input or the left padding.
+      return_indices: also return the int32 flat index (per channel, unpadded
+        input) of each maximum, for :func:`max_unpool{n}d`.
+
+    Returns:
+      the pooled values (and the indices), ``L_out = floor((L + 2p − d(k−1) − 1 [+ s − 1]) / s) + 1``
+      per spatial dimension. The gradient flows to the first maximum of each
+      window, as in torch.
+    """
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d")
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3, "max_pool3d")
+
+
+max_pool1d.__doc__ = _MAX_POOL_DOC.format(n=1, shape="(N, C, L)")
+max_pool2d.__doc__ = _MAX_POOL_DOC.format(n=2, shape="(N, C, H, W)")
+max_pool3d.__doc__ = _MAX_POOL_DOC.format(n=3, shape="(N, C, D, H, W)")
+
+
+# --------------------------------------------------------------------------------------------
+# max unpooling
+
+
+def unpool_output_size(in_spatial, kernel, stride, padding, output_size, where: str) -> tuple[int, ...]:
+    """Torch's unpooling size: ``(L − 1)·s − 2p + k``, or ``output_size`` if within ``± stride`` of it."""
+    n = len(kernel)
+    default = tuple((length - 1) * s - 2 * p + k for length, k, s, p in zip(in_spatial, kernel, stride, padding))
+    if output_size is None:
+        size = default
+    else:
+        if isinstance(output_size, (int, np.integer)) or not isinstance(output_size, Sequence):
+            raise TypeError(f"{where}: output_size must be a sequence of {n} or {n + 2} ints, got {output_size!r}")
+        size = tuple(int(v) for v in output_size)
+        if len(size) == n + 2:
+            size = size[2:]
+        if len(size) != n:
+            raise ValueError(
+                f"{where}: output_size should be a sequence containing {n} or {n + 2} elements, "
+                f"but it has a length of '{len(size)}'"
+            )
+        for d, (v, dflt, s) in enumerate(zip(size, default, stride)):
+            if not dflt - s < v < dflt + s:
+                raise ValueError(
+                    f'{where}: invalid output_size "{tuple(output_size)}" (dim {d} must be between '
+                    f"{dflt - s} and {dflt + s}, exclusive)"
+                )
+    if any(v <= 0 for v in size):
+        raise ValueError(f"{where}: output size must be positive, got {size} (check kernel_size, stride, padding)")
+    return size
+
+
+@jax.custom_vjp
+def _unpool_scatter(values, indices, zeros):
+    return _unpool_scatter_impl(values, indices, zeros)
+
+
+def _unpool_scatter_impl(values, indices, zeros):
+    n, c = values.shape[:2]
+    rows = jnp.arange(n)[:, None, None]
+    cols = jnp.arange(c)[None, :, None]
+    return zeros.at[rows, cols, indices].set(values, mode="drop")
+
+
+def _unpool_scatter_fwd(values, indices, zeros):
+    return _unpool_scatter_impl(values, indices, zeros), (indices, zeros.shape[2])
+
+
+def _unpool_scatter_bwd(res, g):
+    # torch's backward gathers the output gradient at every index, so each of
+    # several inputs written to the same place receives it (a scatter's
+    # transpose would give it to one of them only).
+    indices, size = res
+    gi = jnp.take_along_axis(g, jnp.clip(indices, 0, size - 1), axis=2)
+    gi = jnp.where((indices >= 0) & (indices < size), gi, 0)
+    return gi, None, None
+
+
+_unpool_scatter.defvjp(_unpool_scatter_fwd, _unpool_scatter_bwd)
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
+    x, unbatched = _input(input, n, where)
+    idx = _checks.as_array(indices, "indices", where)
+    if tuple(idx.shape) != tuple(input.shape):
+        raise ValueError(
+            f"{where}: Expected shape of indices to be same as that of the input tensor "
+            f"({tuple(input.shape)}) but got indices tensor with shape: {tuple(idx.shape)}"
+        )
+    if not jnp.issubdtype(idx.dtype, jnp.integer):
+        raise TypeError(f"{where}: indices must be an integer array, got dtype {idx.dtype}")
+    if unbatched:
+        idx = idx[None]
+    kernel, stride, padding = _unpool_args(kernel_size, stride, padding, n, where)
+    size = unpool_output_size(x.shape[2:], kernel, stride, padding, output_size, where)
+    lead = x.shape[:2]
+    zeros = jnp.zeros(lead + (math.prod(size),), x.dtype)
+    y = _unpool_scatter(x.reshape(lead + (-1,)), idx.reshape(lead + (-1,)).astype(jnp.int32), zeros)
+    y = y.reshape(lead + size)
+    return y[0] if unbatched else y
+
+
+def _unpool_args(kernel_size, stride, padding, n, where):
+    kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
+    _checks.positive(kernel, "kernel_size", where)
+    stride = kernel if stride is None else _checks.ntuple(stride, n, "stride", where)
+    _checks.positive(stride, "stride", where)
+    pad = _checks.ntuple(padding, n, "padding", where)
+    _checks.non_negative(pad, "padding", where)
+    return kernel, stride, pad
+
+
+_MAX_UNPOOL_DOC = """Inverse of :func:`max_pool{n}d`; same as ``torch.nn.functional.max_unpool{n}d``.
+
+    Puts each value of ``input`` at its flat index ``indices`` (as returned by
+    ``max_pool{n}d(..., return_indices=True)``) of a zero output per channel.
+
+    Args:
+      input, indices: ``{shape}`` (or unbatched), same shape.
+      kernel_size, stride (default ``kernel_size``), padding: those of the pooling.
+      output_size: spatial size (``{n}`` ints, or ``{n2}`` with batch and channels);
+        each must lie strictly within ``± stride`` of the default.
+
+    Returns:
+      ``L_out = (L − 1)·s − 2p + k`` per spatial dimension, or ``output_size``.
+
+    Differences from torch: an index outside the output is dropped silently
+    (torch raises; the check would need the values of a traced array).
+    """
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1, "max_unpool1d")
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2, "max_unpool2d")
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3, "max_unpool3d")
+
+
+max_unpool1d.__doc__ = _MAX_UNPOOL_DOC.format(n=1, n2=3, shape="(N, C, L)")
+max_unpool2d.__doc__ = _MAX_UNPOOL_DOC.format(n=2, n2=4, shape="(N, C, H, W)")
+max_unpool3d.__doc__ = _MAX_UNPOOL_DOC.format(n=3, n2=5, shape="(N, C, D, H, W)")
+
+
+# --------------------------------------------------------------------------------------------
+# average pooling
+
+
+def _avg_divisor(spatial, out, kernel, stride, padding, count_include_pad):
+    """Torch's per-window divisor; it is a product over dimensions, so build it separably."""
+    n = len(spatial)
+    div = np.ones((1,) * n, np.float64)
+    for i, (length, o, k, s, p) in enumerate(zip(spatial, out, kernel, stride, padding)):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, length + p)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, length)
+        shape = [1] * n
+        shape[i] = o
+        div = div * (end - start).reshape(shape)
+    return div
+
+
+def _window_sum(x, kernel, stride, pads):
+    return lax.reduce_window(
+        x, jnp.array(0, x.dtype), lax.add, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads
+    )
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n, where):
+    x, unbatched = _input(input, n, where)
+    kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, 1, n, where)
+    ceil_mode = _bool(ceil_mode, "ceil_mode", where)
+    count_include_pad = _bool(count_include_pad, "count_include_pad", where)
+    out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
+    pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
+    total = _window_sum(x, kernel, stride, pads)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)):
+            raise TypeError(f"{where}: divisor_override must be an int or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{where}: divisor must be not zero (divisor_override=0)")
+        y = total / jnp.asarray(divisor_override, x.dtype)
+    else:
+        div = _avg_divisor(x.shape[2:], out, kernel, stride, padding, count_include_pad)
+        y = total / jnp.asarray(div, x.dtype)
+    return y[0] if unbatched else y
+
+
+_AVG_POOL_DOC = """{n}-D average pooling over ``{shape}`` or unbatched; same as ``torch.nn.functional.avg_pool{n}d``.
+
+    Args:
+      kernel_size, stride (default ``kernel_size``), padding (zeros, at most half the kernel):
+        int or {n}-tuple.
+      ceil_mode: round the output size up (the last window must start inside
+        the input or the left padding).
+      count_include_pad: divide by the window size clipped to ``input + padding``
+        (True) or by the number of input elements in the window (False).{extra}
+
+    Returns:
+      ``L_out = floor((L + 2p − k [+ s − 1]) / s) + 1`` per spatial dimension.
+    """
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1, "avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 2,
+                     "avg_pool2d")
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 3,
+                     "avg_pool3d")
+
+
+_OVERRIDE = "\n      divisor_override: if given, divide every window sum by this int instead."
+avg_pool1d.__doc__ = _AVG_POOL_DOC.format(n=1, shape="(N, C, L)", extra="\n      (torch's avg_pool1d has no divisor_override.)")
+avg_pool2d.__doc__ = _AVG_POOL_DOC.format(n=2, shape="(N, C, H, W)", extra=_OVERRIDE)
+avg_pool3d.__doc__ = _AVG_POOL_DOC.format(n=3, shape="(N, C, D, H, W)", extra=_OVERRIDE)
+
+
+# --------------------------------------------------------------------------------------------
+# adaptive pooling
+
+
+def adaptive_output_size(output_size, spatial, n: int, where: str) -> tuple[int, ...]:
+    """Normalise ``output_size`` (int or n-tuple; ``None`` keeps that input size)."""
+    if output_size is None or isinstance(output_size, (int, np.integer)):
+        output_size = (output_size,) * n
+    if not isinstance(output_size, Sequence) or len(output_size) != n:
+        raise ValueError(f"{where}: output_size must be an int or a tuple of {n} ints/None, got {output_size!r}")
+    out = []
+    for v, length in zip(output_size, spatial if spatial is not None else (None,) * n):
+        if v is None:
+            out.append(length)
+            continue
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{where}: output_size must contain ints or None, got {tuple(output_size)!r}")
+        if v <= 0:
+            raise ValueError(f"{where}: output_size must be positive, got {tuple(output_size)!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _bins(length, o):
+    i = np.arange(o)
+    start = (i * length) // o
+    end = -((-(i + 1) * length) // o)
+    return start, end
+
+
+def _adaptive_avg(input, output_size, n, where):
+    x, unbatched = _input(input, n, where)
+    out = adaptive_output_size(output_size, x.shape[2:], n, where)
+    y = x
+    for i, (length, o) in enumerate(zip(x.shape[2:], out)):
+        axis = 2 + i
+        if o == length:
+            continue
+        if length % o == 0:
+            # Equal, non-overlapping bins: a reshape and a mean, no matrix needed.
+            shape = y.shape[:axis] + (o, length // o) + y.shape[axis + 1:]
+            y = y.reshape(shape).mean(axis=axis + 1)
+            continue
+        # Overlapping / uneven bins: sum with a 0/1 bin matrix, then divide by the bin sizes.
+        start, end = _bins(length, o)
+        pos = np.arange(length)
+        m = ((pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])).astype(np.float32)
+        s = jnp.tensordot(y, jnp.asarray(m, y.dtype), axes=([axis], [1]), precision=lax.Precision.HIGHEST)
+        s = jnp.moveaxis(s, -1, axis)
+        cnt = (end - start).reshape((o,) + (1,) * (y.ndim - axis - 1))
+        y = s / jnp.asarray(cnt, y.dtype)
+    return y[0] if unbatched else y
+
+
+def _adaptive_max(input, output_size, return_indices, n, where):
+    x, unbatched = _input(input, n, where)
+    return_indices = _bool(return_indices, "return_indices", where)
+    spatial = x.shape[2:]
+    out = adaptive_output_size(output_size, spatial, n, where)
+    if all(length % o == 0 for length, o in zip(spatial, out)):
+        # Equal bins are exactly max pooling with kernel = stride = L / out.
+        k = tuple(length // o for length, o in zip(spatial, out))
+        res = _max_pool(x, k, k, 0, 1, False, return_indices, n, where)
+    else:
+        res = _adaptive_max_gather(x, spatial, out, return_indices)
+    if unbatched:
+        res = tuple(r[0] for r in res) if return_indices else res[0]
+    return res
+
+
+def _adaptive_max_gather(x, spatial, out, return_indices):
+    """Uneven bins: gather each bin (padded by repeating its last element) and scan it."""
+    n = len(spatial)
+    idxs = []
+    w = x
+    for i, (length, o) in enumerate(zip(spatial, out)):
+        start, end = _bins(length, o)
+        kmax = int((end - start).max())
+        # Repeating the bin's last element never changes torch's first-maximum choice.
+        idx = np.minimum(start[:, None] + np.arange(kmax)[None, :], end[:, None] - 1)
+        idxs.append(idx)
+        axis = 2 + 2 * i
+        w = jnp.take(w, jnp.asarray(idx.reshape(-1)), axis=axis)
+        w = w.reshape(w.shape[:axis] + (o, kmax) + w.shape[axis + 1:])
+    perm = (0, 1) + tuple(2 + 2 * i for i in range(n)) + tuple(3 + 2 * i for i in range(n))
+    w = w.transpose(perm)
+    kshape = w.shape[2 + n:]
+    w = w.reshape(w.shape[:2 + n] + (-1,))
+    best, arg = _scan_max([(w[..., k], None) for k in range(w.shape[-1])], w.shape[:-1], x.dtype)
+    if not return_indices:
+        return best
+    flat = jnp.zeros(arg.shape, jnp.int32)
+    rem = arg
+    for i in reversed(range(n)):
+        j = rem % kshape[i]
+        rem = rem // kshape[i]
+        shape = [1] * (n + 2)
+        shape[2 + i] = out[i]
+        table = jnp.asarray(idxs[i], jnp.int32)  # (o, kmax): input position of bin element j
+        pos = table[jnp.arange(out[i]).reshape(shape), j]
+        flat = flat + pos * int(math.prod(spatial[i + 1:]))
+    return best, flat
+
+
+_ADAPTIVE_DOC = """{n}-D adaptive {kind} pooling; same as ``torch.nn.functional.adaptive_{kind}_pool{n}d``.
+
+    Output bin ``i`` of a dimension of size ``L`` covers ``floor(i·L/out) … ceil((i+1)·L/out) − 1``,
+    torch's bins, so sizes that do not divide ``L`` match torch too.
+
+    Args:
+      input: ``{shape}`` or unbatched.
+      output_size: int or {n}-tuple; ``None`` keeps that input size.{extra}
+    """
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
+
+
+_RI = ("\n      return_indices: also return int32 flat indices of the maxima (as :func:`max_pool2d`);"
+       "\n        the gradient flows to the first maximum of each bin.")
+for _n, _shape in ((1, "(N, C, L)"), (2, "(N, C, H, W)"), (3, "(N, C, D, H, W)")):
+    globals()[f"adaptive_avg_pool{_n}d"].__doc__ = _ADAPTIVE_DOC.format(n=_n, kind="avg", shape=_shape, extra="")
+    globals()[f"adaptive_max_pool{_n}d"].__doc__ = _ADAPTIVE_DOC.format(n=_n, kind="max", shape=_shape, extra=_RI)
+
+
+# --------------------------------------------------------------------------------------------
+# power-average pooling
+
+
+def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, n, where):
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: norm_type must be a number, got {norm_type!r}")
+    norm_type = float(norm_type)
+    if norm_type == 0:
+        raise ValueError(f"{where}: norm_type must be non-zero, got {norm_type!r}")
+    kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
+    if math.isinf(norm_type):
+        x = jnp.abs(_checks.as_array(input, "input", where))
+        y = _max_pool(x if norm_type > 0 else -x, kernel, stride, 0, 1, ceil_mode, False, n, where)
+        return y if norm_type > 0 else -y
+    x = _checks.as_array(input, "input", where)
+    out = _avg_pool(x ** norm_type, kernel, stride, 0, ceil_mode, True, None, n, where)
+    # torch's formula: the window mean times the kernel volume (not the clipped
+    # window size), a sign-preserving clamp at 0, then the 1/p power.
+    out = jnp.sign(out) * jnp.where(out != 0, jnp.abs(out), 0) * math.prod(kernel)
+    return out ** (1.0 / norm_type)
+
+
+_LP_DOC = """{n}-D power-average pooling ``(Σ x^p)^(1/p)``; same as ``torch.nn.functional.lp_pool{n}d``.
+
+    Args:
+      norm_type: ``p`` (``inf`` gives max pooling of ``|x|``).
+      kernel_size, stride (default ``kernel_size``): int or {n}-tuple; no padding.
+      ceil_mode: round the output size up.
+
+    As in torch, a window that overhangs the input in ``ceil_mode`` is scaled
+    by the full kernel volume over the number of elements it covers.
+    """
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1, "lp_pool1d")
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2, "lp_pool2d")
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 3, "lp_pool3d")
+
+
+lp_pool1d.__doc__ = _LP_DOC.format(n=1)
+lp_pool2d.__doc__ = _LP_DOC.format(n=2)
+lp_pool3d.__doc__ = _LP_DOC.format(n=3)
