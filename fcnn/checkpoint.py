@@ -1,0 +1,327 @@
+"""Safe, atomic checkpoints of a whole training state, restored against a template.
+
+A checkpoint is one ``.npz`` file (``numpy.savez``, read back with
+``allow_pickle=False``) holding every array leaf of a pytree under its key
+path (``['params']['conv1']['weight']``, ``.opt_state[0].mu['fc']['bias']`` …)
+plus one JSON document (stored as a ``uint8`` array named ``__fcnn__``) with
+the format name and version, the fcnn and jax versions, the kind, shape,
+dtype and CRC-32 of every leaf, and free-form user metadata (e.g. the metrics history).
+Nothing is ever unpickled or executed on load.
+
+Restoring needs a *template*: the pytree you get from ``init`` (arrays or
+``jax.ShapeDtypeStruct``). The template supplies the tree structure, so
+optax's NamedTuple states, dataclass train states and typed PRNG keys come
+back with their own types; the file supplies the values. Every difference
+between file and template (missing or unexpected leaves, shapes, dtypes,
+kinds) is reported together in one :class:`CheckpointError`.
+
+Leaves may be jax/numpy arrays, typed PRNG keys (stored as
+``jax.random.key_data`` plus the implementation name, rebuilt with
+``jax.random.wrap_key_data``), legacy ``uint32`` keys, and Python
+``int``/``float``/``bool`` scalars (e.g. a step counter), which come back as
+Python scalars.
+
+Writes are atomic: the file is written to a temporary name in the target
+directory, flushed and fsync'ed, renamed over the target with
+``os.replace`` and the directory is fsync'ed, so a crash at any moment
+leaves either the old file or the new one, never a torn one.
+
+Directories of checkpoints: :func:`save_checkpoint` writes
+``ckpt_<step>.npz`` and keeps the last ``keep`` of them, :func:`latest`
+finds the newest, :func:`checkpoints` lists them by step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FORMAT = "fcnn-checkpoint"
+FORMAT_VERSION = 1
+_META = "__fcnn__"
+_NAME = re.compile(r"^ckpt_(\d+)\.npz$")
+
+
+class CheckpointError(ValueError):
+    """The file is not a usable fcnn checkpoint for this template (the message says why)."""
+
+
+def _fcnn_version() -> str:
+    from fcnn import __version__
+
+    return __version__
+
+
+def _is_key(x) -> bool:
+    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _leaf_spec(x) -> dict:
+    """Kind, shape and dtype of a leaf, identical for a value and for its template."""
+    if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.ndarray):
+        return {"kind": "bool", "shape": [], "dtype": "bool"}
+    if isinstance(x, int):
+        return {"kind": "int", "shape": [], "dtype": "int64"}
+    if isinstance(x, float):
+        return {"kind": "float", "shape": [], "dtype": "float64"}
+    if _is_key(x):
+        impl = str(jax.random.key_impl(x)) if isinstance(x, jax.Array) else x.dtype._impl.name
+        return {"kind": "key", "shape": list(x.shape), "dtype": impl}
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return {"kind": "array", "shape": list(x.shape), "dtype": jnp.dtype(x.dtype).name}
+    raise CheckpointError(
+        f"checkpoint: cannot store leaf of type {type(x).__name__} ({x!r}); "
+        "leaves must be arrays, PRNG keys or Python int/float/bool"
+    )
+
+
+def _storable(x, spec: dict) -> np.ndarray:
+    if spec["kind"] == "key":
+        return np.asarray(jax.random.key_data(x))
+    arr = np.asarray(x)
+    # npz only knows numpy's own dtypes: bfloat16/float8 (ml_dtypes) go in as raw bits.
+    if arr.dtype.kind == "V" or arr.dtype.name not in np.sctypeDict:
+        arr = arr.view(np.dtype(f"uint{arr.dtype.itemsize * 8}"))
+    return arr
+
+
+def _flatten(tree) -> list[tuple[str, Any]]:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [(jax.tree_util.keystr(path), leaf) for path, leaf in leaves]
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(path, tree, *, metadata: dict | None = None) -> Path:
+    """Write ``tree`` (any pytree of arrays, PRNG keys and Python scalars) to ``path`` atomically.
+
+    Args:
+      path: destination file; ``.npz`` is the conventional suffix.
+      tree: e.g. ``{"params": ..., "state": ..., "opt_state": ..., "step": 3, "rng": key}``
+        or a train-state object registered as a pytree.
+      metadata: JSON-serialisable dict stored alongside (metrics history, config, …);
+        read it back with :func:`read_metadata`.
+
+    Returns:
+      the path written.
+    """
+    path = Path(path)
+    flat = _flatten(tree)
+    specs: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for i, (name, leaf) in enumerate(flat):
+        spec = _leaf_spec(leaf)
+        specs[name] = spec
+        arrays[f"a{i}"] = _storable(leaf, spec)
+        # zip's own CRC is not checked by numpy's reader; this one is, on restore.
+        spec["crc32"] = zlib.crc32(np.ascontiguousarray(arrays[f"a{i}"]).tobytes())
+    try:
+        user = json.loads(json.dumps(metadata if metadata is not None else {}))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"checkpoint.save: metadata must be JSON-serialisable: {e}") from None
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "fcnn_version": _fcnn_version(),
+        "jax_version": jax.__version__,
+        "leaves": [dict(name=name, **specs[name]) for name, _ in flat],
+        "metadata": user,
+    }
+    arrays[_META] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+    return path
+
+
+def _open(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no such file: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"checkpoint: {path} is not an fcnn checkpoint (not a readable .npz file: {e})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile) or _META not in data.files:
+        raise CheckpointError(f"checkpoint: {path} is not an fcnn checkpoint (no {_META} header)")
+    try:
+        header = json.loads(bytes(data[_META]).decode())
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"checkpoint: {path} has a corrupt header ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint: {path} is not an fcnn checkpoint (format {header.get('format') if isinstance(header, dict) else None!r})")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint: {path} has format version {version!r} (written by fcnn {header.get('fcnn_version')}), "
+            f"but this fcnn ({_fcnn_version()}) reads format version {FORMAT_VERSION}"
+        )
+    return data, header
+
+
+def read_metadata(path) -> dict:
+    """The header of a checkpoint: ``format_version``, ``fcnn_version``, ``jax_version``,
+    ``leaves`` (name, kind, shape, dtype) and the user ``metadata`` dict. Reads no arrays."""
+    _, header = _open(path)
+    return header
+
+
+def restore(path, template):
+    """Read the checkpoint at ``path`` into the structure of ``template``.
+
+    Args:
+      path: a file written by :func:`save`.
+      template: a pytree with the same structure, e.g. the train state
+        built by ``init`` (its values are ignored; ``jax.ShapeDtypeStruct``
+        leaves are fine).
+
+    Returns:
+      a pytree of ``template``'s structure with the stored values (jax arrays,
+      typed PRNG keys, Python scalars).
+
+    Raises:
+      CheckpointError: not an fcnn checkpoint, incompatible format version,
+        truncated/corrupt data, or a structure/shape/dtype mismatch (all
+        mismatched leaves are listed).
+    """
+    data, header = _open(path)
+    stored = {leaf["name"]: (i, leaf) for i, leaf in enumerate(header["leaves"])}
+    flat, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [jax.tree_util.keystr(p) for p, _ in flat]
+    problems = []
+    missing = [n for n in names if n not in stored]
+    unexpected = [n for n in stored if n not in set(names)]
+    if missing:
+        problems.append("missing from the checkpoint: " + ", ".join(missing))
+    if unexpected:
+        problems.append("in the checkpoint but not in the template: " + ", ".join(unexpected))
+    for name, (_, leaf) in zip(names, flat):
+        if name not in stored:
+            continue
+        problems += _mismatches(name, stored[name][1], _leaf_spec(leaf))
+    if problems:
+        raise CheckpointError(f"checkpoint: {path} does not match the template:\n  " + "\n  ".join(problems))
+
+    values = []
+    for name, (_, leaf) in zip(names, flat):
+        i, spec = stored[name]
+        try:
+            raw = data[f"a{i}"]
+        except (KeyError, zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise CheckpointError(f"checkpoint: {path} is truncated or corrupt (leaf {name}: {e})") from None
+        if zlib.crc32(np.ascontiguousarray(raw).tobytes()) != spec.get("crc32"):
+            raise CheckpointError(f"checkpoint: {path} is corrupt (checksum mismatch for leaf {name})")
+        values.append(_rebuild(raw, spec, _leaf_spec(leaf), name, path))
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
+_SCALARS = ("bool", "int", "float")
+
+
+def _mismatches(name: str, got: dict, want: dict) -> list[str]:
+    # A Python scalar and a 0-d array are interchangeable (jax.eval_shape turns
+    # the one into the other); the template decides what comes back.
+    if got["kind"] in _SCALARS and want["kind"] in _SCALARS + ("array",) and want["shape"] == []:
+        return []
+    if want["kind"] in _SCALARS and got["kind"] == "array" and got["shape"] == []:
+        return []
+    return [f"{name}: {field} {got[field]} in the checkpoint, {want[field]} in the template"
+            for field in ("kind", "shape", "dtype") if got[field] != want[field]]
+
+
+def _rebuild(raw: np.ndarray, stored: dict, want: dict, name: str, path) -> Any:
+    kind = want["kind"]
+    if kind in _SCALARS or stored["kind"] in _SCALARS:
+        value = raw.item()
+        if kind == "array":
+            return jnp.asarray(value, dtype=want["dtype"])
+        return {"bool": bool, "int": int, "float": float}[kind](value)
+    spec = stored
+    if kind == "key":
+        return jax.random.wrap_key_data(jnp.asarray(raw), impl=spec["dtype"])
+    dtype = jnp.dtype(spec["dtype"])
+    if raw.dtype != dtype:
+        if raw.dtype.itemsize != dtype.itemsize or raw.dtype.kind != "u":
+            raise CheckpointError(f"checkpoint: {path}: leaf {name} is stored as {raw.dtype}, header says {dtype}")
+        raw = raw.view(dtype)
+    if list(raw.shape) != spec["shape"]:
+        raise CheckpointError(f"checkpoint: {path}: leaf {name} has shape {raw.shape}, header says {tuple(spec['shape'])}")
+    return jnp.asarray(raw)
+
+
+# --- directories of checkpoints ------------------------------------------------------------
+
+
+def checkpoints(directory) -> list[Path]:
+    """The ``ckpt_<step>.npz`` files in ``directory``, oldest (smallest step) first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest(directory) -> Path | None:
+    """The newest checkpoint in ``directory`` (largest step), or ``None`` when there is none."""
+    found = checkpoints(directory)
+    return found[-1] if found else None
+
+
+def save_checkpoint(directory, tree, step: int, *, keep: int | None = None, metadata: dict | None = None) -> Path:
+    """Save ``tree`` as ``directory/ckpt_<step>.npz`` and delete all but the newest ``keep``.
+
+    The new file is complete on disk before any old one is removed, so
+    :func:`latest` always names a whole checkpoint.
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"save_checkpoint: step must be a non-negative int, got {step!r}")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise ValueError(f"save_checkpoint: keep must be a positive int or None, got {keep!r}")
+    path = save(Path(directory) / f"ckpt_{int(step):08d}.npz", tree, metadata=metadata)
+    if keep is not None:
+        for old in checkpoints(directory)[:-keep]:
+            old.unlink()
+        _fsync_dir(Path(directory))
+    return path
+
+
+def restore_latest(directory, template):
+    """``(tree, header)`` from the newest checkpoint in ``directory``; ``FileNotFoundError`` if none."""
+    path = latest(directory)
+    if path is None:
+        raise FileNotFoundError(f"restore_latest: no checkpoint (ckpt_<step>.npz) in {directory}")
+    return restore(path, template), read_metadata(path)

@@ -1,0 +1,208 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fcnn import checkpoint, nn
+
+HERE = Path(__file__).parent
+
+
+def _train_state(seed=0):
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 1, 1, bias=False))
+    params, state = net.init(jax.random.key(seed))
+    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))
+    return {"params": params, "state": state, "opt_state": opt.init(params), "step": 3,
+            "rng": jax.random.key(seed + 1), "legacy_rng": jax.random.PRNGKey(seed + 2), "lr": 0.25}
+
+
+def _assert_same(a, b):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        assert type(x) is type(y) or (isinstance(x, jax.Array) and isinstance(y, jax.Array))
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert x.dtype == y.dtype
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+
+
+def test_round_trip_with_optax_namedtuples_keys_and_scalars(tmp_path):
+    ts = _train_state()
+    path = checkpoint.save(tmp_path / "a.npz", ts, metadata={"history": {"loss": [1.5, 0.5]}})
+    back = checkpoint.restore(path, _train_state(seed=9))
+    _assert_same(back, ts)
+    assert type(back["opt_state"][1][0]) is type(ts["opt_state"][1][0])  # optax TraceState
+    header = checkpoint.read_metadata(path)
+    assert header["metadata"] == {"history": {"loss": [1.5, 0.5]}}
+    assert header["format_version"] == checkpoint.FORMAT_VERSION and header["fcnn_version"]
+    # a template from jax.eval_shape works too (scalars become 0-d arrays there)
+    back = checkpoint.restore(path, jax.eval_shape(lambda: _train_state()))
+    np.testing.assert_array_equal(back["params"]["0"]["weight"], ts["params"]["0"]["weight"])
+    assert back["step"] == 3
+
+
+@settings(max_examples=10)
+@given(st.sampled_from(["float32", "float16", "bfloat16", "int32", "uint8", "bool", "int8"]),
+       st.lists(st.integers(0, 3), max_size=3))
+def test_dtypes_and_shapes_round_trip(tmp_path_factory, dtype, shape):
+    dt = jnp.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
+    x = jnp.asarray(np.random.RandomState(0).standard_normal(shape) * 10).astype(dt)
+    path = checkpoint.save(tmp_path_factory.mktemp("d") / "x.npz", {"x": x})
+    back = checkpoint.restore(path, {"x": x})["x"]
+    assert back.dtype == dt and back.shape == x.shape
+    assert np.asarray(back).tobytes() == np.asarray(x).tobytes()
+
+
+def test_no_pickle_in_files(tmp_path):
+    path = checkpoint.save(tmp_path / "a.npz", _train_state())
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            head = z.read(name)[:128]
+            assert b"|O" not in head  # no object arrays, so nothing needs unpickling
+    # a pickled object array hidden in an npz is refused, never unpickled
+    bad = tmp_path / "evil.npz"
+    np.savez(bad, **{"__fcnn__": np.array([object()], dtype=object)})
+    with pytest.raises(checkpoint.CheckpointError, match="not an fcnn checkpoint|corrupt"):
+        checkpoint.restore(bad, {})
+
+
+def test_mismatches_are_all_listed(tmp_path):
+    ts = _train_state()
+    path = checkpoint.save(tmp_path / "a.npz", ts)
+    other = _train_state()
+    other["params"]["0"]["weight"] = jnp.zeros((3, 2, 5, 5))
+    other["params"]["1"]["weight"] = other["params"]["1"]["weight"].astype(jnp.float16)
+    del other["lr"]
+    other["extra"] = jnp.zeros(2)
+    with pytest.raises(checkpoint.CheckpointError) as e:
+        checkpoint.restore(path, other)
+    msg = str(e.value)
+    for frag in ["['extra']", "['lr']", "['params']['0']['weight']: shape [3, 2, 3, 3]",
+                 "['params']['1']['weight']: dtype float32 in the checkpoint, float16"]:
+        assert frag in msg, msg
+    other = _train_state()
+    other["rng"] = jnp.zeros(2, jnp.uint32)
+    with pytest.raises(checkpoint.CheckpointError, match=r"\['rng'\]: kind key"):
+        checkpoint.restore(path, other)
+
+
+def test_not_a_checkpoint_truncated_and_wrong_version(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"hello, not a zip")
+    with pytest.raises(checkpoint.CheckpointError, match="not an fcnn checkpoint"):
+        checkpoint.restore(junk, {})
+    np.savez(tmp_path / "plain.npz", w=np.ones(3))
+    with pytest.raises(checkpoint.CheckpointError, match="no __fcnn__ header"):
+        checkpoint.restore(tmp_path / "plain.npz", {"w": jnp.ones(3)})
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        checkpoint.restore(tmp_path / "missing.npz", {})
+
+    ts = _train_state()
+    good = checkpoint.save(tmp_path / "good.npz", ts)
+    data = good.read_bytes()
+    for cut in (len(data) // 3, len(data) - 30):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        with pytest.raises(checkpoint.CheckpointError, match="not an fcnn checkpoint|truncated|corrupt"):
+            checkpoint.restore(tmp_path / "cut.npz", ts)
+    # a flipped bit inside an array's data is caught by the stored checksum
+    with zipfile.ZipFile(good) as z:
+        info = max(z.infolist(), key=lambda i: i.file_size if i.filename != "__fcnn__.npy" else 0)
+    arr_off = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.file_size - 4
+    flipped = bytearray(data)
+    flipped[arr_off] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.restore(tmp_path / "flip.npz", ts)
+
+    # rewrite the header with a future format version
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(bytes(arrays["__fcnn__"]).decode())
+    header["format_version"] = 99
+    arrays["__fcnn__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(tmp_path / "future.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="format version 99"):
+        checkpoint.restore(tmp_path / "future.npz", ts)
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = checkpoint.save(tmp_path / "a.npz", {"w": jnp.ones(3)})
+    before = path.read_bytes()
+
+    def boom(*args):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {"w": jnp.zeros(3)})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]  # no temp file left behind
+
+
+def test_rotation_and_latest(tmp_path):
+    assert checkpoint.latest(tmp_path) is None and checkpoint.latest(tmp_path / "nope") is None
+    for step in (1, 2, 10, 11):
+        checkpoint.save_checkpoint(tmp_path, {"s": jnp.asarray(step)}, step, keep=3)
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == [
+        "ckpt_00000002.npz", "ckpt_00000010.npz", "ckpt_00000011.npz"]
+    assert checkpoint.latest(tmp_path).name == "ckpt_00000011.npz"
+    tree, header = checkpoint.restore_latest(tmp_path, {"s": jnp.asarray(0)})
+    assert int(tree["s"]) == 11
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        checkpoint.restore_latest(tmp_path / "empty", {})
+    with pytest.raises(ValueError, match="keep"):
+        checkpoint.save_checkpoint(tmp_path, {}, 3, keep=0)
+    with pytest.raises(ValueError, match="step"):
+        checkpoint.save_checkpoint(tmp_path, {}, -1)
+    with pytest.raises(TypeError, match="metadata"):
+        checkpoint.save(tmp_path / "m.npz", {}, metadata={"x": object()})
+    with pytest.raises(checkpoint.CheckpointError, match="cannot store leaf"):
+        checkpoint.save(tmp_path / "m.npz", {"x": "a string"})
+
+
+def test_exact_resume_after_sigkill(tmp_path):
+    import resume_worker
+
+    steps, kill_after = 10, 6
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    worker = [sys.executable, str(HERE / "resume_worker.py"), str(tmp_path), str(steps)]
+    proc = subprocess.Popen(worker + ["--ack"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        while True:
+            line = proc.stdout.readline()
+            assert line, f"worker exited early with {proc.wait()}"
+            if line.strip() == f"saved {kill_after}":
+                break
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        rc = proc.wait()
+    assert rc == -signal.SIGKILL
+    assert checkpoint.latest(tmp_path).name == f"ckpt_{kill_after:08d}.npz"
+    assert not (tmp_path / "final.npz").exists()
+    assert len(checkpoint.checkpoints(tmp_path)) == 2  # keep=2 rotation
+
+    subprocess.run(worker + ["--resume"], check=True, env=env, timeout=300)
+    resumed = checkpoint.restore(tmp_path / "final.npz", resume_worker.init_state())
+    history = checkpoint.read_metadata(tmp_path / "final.npz")["metadata"]["history"]
+
+    straight, straight_history = resume_worker.train(resume_worker.init_state(), steps, [])
+    _assert_same(resumed, straight)
+    assert history == straight_history and len(history) == steps
