@@ -56,7 +56,7 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
     x = _input(input, "elu")
     alpha = _number(alpha, "alpha", "elu")
     # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
-    neg = alpha * jnp.expm1(jnp.minimum(x, 0))
+    neg = alpha * jnp.expm1(jnp.where(x > 0, jnp.zeros_like(x), x))
     return jnp.where(x > 0, x, neg)
 
 
@@ -105,9 +105,9 @@ def gelu(input, approximate: str = "none"):
 def prelu(input, weight):
     """``x`` if ``x > 0`` else ``weight·x``, with one learnable slope per channel.
 
-    ``weight`` has 1 element (shared) or ``C`` elements, where the channel
-    dimension is 1 for inputs with at least 2 dimensions and 0 for 1-D inputs
-    (as torch). Gradient w.r.t. the input at 0 is ``weight``.
+    ``weight`` has 1 element (shared) or ``C = input.shape[1]`` elements; as in
+    torch, a 1-D input counts as a single channel, so it needs a 1-element
+    weight. Gradient w.r.t. the input at 0 is ``weight``.
     """
     where = "prelu"
     x = _input(input, where)
@@ -124,10 +124,9 @@ def prelu(input, weight):
                 f"(weight) = {w.size} and channel size = {channels}."
             )
     _checks.same_dtype(x, w, "input", "weight", where)
-    if w.ndim == 1 and x.ndim >= 2:
-        w = w.reshape((1, -1) + (1,) * (x.ndim - 2))
-    elif w.ndim == 1:
-        w = w.reshape(()) if x.ndim == 0 else w
+    if w.ndim == 1:
+        # (C,) lines up with dim 1; a 1-element weight (all that 0-/1-D inputs allow) broadcasts as a scalar.
+        w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else w.reshape(())
     return jnp.where(x > 0, x, w * x)
 
 

@@ -157,8 +157,8 @@ class PReLU(Layer):
     """``torch.nn.PReLU(num_parameters=1, init=0.25)``: ``x`` if ``x > 0`` else ``a·x``.
 
     Params: ``weight`` ``(num_parameters,)`` filled with ``init``. With
-    ``num_parameters > 1`` it must equal the channel count: dimension 1 of
-    the input, or dimension 0 of a 1-D input (torch's rule).
+    ``num_parameters > 1`` it must equal the channel count, dimension 1 of the
+    input; a 1-D input counts as one channel (torch's rule).
     """
 
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype=jnp.float32):
