@@ -1,0 +1,333 @@
+"""Training: a train state pytree, jit-compiled train/eval steps and ``fit``.
+
+Everything a step needs travels explicitly in a :class:`TrainState` — params,
+state (BatchNorm statistics), optimizer state, step count and PRNG key — so
+the step is a pure function, compiled once with ``jax.jit``::
+
+    ts = create_train_state(model, optimizer, jax.random.key(0))
+    step = make_train_step(model, loss_fn, optimizer)
+    for x, y in loader:
+        ts, metrics = step(ts, (x, y))          # metrics: {'loss', 'accuracy'}
+
+or, with evaluation, progress bar, history and early stopping::
+
+    ts, history = fit(model, train_loader, test_loader, loss_fn, optimizer, epochs=10)
+
+``loss_fn(output, target)`` returns a scalar (e.g. ``fcnn.nn.CrossEntropyLoss()``);
+``optimizer`` is any ``optax.GradientTransformation`` (e.g. ``fcnn.optim.SGD``).
+Same seed → bit-identical parameters on CPU: shuffling is seeded per epoch,
+the step's key is ``fold_in(rng, step)``, and nothing depends on wall time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Batch = tuple  # (inputs, target)
+Metrics = dict
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training; a pytree (jit/donate/checkpoint it whole).
+
+    Attributes:
+        params: trainable parameters (nested dict, torch state_dict names).
+        state: buffers, e.g. BatchNorm running statistics (nested dict).
+        opt_state: the optimizer's state.
+        step: int32 scalar, the number of optimizer steps taken.
+        rng: PRNG key; step ``k`` uses ``fold_in(rng, k)`` for dropout etc.
+    """
+
+    params: Any
+    state: Any
+    opt_state: Any
+    step: jax.Array
+    rng: jax.Array
+
+
+def create_train_state(model, optimizer: optax.GradientTransformation, key) -> TrainState:
+    """Initialise the model and optimizer from ``key`` (a PRNG key or an int seed)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.key(int(key))
+    init_key, rng = jax.random.split(key)
+    params, state = model.init(init_key)
+    # Fresh buffers for every leaf: the step donates them, and XLA refuses to
+    # donate one buffer twice (initialisers may hand out shared constants).
+    params, state = jax.tree.map(jnp.array, (params, state))
+    return TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32), rng)
+
+
+def accuracy(output, target):
+    """Fraction of correct arg-max predictions, or ``None`` where it does not apply.
+
+    Applies to class scores ``(N, C, *d)`` with integer targets ``(N, *d)``.
+    Targets outside ``[0, C)`` (e.g. ``ignore_index=-100``) are not counted.
+    """
+    if not jnp.issubdtype(target.dtype, jnp.integer) or output.ndim != target.ndim + 1 or output.ndim < 2:
+        return None
+    valid = (target >= 0) & (target < output.shape[1])
+    correct = (jnp.argmax(output, axis=1) == target) & valid
+    return jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
+
+
+def _metrics(loss, output, target) -> Metrics:
+    out = {"loss": loss}
+    acc = accuracy(output, target)
+    if acc is not None:
+        out["accuracy"] = acc
+    return out
+
+
+def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformation):
+    """The pure (un-jitted) train step ``(train_state, (x, target)) -> (train_state, metrics)``.
+
+    One forward in training mode, gradients of ``loss_fn(output, target)``
+    w.r.t. the params, one optimizer update. ``metrics`` holds the batch's
+    ``loss`` and, for classification, ``accuracy`` (computed from the same
+    forward pass, i.e. in training mode).
+    """
+
+    def step(ts: TrainState, batch: Batch):
+        x, target = batch
+        rng = jax.random.fold_in(ts.rng, ts.step)
+
+        def objective(params):
+            output, new_state = model.apply(params, ts.state, x, train=True, rng=rng)
+            return loss_fn(output, target), (output, new_state)
+
+        (loss, (output, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(ts.params)
+        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        new_ts = TrainState(params, new_state, opt_state, ts.step + 1, ts.rng)
+        return new_ts, _metrics(loss, output, target)
+
+    return step
+
+
+def _memoized(build):
+    """Reuse the compiled step for the same (model, loss, optimizer, options).
+
+    ``jax.jit`` caches compilations per Python function; building a new closure
+    per call would recompile each time ``fit`` runs. Layers and optax
+    transformations are immutable, so their identity is a sound key.
+    Unhashable arguments just skip the cache.
+    """
+    cached = functools.lru_cache(maxsize=16)(build)
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        try:
+            return cached(*args, **kwargs)
+        except TypeError as e:
+            if "unhashable" not in str(e):
+                raise
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
+@_memoized
+def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
+                    donate: bool = True, jit: bool = True):
+    """The jit-compiled train step; see :func:`train_step_fn`.
+
+    The incoming :class:`TrainState` is donated (``donate=True``): its buffers
+    are reused for the new one, so don't use the old state after the call.
+    ``jit=False`` returns the plain Python function (for debugging).
+    """
+    step = train_step_fn(model, loss_fn, optimizer)
+    if not jit:
+        return step
+    return jax.jit(step, donate_argnums=(0,) if donate else ())
+
+
+def eval_step_fn(model, loss_fn: Callable):
+    """The pure eval step ``(train_state, (x, target)) -> metrics``, in eval mode (``train=False``)."""
+
+    def step(ts: TrainState, batch: Batch):
+        x, target = batch
+        output, _ = model.apply(ts.params, ts.state, x, train=False)
+        return _metrics(loss_fn(output, target), output, target)
+
+    return step
+
+
+@_memoized
+def make_eval_step(model, loss_fn: Callable, *, jit: bool = True):
+    """The jit-compiled eval step (nothing donated: the train state lives on)."""
+    step = eval_step_fn(model, loss_fn)
+    return jax.jit(step) if jit else step
+
+
+def _epoch_batches(data, epoch: int):
+    # fcnn.data.DataLoader can serve any epoch; other iterables are re-iterated.
+    if hasattr(data, "epoch") and callable(data.epoch):
+        return data.epoch(epoch)
+    return iter(data)
+
+
+def _batch_size(batch) -> int:
+    return int(np.shape(jax.tree.leaves(batch)[0])[0])
+
+
+def _mean_metrics(per_batch: Sequence[Metrics], sizes: Sequence[int]) -> dict[str, float]:
+    """Sample-weighted means of per-batch metrics (batch means → data set means)."""
+    if not per_batch:
+        return {}
+    host = jax.device_get(list(per_batch))
+    w = np.asarray(sizes, np.float64)
+    return {k: float(np.dot([m[k] for m in host], w) / w.sum()) for k in host[0]}
+
+
+def evaluate(eval_step, ts: TrainState, data: Iterable, epoch: int = 0) -> dict[str, float]:
+    """Mean metrics of ``eval_step`` over the batches of ``data``."""
+    metrics, sizes = [], []
+    for batch in _epoch_batches(data, epoch):
+        metrics.append(eval_step(ts, batch))
+        sizes.append(_batch_size(batch))
+    return _mean_metrics(metrics, sizes)
+
+
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``mode`` is ``'min'`` or ``'max'``; by default ``'max'`` for names containing
+    ``accuracy`` and ``'min'`` otherwise. Mirrors Keras'/Lightning's callback.
+    """
+
+    def __init__(self, monitor: str = "eval_loss", patience: int = 3, min_delta: float = 0.0,
+                 mode: str | None = None) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be a non-negative int, got {patience!r}")
+        if mode is None:
+            mode = "max" if "accuracy" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be one of ['min', 'max'], got {mode!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
+        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, float(min_delta), mode
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.wait = 0
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, epoch: int, metrics: dict) -> bool:
+        """Record this epoch's metrics; returns whether training should stop."""
+        if self.monitor not in metrics:
+            raise KeyError(f"EarlyStopping: monitored metric {self.monitor!r} not in the epoch's metrics "
+                           f"{sorted(metrics)}")
+        value = metrics[self.monitor]
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return False
+        self.wait += 1
+        return self.wait > self.patience
+
+
+def _progress(progress: bool | None, total, desc: str):
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+
+
+def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callable,
+        optimizer: optax.GradientTransformation, epochs: int, *, seed: int = 0,
+        train_state: TrainState | None = None, start_epoch: int = 0,
+        early_stopping: EarlyStopping | None = None, restore_best: bool = False,
+        on_epoch_end: Callable | Sequence[Callable] | None = None,
+        progress: bool | None = None, log_every: int = 10):
+    """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
+
+    Args:
+        model: any fcnn layer (``init``/``apply``).
+        train_data: batches ``(x, target)`` — an ``fcnn.data.DataLoader`` (epoch
+            ``e`` is ``train_data.epoch(e)``, so runs are reproducible and
+            resumable) or any re-iterable of batches.
+        eval_data: batches for evaluation after every epoch, or ``None``.
+        loss_fn: ``loss_fn(output, target) -> scalar`` (mean over the batch).
+        optimizer: an ``optax.GradientTransformation`` (``fcnn.optim.*``).
+        epochs: number of epochs to run (from ``start_epoch``).
+        seed: seeds the parameters and the per-step PRNG keys (ignored when
+            ``train_state`` is given).
+        train_state: resume from this state instead of initialising.
+        start_epoch: index of the first epoch (for resuming with ``train_state``).
+        early_stopping: an :class:`EarlyStopping` watching a key of the epoch metrics.
+        restore_best: with ``early_stopping``, return the state of its best epoch.
+        on_epoch_end: callable(s) ``f(epoch, train_state, metrics)`` run after each
+            epoch (checkpointing, logging); returning ``True`` stops training.
+        progress: show a tqdm bar (loss, accuracy, samples/s); ``None`` = only
+            when stderr is a terminal.
+        log_every: refresh the bar's numbers every this many steps (each
+            refresh waits for the device).
+
+    Returns:
+        ``(train_state, history)``; ``history`` is a list with one dict per
+        epoch: ``epoch``, ``train_loss``, ``train_accuracy`` (classification),
+        ``eval_loss``, ``eval_accuracy`` (with ``eval_data``), ``seconds``,
+        ``samples_per_second`` (training throughput, compilation included).
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    if restore_best and early_stopping is None:
+        raise ValueError("fit: restore_best=True needs early_stopping")
+    callbacks = [] if on_epoch_end is None else (
+        list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else [on_epoch_end])
+    ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
+    train_step = make_train_step(model, loss_fn, optimizer)
+    eval_step = make_eval_step(model, loss_fn) if eval_data is not None else None
+    history: list[dict] = []
+    best_ts = None
+    total = len(train_data) if hasattr(train_data, "__len__") else None
+
+    for epoch in range(start_epoch, start_epoch + epochs):
+        bar = _progress(progress, total, f"epoch {epoch + 1}/{start_epoch + epochs}")
+        start = time.perf_counter()
+        metrics, sizes = [], []
+        for i, batch in enumerate(_epoch_batches(train_data, epoch)):
+            ts, m = train_step(ts, batch)
+            metrics.append(m)
+            sizes.append(_batch_size(batch))
+            bar.update(1)
+            if not bar.disable and (i + 1) % log_every == 0:
+                shown = _mean_metrics(metrics[-log_every:], sizes[-log_every:])
+                shown["samples/s"] = sum(sizes) / (time.perf_counter() - start)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
+        train_metrics = _mean_metrics(metrics, sizes)  # waits for the last step
+        seconds = time.perf_counter() - start
+        bar.close()
+        record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
+        if eval_step is not None:
+            record.update({f"eval_{k}": v for k, v in evaluate(eval_step, ts, eval_data, epoch).items()})
+        record["seconds"] = seconds
+        record["samples_per_second"] = sum(sizes) / seconds if seconds > 0 else float("nan")
+        history.append(record)
+
+        stop = False
+        if early_stopping is not None:
+            stop = early_stopping.update(epoch + 1, record)
+            if restore_best and early_stopping.best_epoch == epoch + 1:
+                # a copy: the next step donates (and so invalidates) ts's buffers
+                best_ts = jax.tree.map(jnp.copy, ts)
+        for callback in callbacks:
+            stop = bool(callback(epoch + 1, ts, record)) or stop
+        if stop:
+            break
+
+    if restore_best and best_ts is not None:
+        ts = best_ts
+    return ts, history

@@ -1,0 +1,214 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+from fcnn import nn
+from fcnn.data import DataLoader
+from fcnn.train import (EarlyStopping, TrainState, accuracy, create_train_state, evaluate, fit,
+                        make_eval_step, make_train_step)
+from oracle import assert_close, load_into_torch, to_torch
+
+
+# The loop is generic over layers/losses/optimizers; these tests use only the
+# foundation's Conv2d and a loss written here, so they don't depend on other modules.
+
+class Squeeze(nn.Layer):
+    def apply(self, params, state, x, *, train=False, rng=None):
+        return x.reshape(x.shape[0], -1), state
+
+
+class Noise(nn.Layer):
+    """Adds N(0, 0.1) noise in training mode: exercises the per-step PRNG key."""
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        if not train:
+            return x, state
+        return x + 0.1 * jax.random.normal(rng, x.shape, x.dtype), state
+
+
+def cross_entropy(logits, target):
+    logp = jax.nn.log_softmax(logits, axis=1)
+    return -jnp.mean(jnp.take_along_axis(logp, target[:, None], axis=1))
+
+
+def small_model(noise=False):
+    layers = [nn.Conv2d(1, 6, 3, padding=1), Noise()] if noise else [nn.Conv2d(1, 6, 3, padding=1)]
+    return nn.Sequential(*layers, nn.Conv2d(6, 3, 6), Squeeze())
+
+
+def data(n=40, seed=0):
+    rs = np.random.RandomState(seed)
+    x = rs.standard_normal((n, 1, 6, 6)).astype(np.float32)
+    y = (x[:, 0, :3].sum((1, 2)) > 0).astype(np.int32) + (x[:, 0, 3:].sum((1, 2)) > 1).astype(np.int32)
+    return x, y
+
+
+def torch_twin():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.Conv2d(6, 3, 6), torch.nn.Flatten())
+
+
+def test_train_steps_match_torch_sgd_momentum():
+    model = small_model()
+    opt = optax.sgd(0.1, momentum=0.9)  # torch's SGD(momentum) == optax's trace + scale
+    ts = create_train_state(model, opt, 0)
+    tmodel = torch_twin()
+    load_into_torch(tmodel, ts.params, ts.state)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9)
+    step = make_train_step(model, cross_entropy, opt)
+    x, y = data()
+    for i in range(5):
+        xb, yb = x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
+        ts, m = step(ts, (xb, yb))
+        topt.zero_grad()
+        out = tmodel(to_torch(xb))
+        loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(yb).long())
+        loss.backward()
+        topt.step()
+        assert_close(m["loss"], loss, 1e-5, 1e-6, f"loss at step {i}")
+        acc = (out.argmax(1).numpy() == yb).mean()
+        np.testing.assert_allclose(m["accuracy"], acc, rtol=1e-6)
+    assert int(ts.step) == 5
+    sd = tmodel.state_dict()
+    for k, v in {"0.weight": ts.params["0"]["weight"], "1.bias": ts.params["1"]["bias"]}.items():
+        assert_close(v, sd[k], 1e-4, 1e-5, k)
+
+
+def test_steps_are_reused():
+    model, opt = small_model(), optax.sgd(0.1)
+    assert make_train_step(model, cross_entropy, opt) is make_train_step(model, cross_entropy, opt)
+    assert make_eval_step(model, cross_entropy) is make_eval_step(model, cross_entropy)
+
+
+def test_train_step_donates_and_eval_step_does_not():
+    model = small_model()
+    opt = optax.sgd(0.1)
+    ts = create_train_state(model, opt, 1)
+    x, y = data(8)
+    ev = make_eval_step(model, cross_entropy)
+    m1 = ev(ts, (x, y))
+    assert not ts.params["0"]["weight"].is_deleted()
+    new, _ = make_train_step(model, cross_entropy, opt)(ts, (x, y))
+    assert ts.params["0"]["weight"].is_deleted()
+    assert not new.params["0"]["weight"].is_deleted()
+    # eval: mean loss and accuracy of the eval-mode forward
+    out, _ = model.apply(new.params, new.state, x)  # noqa: F841  (new is still usable)
+    assert set(m1) == {"loss", "accuracy"}
+
+
+def test_step_rng_changes_each_step_and_eval_is_deterministic():
+    model = small_model(noise=True)
+    opt = optax.sgd(0.0)
+    ts = create_train_state(model, opt, 0)
+    step = make_train_step(model, cross_entropy, opt)
+    x, y = data(8)
+    losses = []
+    for _ in range(3):
+        ts, m = step(ts, (x, y))
+        losses.append(float(m["loss"]))
+    assert len(set(losses)) == 3  # a fresh key per step
+    ev = make_eval_step(model, cross_entropy)
+    assert float(ev(ts, (x, y))["loss"]) == float(ev(ts, (x, y))["loss"])
+
+
+def test_accuracy_rules():
+    logits = jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_allclose(accuracy(logits, jnp.array([0, 1, 1, 1])), 0.75)
+    # ignored targets (e.g. ignore_index=-100) are not counted
+    np.testing.assert_allclose(accuracy(logits, jnp.array([0, -100, 1, -100])), 0.5)
+    # K-dimensional: (N, C, H) vs (N, H)
+    seg = jnp.stack([logits.T, -logits.T])  # (2, 2, 4)
+    np.testing.assert_allclose(accuracy(seg, jnp.array([[0, 1, 0, 1], [1, 0, 0, 1]])), 0.75)
+    assert accuracy(logits, jnp.ones((4, 2))) is None  # regression target: no accuracy
+
+
+# one model and optimizer object for every fit below: the compiled steps are reused
+FIT_MODEL, FIT_OPT = small_model(noise=True), optax.adam(1e-2)
+
+
+def _fit(seed, epochs=3, **kw):
+    kw.setdefault("progress", False)
+    x, y = data(40)
+    train = DataLoader((x[:32], y[:32]), 8, shuffle=True, seed=seed)
+    test = DataLoader((x[32:], y[32:]), 8)
+    return fit(FIT_MODEL, train, test, cross_entropy, FIT_OPT, epochs, seed=seed, **kw)
+
+
+def test_fit_is_deterministic_and_history_complete():
+    ts1, h1 = _fit(0)
+    ts2, h2 = _fit(0)
+    ts3, _ = _fit(1)
+    for a, b in zip(jax.tree.leaves(ts1.params), jax.tree.leaves(ts2.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # bit-identical
+    assert not np.array_equal(ts1.params["0"]["weight"], ts3.params["0"]["weight"])
+    assert [r["epoch"] for r in h1] == [1, 2, 3] and int(ts1.step) == 12
+    for r1, r2 in zip(h1, h2):
+        assert set(r1) == {"epoch", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
+                           "seconds", "samples_per_second"}
+        assert all(r1[k] == r2[k] for k in r1 if k not in ("seconds", "samples_per_second"))
+    assert h1[-1]["train_loss"] < h1[0]["train_loss"]
+    # eval metrics are the sample-weighted means over the eval set
+    x, y = data(40)
+    ev = evaluate(make_eval_step(FIT_MODEL, cross_entropy), ts1, [(x[32:], y[32:])])
+    np.testing.assert_allclose(h1[-1]["eval_loss"], ev["loss"], rtol=1e-5)
+    np.testing.assert_allclose(h1[-1]["eval_accuracy"], ev["accuracy"])
+
+
+def test_fit_resume_equals_one_run():
+    ts_full, _ = _fit(0, epochs=3)
+    ts_a, _ = _fit(0, epochs=2)
+    x, y = data(40)
+    train = DataLoader((x[:32], y[:32]), 8, shuffle=True, seed=0)
+    ts_b, h = fit(FIT_MODEL, train, None, cross_entropy, FIT_OPT, 1,
+                  train_state=ts_a, start_epoch=2, progress=False)
+    assert h[0]["epoch"] == 3 and "eval_loss" not in h[0]
+    for a, b in zip(jax.tree.leaves(ts_full.params), jax.tree.leaves(ts_b.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_early_stopping_callback_and_restore_best():
+    seen = []
+
+    def cb(epoch, ts, metrics):
+        assert isinstance(ts, TrainState)
+        seen.append((epoch, metrics["eval_loss"]))
+
+    es = EarlyStopping("train_loss", patience=0, mode="max")  # loss falls: 'max' stops at once
+    ts, h = _fit(0, epochs=5, early_stopping=es, on_epoch_end=cb, restore_best=True)
+    assert len(h) == 2 and [e for e, _ in seen] == [1, 2]
+    assert es.best_epoch == 1
+    ts1, _ = _fit(0, epochs=1)
+    for a, b in zip(jax.tree.leaves(ts.params), jax.tree.leaves(ts1.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # epoch-1 params restored
+    # a callback returning True stops training
+    _, h = _fit(0, epochs=5, on_epoch_end=lambda e, ts, m: e == 2)
+    assert len(h) == 2
+
+
+def test_early_stopping_rules():
+    es = EarlyStopping("eval_accuracy", patience=1)
+    assert es.mode == "max"
+    assert [es.update(e, {"eval_accuracy": a}) for e, a in enumerate([0.5, 0.6, 0.6, 0.7, 0.7, 0.6])] == \
+        [False, False, False, False, False, True]
+    assert es.best == 0.7 and es.best_epoch == 3
+    with pytest.raises(KeyError, match="eval_loss"):
+        EarlyStopping().update(0, {"train_loss": 1.0})
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(patience=-1)
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(mode="up")
+
+
+def test_fit_bad_args():
+    with pytest.raises(ValueError, match="epochs"):
+        _fit(0, epochs=-1)
+    with pytest.raises(ValueError, match="restore_best"):
+        _fit(0, restore_best=True)
+
+
+def test_progress_bar_shows_metrics(capsys):
+    _fit(0, epochs=1, progress=True, log_every=1)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err and "samples/s=" in err
