@@ -1,0 +1,177 @@
+"""Run the training-step benchmark: ``python -m benchmarks.run [--quick]``.
+
+Every implementation trains the same network with the same SGD-momentum step
+on a fixed batch. All run in this one process, interleaved round by round
+(each round runs every implementation for ``--steps`` steps, in a rotated
+order), so a noisy shared machine slows everyone alike. Each step is timed
+from the Python call to the loss being ready (dispatch included).
+Reported: median step time, its ratio to the hand-written ``jax.lax``
+reference, the time of the first step (tracing + compilation), and the peak
+host-RSS growth during one step (the step's temporaries; CPU only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+IMPLS = ["lax", "fcnn", "flax_linen", "flax_nnx", "equinox", "haiku", "torch"]
+
+
+def _parse(argv):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="LeNet and BN-CNN only, few rounds (~1-2 min)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds (default 15, quick 4)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per implementation per round (default 5, quick 3)")
+    ap.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {IMPLS}")
+    ap.add_argument("--cases", default=None, help="e.g. lenet:128,bncnn:64 (default: all for the run size)")
+    ap.add_argument("--xla-flags", default=None, help="extra XLA_FLAGS (set before jax is imported)")
+    ap.add_argument("--json", default=None, help="also write the raw results to this JSON file")
+    return ap.parse_args(argv)
+
+
+def _proc_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _peak_step_mb(run, block):
+    """Peak RSS growth during one step (Linux: reset VmHWM via clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    before = _proc_kb("VmRSS")
+    block(run())
+    return max(0, _proc_kb("VmHWM") - before) / 1024
+
+
+def _block(out):
+    if hasattr(out, "block_until_ready"):
+        out.block_until_ready()
+    return out
+
+
+def main(argv=None):
+    args = _parse(argv)
+    if args.xla_flags:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import jax
+
+    from benchmarks import spec
+
+    rounds = args.rounds or (4 if args.quick else 15)
+    steps = args.steps or (3 if args.quick else 5)
+    if args.cases:
+        cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",")]
+    else:
+        cases = spec.CASES_QUICK if args.quick else spec.CASES_FULL
+    impls = [i for i in args.impls.split(",") if i]
+    for i in impls:
+        if i not in IMPLS:
+            sys.exit(f"unknown implementation {i!r}; choose from {IMPLS}")
+
+    versions = {"python": platform.python_version(), "jax": jax.__version__}
+    for mod in ("jaxlib", "torch", "flax", "equinox", "haiku", "optax"):
+        try:
+            versions[mod] = importlib.import_module(mod).__version__
+        except Exception:
+            pass
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax backend {jax.default_backend()}",
+        "versions": versions,
+        "load_before": os.getloadavg(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "rounds": rounds,
+        "steps": steps,
+    }
+    print(json.dumps(meta), flush=True)
+    results = []
+    for model, batch in cases:
+        runners, first, mem, notes = {}, {}, {}, {}
+        for name in impls:
+            try:
+                mod = importlib.import_module(f"benchmarks.impl_{name}")
+                t0 = time.perf_counter()
+                run = mod.setup(model, batch)
+                _block(run())
+                first[name] = time.perf_counter() - t0
+                _block(run())
+                mem[name] = _peak_step_mb(run, _block)
+                runners[name] = run
+            except (KeyError, ImportError, NotImplementedError, AttributeError) as e:
+                notes[name] = f"n/a ({type(e).__name__}: {e})"[:120]
+        times = {name: [] for name in runners}
+        r_rounds = max(2, rounds // 5) if model == "resnet18" else rounds
+        r_steps = 1 if model == "resnet18" else steps
+        order = list(runners)
+        for r in range(r_rounds):
+            k = r % len(order)
+            for name in order[k:] + order[:k]:
+                run = runners[name]
+                for _ in range(r_steps):
+                    t0 = time.perf_counter()
+                    _block(run())
+                    times[name].append(time.perf_counter() - t0)
+        ref = statistics.median(times["lax"]) if "lax" in times else None
+        for name in impls:
+            row = {"model": model, "batch": batch, "impl": name}
+            if name in times:
+                med = statistics.median(times[name])
+                q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [med, med, med]
+                row.update(median_ms=med * 1e3, q1_ms=q[0] * 1e3, q3_ms=q[2] * 1e3,
+                           ratio=(med / ref) if ref else None, first_s=first[name], peak_mb=mem[name],
+                           n=len(times[name]))
+            else:
+                row["note"] = notes.get(name, "skipped")
+            results.append(row)
+            print(json.dumps(row), flush=True)
+        del runners
+    meta["load_after"] = os.getloadavg()
+    print()
+    print(table(results, meta))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=1)
+
+
+def table(results, meta) -> str:
+    lines = [
+        f"{meta['date']} — {meta['machine']}; load average before/after: "
+        f"{' '.join(f'{v:.2f}' for v in meta['load_before'])} / {' '.join(f'{v:.2f}' for v in meta['load_after'])}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + (f"; XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else ""),
+        "",
+        "| model | batch | implementation | median ms/step (IQR) | × lax | first step s | peak step RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "median_ms" in r:
+            mem = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}"
+            ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            lines.append(
+                f"| {r['model']} | {r['batch']} | {r['impl']} | {r['median_ms']:.2f} "
+                f"({r['q1_ms']:.2f}–{r['q3_ms']:.2f}) | {ratio} | {r['first_s']:.2f} | {mem} |"
+            )
+        else:
+            lines.append(f"| {r['model']} | {r['batch']} | {r['impl']} | {r['note']} | | | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
