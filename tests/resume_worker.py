@@ -12,6 +12,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from fcnn import checkpoint, nn
@@ -25,18 +26,25 @@ def model():
 
 def batch(step):
     # The data stream is a pure function of the step, as a resumable loader must be.
-    k = jax.random.fold_in(jax.random.key(1234), step)
-    kx, ky = jax.random.split(k)
-    return jax.random.normal(kx, (4, 1, 8, 8)), jax.random.normal(ky, (4, 2, 3, 3))
+    rs = np.random.RandomState(step)
+    return rs.standard_normal((4, 1, 8, 8)).astype(np.float32), rs.standard_normal((4, 2, 3, 3)).astype(np.float32)
 
 
 NET = model()
 OPT = optax.adam(1e-2)
 
 
+@jax.jit
+def _init():
+    # 'rbg' keys: threefry programs take many seconds to compile on a busy CPU
+    params, state = NET.init(jax.random.key(0, impl="rbg"))
+    return params, state, OPT.init(params), jax.random.key(7, impl="rbg")
+
+
 def init_state():
-    params, state = NET.init(jax.random.key(0))
-    return {"params": params, "state": state, "opt_state": OPT.init(params), "step": 0, "rng": jax.random.key(7)}
+    # one compiled function instead of a compile per eager op: the test starts this process twice
+    params, state, opt_state, rng = _init()
+    return {"params": params, "state": state, "opt_state": opt_state, "step": 0, "rng": rng}
 
 
 @jax.jit
@@ -69,10 +77,13 @@ def train(ts, steps, history, on_checkpoint=None, directory=None):
 
 def main(argv):
     directory, steps = argv[0], int(argv[1])
-    ts, history = init_state(), []
     if "--resume" in argv:
-        ts, header = checkpoint.restore_latest(directory, init_state())
+        # the template only needs structure, shapes and dtypes: nothing is computed
+        template = dict(jax.eval_shape(init_state), step=0)
+        ts, header = checkpoint.restore_latest(directory, template)
         history = header["metadata"]["history"]
+    else:
+        ts, history = init_state(), []
 
     def ack(step):
         print(f"saved {step}", flush=True)
