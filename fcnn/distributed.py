@@ -178,3 +178,23 @@ def replicate(mesh: Mesh, tree: Any) -> Any:
         return jax.make_array_from_process_local_data(sharding, x, x.shape)
 
     return jax.tree_util.tree_map(put, tree)
+
+
+def data_parallel_jit(step, mesh: Mesh, data_axis: str = "data", *, donate: bool = True, batch_argnum: int = 1):
+    """``jax.jit`` a ``(train_state, batch, ...)`` step for data parallelism over ``mesh``.
+
+    The train state (argument 0) and every output are replicated; the batch
+    is split along its leading axis over ``data_axis``. XLA's SPMD partitioner
+    turns the batch means (loss, gradients, BatchNorm statistics) into
+    all-reduces, so the result is the single-device one on the global batch.
+    """
+    where = "make_train_step"
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"{where}: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if data_axis not in mesh.axis_names:
+        raise ValueError(f"{where}: data_axis {data_axis!r} is not an axis of the mesh (axes: {mesh.axis_names})")
+    rep = replicated(mesh)
+    in_shardings = [rep] * (batch_argnum + 1)
+    in_shardings[batch_argnum] = batch_sharding(mesh, data_axis)
+    return jax.jit(step, in_shardings=tuple(in_shardings), out_shardings=rep,
+                   donate_argnums=(0,) if donate else ())

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fcnn import _checks
+
 Batch = tuple  # (inputs, target)
 Metrics = dict
 
@@ -87,30 +89,110 @@ def _metrics(loss, output, target) -> Metrics:
     return out
 
 
-def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformation):
+def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
+                  accumulate_steps: int = 1, remat: bool = False, compute_dtype=None):
     """The pure (un-jitted) train step ``(train_state, (x, target)) -> (train_state, metrics)``.
 
     One forward in training mode, gradients of ``loss_fn(output, target)``
     w.r.t. the params, one optimizer update. ``metrics`` holds the batch's
     ``loss`` and, for classification, ``accuracy`` (computed from the same
     forward pass, i.e. in training mode).
+
+    Options for large models (see :func:`make_train_step`): ``accumulate_steps``,
+    ``remat`` and ``compute_dtype``.
     """
+    where = "make_train_step"
+    accumulate_steps = _checks.positive_int(accumulate_steps, "accumulate_steps", where)
+    if not isinstance(remat, bool):
+        raise TypeError(f"{where}: remat must be a bool, got {remat!r}")
+    if compute_dtype is not None:
+        compute_dtype = jnp.dtype(compute_dtype)
+        if not jnp.issubdtype(compute_dtype, jnp.floating):
+            raise ValueError(f"{where}: compute_dtype must be a floating dtype, got {compute_dtype}")
+    forward = _forward_fn(model, remat, compute_dtype)
+
+    def grads_and_metrics(params, state, x, target, rng):
+        def objective(params):
+            output, new_state = forward(params, state, x, rng)
+            return loss_fn(output, target), (output, new_state)
+
+        (loss, (output, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        return grads, new_state, _metrics(loss, output, target)
 
     def step(ts: TrainState, batch: Batch):
         x, target = batch
         rng = jax.random.fold_in(ts.rng, ts.step)
-
-        def objective(params):
-            output, new_state = model.apply(params, ts.state, x, train=True, rng=rng)
-            return loss_fn(output, target), (output, new_state)
-
-        (loss, (output, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(ts.params)
+        if accumulate_steps == 1:
+            grads, new_state, metrics = grads_and_metrics(ts.params, ts.state, x, target, rng)
+        else:
+            grads, new_state, metrics = _accumulate(grads_and_metrics, accumulate_steps, ts.params, ts.state,
+                                                    x, target, rng)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
         params = optax.apply_updates(ts.params, updates)
         new_ts = TrainState(params, new_state, opt_state, ts.step + 1, ts.rng)
-        return new_ts, _metrics(loss, output, target)
+        return new_ts, metrics
 
     return step
+
+
+def _cast_floating(tree, dtype):
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def _forward_fn(model, remat: bool, compute_dtype):
+    """``(params, state, x, rng) -> (output, new_state)`` in training mode, with the step's options.
+
+    Mixed precision: params and inputs are cast to ``compute_dtype`` inside the
+    differentiated function, so gradients, the master params and the optimizer
+    state stay float32; the output is cast back to float32 for the loss, and
+    buffers (BatchNorm statistics, which fcnn computes in float32) keep their dtype.
+    """
+
+    def forward(params, state, x, rng):
+        if compute_dtype is not None:
+            params, x = _cast_floating((params, x), compute_dtype)
+        output, new_state = model.apply(params, state, x, train=True, rng=rng)
+        if compute_dtype is not None:
+            output = _cast_floating(output, jnp.float32)
+            new_state = jax.tree.map(lambda new, old: new.astype(old.dtype), new_state, state)
+        return output, new_state
+
+    # Rematerialisation: keep only the inputs of the forward pass and recompute
+    # its activations during the backward pass (memory for compute).
+    return jax.checkpoint(forward) if remat else forward
+
+
+def _accumulate(grads_and_metrics, k: int, params, state, x, target, rng):
+    """Mean gradients and metrics over ``k`` micro-batches, run one after another with ``lax.scan``.
+
+    Micro-batch ``j`` takes rows ``j, j + k, j + 2k, …``: a strided split keeps
+    each micro-batch spread over all devices when the batch is sharded.
+    Buffers (BatchNorm statistics) are updated once per micro-batch, as torch
+    does with a loop of ``backward()`` calls.
+    """
+    n = int(np.shape(x)[0])
+    if n % k:
+        raise ValueError(f"make_train_step: batch size {n} is not divisible by accumulate_steps={k}")
+
+    def split(a):
+        a = jnp.reshape(a, (n // k, k) + a.shape[1:])
+        return jnp.moveaxis(a, 1, 0)
+
+    micro = jax.tree.map(split, (x, target))
+    first = jax.tree.map(lambda a: a[0], micro)
+    _, _, metric_shapes = jax.eval_shape(grads_and_metrics, params, state, *first, rng)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), (params, metric_shapes))
+
+    def body(carry, inputs):
+        state, g_sum, m_sum = carry
+        (xi, ti), i = inputs
+        g, state, m = grads_and_metrics(params, state, xi, ti, jax.random.fold_in(rng, i))
+        add = lambda a, b: a + b
+        return (state, jax.tree.map(add, g_sum, g), jax.tree.map(add, m_sum, m)), None
+
+    (state, g_sum, m_sum), _ = jax.lax.scan(body, (state, *zeros), (micro, jnp.arange(k)))
+    mean = lambda a: a / k
+    return jax.tree.map(mean, g_sum), state, jax.tree.map(mean, m_sum)
 
 
 def _memoized(build):
@@ -137,16 +219,36 @@ def _memoized(build):
 
 @_memoized
 def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
-                    donate: bool = True, jit: bool = True):
+                    donate: bool = True, jit: bool = True, mesh=None, data_axis: str = "data",
+                    accumulate_steps: int = 1, remat: bool = False, compute_dtype=None):
     """The jit-compiled train step; see :func:`train_step_fn`.
 
     The incoming :class:`TrainState` is donated (``donate=True``): its buffers
     are reused for the new one, so don't use the old state after the call.
     ``jit=False`` returns the plain Python function (for debugging).
+
+    Args:
+      mesh: a ``jax.sharding.Mesh`` for data-parallel training: the batch is
+        split over its ``data_axis``, the train state is replicated, and XLA
+        averages the gradients. BatchNorm statistics are those of the global
+        batch (the reductions span the sharded axis), so N devices give the
+        single-device result. See :mod:`fcnn.distributed` for multi-process use.
+      data_axis: the mesh axis the batch is split over.
+      accumulate_steps: split each batch into this many micro-batches and
+        average their gradients before one optimizer update (same result as
+        the whole batch for models without BatchNorm; less memory).
+      remat: recompute activations in the backward pass (``jax.checkpoint``).
+      compute_dtype: e.g. ``jnp.bfloat16``: run the forward/backward in this
+        dtype while params, optimizer state and BatchNorm statistics stay float32.
     """
-    step = train_step_fn(model, loss_fn, optimizer)
+    step = train_step_fn(model, loss_fn, optimizer, accumulate_steps=accumulate_steps, remat=remat,
+                         compute_dtype=compute_dtype)
     if not jit:
         return step
+    if mesh is not None:
+        from fcnn import distributed
+
+        return distributed.data_parallel_jit(step, mesh, data_axis, donate=donate)
     return jax.jit(step, donate_argnums=(0,) if donate else ())
 
 

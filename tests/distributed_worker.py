@@ -1,0 +1,98 @@
+"""Subprocess worker for tests/test_distributed.py (needs its own XLA_FLAGS / jax.distributed).
+
+    python distributed_worker.py mesh OUT.npz          # 8 virtual devices: mesh vs 1 device
+    python distributed_worker.py process ID N PORT OUT.npz   # one of N processes
+"""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fcnn import distributed, nn, train
+
+GLOBAL_BATCH = 16
+STEPS = 3
+
+
+def model():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 4 * 4, 5),
+    )
+
+
+def batches():
+    rs = np.random.RandomState(0)
+    for _ in range(STEPS):
+        x = (rs.standard_normal((GLOBAL_BATCH, 3, 8, 8)) * 2 + 1).astype(np.float32)
+        y = rs.randint(0, 5, GLOBAL_BATCH).astype(np.int32)
+        yield x, y
+
+
+def run(mesh=None, rows=None, **options):
+    """Train STEPS steps; returns (flat params+state, losses) as numpy."""
+    net, opt = model(), optax.sgd(0.1, momentum=0.9)
+    ts = train.create_train_state(net, opt, 0)
+    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, mesh=mesh, **options)
+    if mesh is not None:
+        ts = distributed.replicate(mesh, ts)
+    losses = []
+    for x, y in batches():
+        batch = (x, y)
+        if mesh is not None:
+            lo, hi = rows if rows is not None else (0, GLOBAL_BATCH)
+            batch = distributed.global_batch(mesh, (x[lo:hi], y[lo:hi]))
+        ts, m = step(ts, batch)
+        losses.append(m["loss"])
+    leaves = jax.tree_util.tree_flatten_with_path((ts.params, ts.state))[0]
+    flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
+    return flat, np.asarray([np.asarray(l) for l in losses])
+
+
+def save(path, flat, losses, **extra):
+    np.savez(path, losses=losses, **{f"p{k}": v for k, v in flat.items()}, **extra)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "mesh":
+        out = sys.argv[2]
+        assert jax.device_count() == 8, jax.devices()
+        mesh = distributed.data_mesh()
+        ref, ref_losses = run()
+        got, losses = run(mesh)
+        # the sharded step must really run on 8 devices and donate the train state
+        net, opt = model(), optax.sgd(0.1, momentum=0.9)
+        step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, mesh=mesh)
+        ts = distributed.replicate(mesh, train.create_train_state(net, opt, 0))
+        x, y = next(batches())
+        batch = distributed.global_batch(mesh, (x, y))
+        new_ts, _ = step(ts, batch)
+        ndev = len(new_ts.params["0"]["weight"].sharding.device_set)
+        donated = ts.params["0"]["weight"].is_deleted()
+        acc, acc_losses = run(mesh, accumulate_steps=2)
+        bf16, bf16_losses = run(mesh, compute_dtype=jnp.bfloat16)
+        np.savez(out, ref_losses=ref_losses, losses=losses, acc_losses=acc_losses, bf16_losses=bf16_losses,
+                 ndev=ndev, donated=donated,
+                 **{f"ref{k}": v for k, v in ref.items()}, **{f"got{k}": v for k, v in got.items()},
+                 **{f"bf16{k}": v for k, v in bf16.items()})
+    elif mode == "process":
+        pid, n, port, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        joined = distributed.initialize(f"127.0.0.1:{port}", n, pid)
+        assert joined and jax.process_count() == n and jax.process_index() == pid
+        mesh = distributed.data_mesh()
+        flat, losses = run(mesh, rows=distributed.process_rows(GLOBAL_BATCH))
+        save(out, flat, losses, devices=jax.device_count())
+        jax.distributed.shutdown()
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    main()
