@@ -23,3 +23,7 @@ from fcnn.functional.pool import (
     adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d, max_pool2d,
     max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d,
 )
+from fcnn.functional.upsample import (
+    interpolate, pixel_shuffle, pixel_unshuffle, upsample, upsample_bilinear, upsample_nearest,
+)
+from fcnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d

@@ -19,3 +19,5 @@ from fcnn.nn.pool import (
     AvgPool1d, AvgPool2d, AvgPool3d, LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
     MaxUnpool2d, MaxUnpool3d,
 )
+from fcnn.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from fcnn.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d

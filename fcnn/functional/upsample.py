@@ -1,0 +1,413 @@
+"""Resampling: ``interpolate``, ``upsample*``, ``pixel_shuffle``, ``pixel_unshuffle`` as in torch.nn.functional.
+
+Every interpolating mode of ``interpolate`` is separable, so it is computed one
+spatial axis at a time. For each axis the source indices and weights are
+built in NumPy at trace time, with torch's own float32 formulas (its
+``area_pixel_compute_scale`` / ``area_pixel_compute_source_index``, the index
+clamping of the cubic taps, the antialias filter), so the weights are the very
+numbers torch uses. They are applied as a small dense ``(out, in)`` matrix
+contracted with the input (``einsum``), which on CPU is faster than gathers
+for both the forward pass and the gradient (a gather's gradient is a
+scatter-add; the matrix's is another matrix product). ``nearest`` modes use a
+gather (or a broadcast when every input element is repeated the same number of
+times) because they only copy values. See ``benchmarks/results_resample.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from fcnn import _checks
+
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+# Interpolating modes only work for one input rank each, as in torch.
+_MODE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_CUBIC_A = -0.75  # torch's bicubic (not antialiased) coefficient
+_CUBIC_AA_A = -0.5  # torch's antialiased bicubic filter (Keys / PIL)
+
+_f32 = np.float32
+
+
+class InterpolateModeError(ValueError, NotImplementedError):
+    """Wrong input rank for an interpolation mode.
+
+    torch raises ``NotImplementedError`` here; this error is also a
+    ``ValueError`` so it is caught like every other bad-argument error of fcnn.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Torch's coordinate rules (aten/src/ATen/native/UpSample.h), in float32.
+# ---------------------------------------------------------------------------
+
+
+def _scale_value(scale: float | None, in_size: int, out_size: int) -> np.float32:
+    """``compute_scales_value``: 1/scale_factor when one was given, else in/out."""
+    if scale is not None and scale > 0:
+        return _f32(1.0 / scale)
+    return _f32(in_size) / _f32(out_size)
+
+
+def _area_scale(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.float32:
+    """``area_pixel_compute_scale``: the source step per output pixel."""
+    if align_corners:
+        return _f32(in_size - 1) / _f32(out_size - 1) if out_size > 1 else _f32(0)
+    return _scale_value(scale, in_size, out_size)
+
+
+def _source_index(scale: np.float32, out_size: int, align_corners: bool, cubic: bool) -> np.ndarray:
+    """``area_pixel_compute_source_index`` for every output index (float32)."""
+    dst = np.arange(out_size, dtype=_f32)
+    if align_corners:
+        return scale * dst
+    src = scale * (dst + _f32(0.5)) - _f32(0.5)
+    # linear clamps negative coordinates to the first pixel; cubic keeps them
+    # (its taps are clamped instead)
+    return src if cubic else np.maximum(src, _f32(0))
+
+
+def _dense(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, out_size: int, in_size: int) -> np.ndarray:
+    m = np.zeros((out_size, in_size), _f32)
+    # clamped taps can hit the same source pixel twice: accumulate, as torch does
+    np.add.at(m, (rows, cols), weights.astype(_f32))
+    return m
+
+
+def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool) -> np.ndarray:
+    dst = np.arange(out_size)
+    if exact:
+        s = _scale_value(scale, in_size, out_size)
+        # (dst + 0.5) is a double in torch, the product is rounded to float before floorf
+        src = np.floor(((dst + 0.5) * np.float64(s)).astype(_f32))
+    elif out_size == in_size:
+        return dst
+    elif out_size == 2 * in_size:
+        # torch special-cases ×2 (and ×1) to dodge float rounding, whatever the scale_factor
+        return dst >> 1
+    else:
+        s = _scale_value(scale, in_size, out_size)
+        src = np.floor(dst.astype(_f32) * s)
+    return np.minimum(src.astype(np.int64), in_size - 1)
+
+
+def _linear_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+    s = _area_scale(in_size, out_size, align_corners, scale)
+    real = _source_index(s, out_size, align_corners, cubic=False)
+    i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
+    lam = np.clip(real - i0.astype(_f32), _f32(0), _f32(1))
+    i1 = np.where(i0 < in_size - 1, i0 + 1, i0)
+    rows = np.arange(out_size)
+    return _dense(np.concatenate([rows, rows]), np.concatenate([i0, i1]),
+                  np.concatenate([_f32(1) - lam, lam]), out_size, in_size)
+
+
+def _cubic1(x, a):
+    return ((a + 2) * x - (a + 3)) * x * x + 1
+
+
+def _cubic2(x, a):
+    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+
+def _cubic_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+    s = _area_scale(in_size, out_size, align_corners, scale)
+    real = _source_index(s, out_size, align_corners, cubic=True)
+    i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
+    t = np.clip(real - i0.astype(_f32), _f32(0), _f32(1))
+    a = _f32(_CUBIC_A)
+    one = _f32(1)
+    coeffs = [_cubic2(t + one, a), _cubic1(t, a), _cubic1(one - t, a), _cubic2(one - t + one, a)]
+    rows = np.arange(out_size)
+    # taps outside the input read the border pixel (torch's upsample_get_value_bounded)
+    cols = [np.clip(i0 - 1 + j, 0, in_size - 1) for j in range(4)]
+    return _dense(np.tile(rows, 4), np.concatenate(cols), np.concatenate(coeffs), out_size, in_size)
+
+
+def _aa_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None, cubic: bool) -> np.ndarray:
+    """torch's separable antialias resampling (``_upsample_{bilinear,bicubic}2d_aa``).
+
+    When downsampling, the filter is stretched by the downsampling factor
+    (support ``interp_size/2 · scale``) and each row of weights is normalised
+    to sum to one; windows are truncated at the borders (no clamping).
+    """
+    s = _area_scale(in_size, out_size, align_corners, scale)
+    interp_size = 4 if cubic else 2
+    support = _f32(interp_size * 0.5) * s if s >= 1.0 else _f32(interp_size * 0.5)
+    invscale = _f32(1.0) / s if s >= 1.0 else _f32(1.0)
+    m = np.zeros((out_size, in_size), _f32)
+    for i in range(out_size):
+        center = s * _f32(i + 0.5)
+        xmin = max(int(center - support + _f32(0.5)), 0)
+        xmax = min(int(center + support + _f32(0.5)), in_size)
+        x = np.abs((np.arange(xmin, xmax, dtype=_f32) - center + _f32(0.5)) * invscale)
+        if cubic:
+            a = _f32(_CUBIC_AA_A)
+            w = np.where(x < 1, _cubic1(x, a), np.where(x < 2, _cubic2(x, a), _f32(0)))
+        else:
+            w = np.where(x < 1, _f32(1) - x, _f32(0))
+        w = w.astype(_f32)
+        total = w.sum(dtype=_f32)
+        if total != 0:
+            w = w / total
+        m[i, xmin:xmax] = w
+    return m
+
+
+def _area_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """adaptive_avg_pool bins: ``floor(i·in/out)`` … ``ceil((i+1)·in/out)``, each averaged."""
+    m = np.zeros((out_size, in_size), _f32)
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        end = -((-(i + 1) * in_size) // out_size)
+        m[i, start:end] = _f32(1) / _f32(end - start)
+    return m
+
+
+# ---------------------------------------------------------------------------
+# Applying one axis.
+# ---------------------------------------------------------------------------
+
+_LETTERS = "abcdefgh"
+
+
+def _apply_matrix(x: jnp.ndarray, m: np.ndarray, axis: int) -> jnp.ndarray:
+    if m.shape[0] == m.shape[1] and np.array_equal(m, np.eye(m.shape[0], dtype=m.dtype)):
+        return x
+    idx = _LETTERS[: x.ndim]
+    out = idx[:axis] + "z" + idx[axis + 1:]
+    return jnp.einsum(f"{idx},z{idx[axis]}->{out}", x, jnp.asarray(m, x.dtype))
+
+
+def _apply_nearest(x: jnp.ndarray, src: np.ndarray, axis: int) -> jnp.ndarray:
+    in_size, out_size = x.shape[axis], len(src)
+    if out_size % in_size == 0 and np.array_equal(src, np.arange(out_size) // (out_size // in_size)):
+        if out_size == in_size:
+            return x
+        # every pixel repeated r times: a broadcast, whose gradient is a reshape-sum
+        r = out_size // in_size
+        y = jnp.expand_dims(x, axis + 1)
+        y = jnp.broadcast_to(y, x.shape[: axis + 1] + (r,) + x.shape[axis + 1:])
+        return y.reshape(x.shape[:axis] + (out_size,) + x.shape[axis + 1:])
+    return jnp.take(x, jnp.asarray(src, jnp.int32), axis=axis)
+
+
+def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
+    in_size = x.shape[axis]
+    if mode in ("nearest", "nearest-exact"):
+        return _apply_nearest(x, _nearest_indices(in_size, out_size, scale, mode == "nearest-exact"), axis)
+    if mode == "area":
+        m = _area_matrix(in_size, out_size)
+    elif antialias:
+        m = _aa_matrix(in_size, out_size, align_corners, scale, cubic=mode == "bicubic")
+    elif mode == "bicubic":
+        m = _cubic_matrix(in_size, out_size, align_corners, scale)
+    else:
+        m = _linear_matrix(in_size, out_size, align_corners, scale)
+    return _apply_matrix(x, m, axis)
+
+
+# ---------------------------------------------------------------------------
+# Public ops.
+# ---------------------------------------------------------------------------
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, where):
+    """Return ``(output sizes, per-axis scale_factor or None)`` as torch's interpolate derives them."""
+    n = len(spatial)
+    if size is not None and scale_factor is not None:
+        raise ValueError(f"{where}: only one of size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError(f"{where}: recompute_scale_factor is not meaningful with an explicit size.")
+        if isinstance(size, (list, tuple)):
+            if len(size) != n:
+                raise ValueError(
+                    f"{where}: Input and output must have the same number of spatial dimensions, but got "
+                    f"input with spatial dimensions of {list(spatial)} and output size of {size}. "
+                    "Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                    "output size in (o1, o2, ...,oK) format."
+                )
+            sizes = tuple(size)
+        else:
+            sizes = (size,) * n
+        if not all(_is_int(s) for s in sizes):
+            raise TypeError(
+                f"{where}: expected size to be one of int or Tuple[int] or Tuple[int, int] or "
+                f"Tuple[int, int, int], but got size={size!r}"
+            )
+        return tuple(int(s) for s in sizes), (None,) * n
+    if scale_factor is None:
+        raise ValueError(f"{where}: either size or scale_factor should be defined")
+    if isinstance(scale_factor, (list, tuple)):
+        if len(scale_factor) != n:
+            raise ValueError(
+                f"{where}: Input and scale_factor must have the same number of spatial dimensions, but "
+                f"got input with spatial dimensions of {list(spatial)} and "
+                f"scale_factor of shape {scale_factor}. "
+                "Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                "scale_factor in (s1, s2, ...,sK) format."
+            )
+        scales = tuple(scale_factor)
+    else:
+        scales = (scale_factor,) * n
+    if not all(_is_number(s) for s in scales):
+        raise TypeError(f"{where}: scale_factor must be a float or a tuple of floats, got {scale_factor!r}")
+    scales = tuple(float(s) for s in scales)
+    # both in double precision, truncated, as torch's compute_output_size
+    sizes = tuple(int(math.floor(float(i) * s)) for i, s in zip(spatial, scales))
+    if recompute_scale_factor or mode == "area":
+        scales = (None,) * n
+    return sizes, scales
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize ``(N, C, *spatial)`` inputs; same as ``torch.nn.functional.interpolate``.
+
+    Args:
+      input: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``. As in torch
+        the batch dimension is required (a 3-D input is a batch of 1-D signals).
+      size: output spatial size (int or one int per spatial dim).
+      scale_factor: multiplier per spatial dim (float or tuple); the output
+        size is ``floor(in · scale_factor)``.
+      mode: ``'nearest'`` (source ``floor(dst · scale)``, torch's legacy rule),
+        ``'nearest-exact'`` (``floor((dst + 0.5) · scale)``), ``'linear'`` (3-D),
+        ``'bilinear'`` / ``'bicubic'`` (4-D), ``'trilinear'`` (5-D), ``'area'``
+        (adaptive average pooling).
+      align_corners: for the interpolating modes only; ``None`` means ``False``.
+        ``True`` maps the corner pixel centres onto each other
+        (``scale = (in − 1)/(out − 1)``), ``False`` maps pixel areas
+        (``src = scale·(dst + 0.5) − 0.5``).
+      recompute_scale_factor: when ``True`` (only with ``scale_factor``), the
+        coordinate scale is ``in/out`` of the computed output size; otherwise
+        ``1/scale_factor`` is used, as torch does.
+      antialias: bilinear/bicubic on 4-D inputs only: when downsampling,
+        stretch the filter by the downsampling factor (torch/PIL's antialias).
+
+    Returns:
+      ``(N, C, *size)``. Bicubic uses ``a = −0.75`` and reads border pixels
+      for taps outside the input; antialiased bicubic uses ``a = −0.5``, as torch.
+
+    Differences from torch: only floating-point inputs are accepted by the
+    interpolating modes (torch also resizes uint8 images with rounding);
+    ``'lanczos'`` is not implemented. Wrong-rank errors are
+    :class:`InterpolateModeError` (both ``ValueError`` and torch's ``NotImplementedError``).
+    """
+    where = "interpolate"
+    x = _checks.as_array(input, "input", where)
+    _checks.one_of(mode, _MODES, "mode", where)
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError(
+                f"{where}: align_corners option can only be set with the "
+                "interpolating modes: linear | bilinear | bicubic | trilinear"
+            )
+    elif align_corners is None:
+        align_corners = False
+    if not isinstance(align_corners, (bool, type(None))):
+        raise TypeError(f"{where}: align_corners must be a bool or None, got {align_corners!r}")
+    if x.ndim not in (3, 4, 5):
+        raise InterpolateModeError(
+            f"{where}: Input Error: Only 3D, 4D and 5D input Tensors supported (got {x.ndim}D) for the modes: "
+            f"nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})"
+        )
+    n = x.ndim - 2
+    sizes, scales = _output_geometry(x.shape[2:], size, scale_factor, recompute_scale_factor, mode, where)
+    if antialias and not (mode in ("bilinear", "bicubic") and x.ndim == 4):
+        raise ValueError(
+            f"{where}: Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor as input"
+        )
+    if mode in _MODE_DIMS and _MODE_DIMS[mode] != n:
+        raise InterpolateModeError(f"{where}: Got {x.ndim}D input, but {mode} mode needs {_MODE_DIMS[mode] + 2}D input")
+    # torch's area mode is adaptive_avg_pool, which accepts an empty output
+    min_out = 0 if mode == "area" else 1
+    if any(s < min_out for s in sizes) or any(s <= 0 for s in x.shape[2:]):
+        raise ValueError(
+            f"{where}: Input and output sizes should be greater than 0, but got input "
+            f"{tuple(x.shape[2:])} output {sizes}"
+        )
+    if mode not in ("nearest", "nearest-exact"):
+        _checks.floating(x, "input", where)
+    # shrink first, then grow: the intermediate stays as small as possible
+    order = sorted(range(n), key=lambda i: sizes[i] / x.shape[2 + i])
+    for i in order:
+        x = _resize_axis(x, 2 + i, sizes[i], mode, align_corners, scales[i], antialias)
+    return x
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """``torch.nn.functional.upsample`` (deprecated there): :func:`interpolate` without recomputation."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """``torch.nn.functional.upsample_nearest``: ``interpolate(..., mode='nearest')``."""
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """``torch.nn.functional.upsample_bilinear``: ``interpolate(..., mode='bilinear', align_corners=True)`` on 4-D input."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _shuffle_checks(x, factor, name, where):
+    x = _checks.as_array(x, "input", where)
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int, got {factor!r}")
+    if factor <= 0:
+        raise ValueError(f"{where} expects a positive {name}, but got {factor}")
+    if x.ndim < 3:
+        raise ValueError(
+            f"{where} expects input to have at least 3 dimensions, but got input with {x.ndim} dimension(s)"
+        )
+    return x, int(factor)
+
+
+def pixel_shuffle(input, upscale_factor):
+    """Rearrange ``(*, C·r², H, W)`` into ``(*, C, H·r, W·r)``; same as ``torch.nn.functional.pixel_shuffle``.
+
+    Output channel ``c`` at ``(h·r + i, w·r + j)`` is input channel ``c·r² + i·r + j`` at ``(h, w)``.
+    Any number of leading dimensions (including none) is accepted.
+    """
+    where = "pixel_shuffle"
+    x, r = _shuffle_checks(input, upscale_factor, "upscale_factor", where)
+    *batch, c, h, w = x.shape
+    if c % (r * r) != 0:
+        raise ValueError(
+            f"{where} expects its input's 'channel' dimension to be divisible by the square of "
+            f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}"
+        )
+    b = len(batch)
+    y = x.reshape(*batch, c // (r * r), r, r, h, w)
+    y = y.transpose(*range(b), b, b + 3, b + 1, b + 4, b + 2)
+    return y.reshape(*batch, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """Rearrange ``(*, C, H·r, W·r)`` into ``(*, C·r², H, W)``; the inverse of :func:`pixel_shuffle`,
+    same as ``torch.nn.functional.pixel_unshuffle``."""
+    where = "pixel_unshuffle"
+    x, r = _shuffle_checks(input, downscale_factor, "downscale_factor", where)
+    *batch, c, h, w = x.shape
+    for dim, size, label in ((-2, h, "height"), (-1, w, "width")):
+        if size % r != 0:
+            raise ValueError(
+                f"{where} expects {label} to be divisible by downscale_factor, but input.size({dim})={size} "
+                f"is not divisible by {r}"
+            )
+    b = len(batch)
+    y = x.reshape(*batch, c, h // r, r, w // r, r)
+    y = y.transpose(*range(b), b, b + 2, b + 4, b + 1, b + 3)
+    return y.reshape(*batch, c * r * r, h // r, w // r)
