@@ -347,12 +347,29 @@ def _progress(progress: bool | None, total, desc: str):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
 
 
+def _data_parallel(mesh, data_axis: str, train_step, eval_step, ts):
+    """Wrap the steps of :func:`fit` to place host batches on ``mesh`` (this process's rows)."""
+    from fcnn import distributed
+
+    def sharded_train_step(ts, batch):
+        lo, hi = distributed.process_rows(_batch_size(batch))
+        local = jax.tree.map(lambda a: np.asarray(a)[lo:hi], batch)
+        return train_step(ts, distributed.global_batch(mesh, local, data_axis))
+
+    def replicated_eval_step(ts, batch):
+        return eval_step(ts, distributed.replicate(mesh, batch))
+
+    return (sharded_train_step, None if eval_step is None else replicated_eval_step,
+            distributed.replicate(mesh, ts))
+
+
 def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callable,
         optimizer: optax.GradientTransformation, epochs: int, *, seed: int = 0,
         train_state: TrainState | None = None, start_epoch: int = 0,
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         on_epoch_end: Callable | Sequence[Callable] | None = None,
-        progress: bool | None = None, log_every: int = 10):
+        progress: bool | None = None, log_every: int = 10, mesh=None, data_axis: str = "data",
+        **step_options):
     """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
 
     Args:
@@ -376,6 +393,14 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
             when stderr is a terminal.
         log_every: refresh the bar's numbers every this many steps (each
             refresh waits for the device).
+        mesh, data_axis: data-parallel training over a ``jax.sharding.Mesh``
+            (see :func:`make_train_step`). With several processes
+            (:func:`fcnn.distributed.initialize`) every process iterates the
+            same batches and keeps only its own rows of each training batch
+            (:func:`fcnn.distributed.process_rows`); evaluation batches are
+            replicated.
+        **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype`` of
+            :func:`make_train_step`.
 
     Returns:
         ``(train_state, history)``; ``history`` is a list with one dict per
@@ -390,8 +415,10 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
     callbacks = [] if on_epoch_end is None else (
         list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else [on_epoch_end])
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
-    train_step = make_train_step(model, loss_fn, optimizer)
+    train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, **step_options)
     eval_step = make_eval_step(model, loss_fn) if eval_data is not None else None
+    if mesh is not None:
+        train_step, eval_step, ts = _data_parallel(mesh, data_axis, train_step, eval_step, ts)
     history: list[dict] = []
     best_ts = None
     total = len(train_data) if hasattr(train_data, "__len__") else None
