@@ -48,7 +48,9 @@ def pool_args(kernel_size, stride, padding, dilation, n: int, where: str):
     """Normalise torch's pooling arguments to ``n``-tuples and validate them.
 
     ``stride=None`` (or an empty sequence, as torch accepts) means ``kernel_size``.
-    Padding is limited to half the effective (dilated) kernel, as in torch.
+    Padding is limited to half the kernel (``padding <= kernel_size // 2``): torch
+    checks the dilated kernel in one place and the plain kernel in another, so
+    the plain kernel is what it accepts.
     """
     kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
     _checks.positive(kernel, "kernel_size", where)
@@ -60,11 +62,11 @@ def pool_args(kernel_size, stride, padding, dilation, n: int, where: str):
     _checks.non_negative(pad, "padding", where)
     dil = _checks.ntuple(dilation, n, "dilation", where)
     _checks.positive(dil, "dilation", where)
-    for k, p, d in zip(kernel, pad, dil):
-        if p > (d * (k - 1) + 1) // 2:
+    for k, p in zip(kernel, pad):
+        if p > k // 2:
             raise ValueError(
-                f"{where}: pad should be at most half of effective kernel size, but got pad={p}, "
-                f"kernel_size={k} and dilation={d} (padding={pad if n > 1 else p})"
+                f"{where}: pad should be smaller than or equal to half of kernel size, but got "
+                f"padding={pad if n > 1 else p} and kernel_size={kernel if n > 1 else k}"
             )
     return kernel, stride, pad, dil
 
@@ -142,15 +144,16 @@ def _window_slice(xp, offs, out, stride, dilation):
     return lax.slice(xp, start, limit, (1, 1) + tuple(stride))
 
 
-def _scan_max(slices_and_masks, shape, dtype):
+def _scan_max(slices_and_masks, shape, dtype, arg0=0):
     """Torch's arg-max scan over a window given as a list of (values, static validity mask).
 
     An element replaces the running maximum when it is strictly greater or NaN;
     the first valid element is always taken (so an all −inf window still points
-    into the input). Returns the maximum and the position in the list, int32.
+    into the input). A window without any valid element keeps ``arg0``.
+    Returns the maximum and the position in the list, int32.
     """
     best = jnp.full(shape, -jnp.inf, dtype)
-    arg = jnp.zeros(shape, jnp.int32)
+    arg = jnp.broadcast_to(jnp.asarray(arg0, jnp.int32), shape)
     seen = np.zeros((1,) * (len(shape) - 2), bool)
     for k, (v, valid) in enumerate(slices_and_masks):
         take = (v > best) | jnp.isnan(v)
@@ -175,63 +178,108 @@ def _max_pool_fwd_impl(x, geom):
         (_window_slice(xp, offs, out, stride, dilation), _valid_mask(offs, spatial, out, stride, padding, dilation))
         for offs in _offsets(kernel)
     ]
-    return _scan_max(items, x.shape[:2] + out, x.dtype)
+    return _scan_max(items, x.shape[:2] + out, x.dtype, _empty_window_arg(out, kernel, stride, padding, dilation))
+
+
+def _empty_window_arg(out, kernel, stride, padding, dilation):
+    """Torch's starting arg-max: the first window element at a non-negative position.
+
+    It only survives in a (dilated) window that has no element inside the
+    input, whose value is −inf; torch then reports this position.
+    """
+    n = len(kernel)
+    arg = np.zeros((1,) * n, np.int64)
+    for i, (o, k, s, p, d) in enumerate(zip(out, kernel, stride, padding, dilation)):
+        first = np.minimum(np.maximum(-((np.arange(o) * s - p) // d), 0), k - 1)
+        shape = [1] * n
+        shape[i] = o
+        arg = arg * k + first.reshape(shape)
+    return arg.astype(np.int32)
 
 
 def _max_pool_bwd_impl(g, arg, spatial, geom):
-    """Scatter ``g`` to the arg-max elements, one interior-padded ``g`` per kernel offset.
+    """Route ``g`` to the arg-max elements, working phase by phase of the stride.
 
-    Each offset's contributions land on a strided sub-grid of the input, which
-    ``lax.pad`` with interior padding produces directly (negative edge padding
-    crops what falls into the implicit padding); XLA fuses the sum.
+    Input position ``i = q·s + r`` (phase ``r``) is element ``k`` of window
+    ``o = q + (r + p − k·d) / s`` exactly when ``r + p − k·d`` is divisible by
+    ``s``; so each kernel offset feeds exactly one phase, through a shifted
+    copy of ``where(arg == k, g, 0)``. The phases are then interleaved by a
+    reshape. All work is output-sized plus one pass over the input: no
+    scatter, no interior padding (both measured slower on CPU, see
+    benchmarks/results_pool.md).
     """
     kernel, stride, padding, dilation, out, pads = geom
-    if stride == kernel and padding == (0,) * len(kernel) and dilation == (1,) * len(kernel):
-        return _nonoverlapping_bwd(g, arg, spatial, kernel, out)
-    dx = None
+    n = len(kernel)
+    lead = g.shape[:2]
     zero = jnp.array(0, g.dtype)
+    q = tuple(-(-length // s) for length, s in zip(spatial, stride))  # positions per phase
+    phases = {}
     for k, offs in enumerate(_offsets(kernel)):
-        gk = jnp.where(arg == k, g, zero)
-        cfg = [(0, 0, 0), (0, 0, 0)]
-        for off, length, o, s, p, d in zip(offs, spatial, out, stride, padding, dilation):
-            lo = off * d - p
-            cfg.append((lo, length - (lo + (o - 1) * s + 1), s - 1))
-        part = lax.pad(gk, zero, cfg)
-        dx = part if dx is None else dx + part
+        phase, cfg = [], [(0, 0, 0), (0, 0, 0)]
+        for off, o, s, p, d, qq in zip(offs, out, stride, padding, dilation, q):
+            r = (off * d - p) % s
+            c = (r + p - off * d) // s  # window o = q + c
+            phase.append(r)
+            cfg.append((-c, qq - o + c, 0))
+        part = lax.pad(jnp.where(arg == k, g, zero), zero, cfg)
+        phase = tuple(phase)
+        phases[phase] = part if phase not in phases else phases[phase] + part
+    zeros = None
+    stacked = []
+    for phase in itertools.product(*(range(s) for s in stride)):
+        if phase not in phases:
+            zeros = jnp.zeros(lead + q, g.dtype) if zeros is None else zeros
+        stacked.append(phases.get(phase, zeros))
+    dx = jnp.stack(stacked, axis=-1).reshape(lead + q + tuple(stride))
+    # (N, C, q1..qn, s1..sn) -> (N, C, q1, s1, ..., qn, sn)
+    perm = (0, 1) + tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
+    dx = dx.transpose(perm).reshape(lead + tuple(qq * s for qq, s in zip(q, stride)))
+    if dx.shape[2:] != tuple(spatial):
+        dx = dx[(slice(None), slice(None)) + tuple(slice(0, length) for length in spatial)]
     return dx
 
 
-def _nonoverlapping_bwd(g, arg, spatial, kernel, out):
-    """Windows tile the input (k == s, no padding/dilation): build the gradient by reshaping."""
-    n = len(kernel)
-    zero = jnp.array(0, g.dtype)
-    parts = jnp.stack([jnp.where(arg == k, g, zero) for k in range(math.prod(kernel))], axis=-1)
-    lead = g.shape[:2]
-    parts = parts.reshape(lead + out + kernel)
-    # (N, C, o1..on, k1..kn) -> (N, C, o1, k1, ..., on, kn)
-    perm = (0, 1) + tuple(x for i in range(n) for x in (2 + i, 2 + n + i))
-    dx = parts.transpose(perm).reshape(lead + tuple(o * k for o, k in zip(out, kernel)))
-    tail = [(0, 0)] * 2 + [(0, length - o * k) for length, o, k in zip(spatial, out, kernel)]
-    return jnp.pad(dx, tail) if any(t[1] for t in tail) else dx
+# Two entry points share one VJP, which saves the arg-max (int32) for the
+# backward pass instead of letting XLA re-derive it (select_and_scatter):
+# ``_max_pool_values`` computes plain values with reduce_window when no
+# gradient is taken; ``_max_pool_with_arg`` also returns the arg-max.
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _max_pool_core(x, geom):
+def _max_pool_values(x, geom):
+    kernel, stride, padding, dilation, out, pads = geom
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, 1) + kernel, (1, 1) + stride,
+                             ((0, 0), (0, 0)) + pads, window_dilation=(1, 1) + dilation)
+
+
+def _max_pool_values_fwd(x, geom):
+    best, arg = _max_pool_fwd_impl(x, geom)
+    return best, (arg, x.shape[2:])
+
+
+def _max_pool_values_bwd(geom, res, g):
+    arg, spatial = res
+    return (_max_pool_bwd_impl(g, arg, spatial, geom),)
+
+
+_max_pool_values.defvjp(_max_pool_values_fwd, _max_pool_values_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool_with_arg(x, geom):
     return _max_pool_fwd_impl(x, geom)
 
 
-def _max_pool_core_fwd(x, geom):
+def _max_pool_with_arg_fwd(x, geom):
     best, arg = _max_pool_fwd_impl(x, geom)
     return (best, arg), (arg, x.shape[2:])
 
 
-def _max_pool_core_bwd(geom, res, cts):
-    arg, spatial = res
-    g = cts[0]
-    return (_max_pool_bwd_impl(g, arg, spatial, geom),)
+def _max_pool_with_arg_bwd(geom, res, cts):
+    return _max_pool_values_bwd(geom, res, cts[0])
 
 
-_max_pool_core.defvjp(_max_pool_core_fwd, _max_pool_core_bwd)
+_max_pool_with_arg.defvjp(_max_pool_with_arg_fwd, _max_pool_with_arg_bwd)
 
 
 def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out):
@@ -257,11 +305,13 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return_indices = _bool(return_indices, "return_indices", where)
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
-    y, arg = _max_pool_core(x, (kernel, stride, padding, dilation, out, pads))
+    geom = (kernel, stride, padding, dilation, out, pads)
+    if not return_indices:
+        y = _max_pool_values(x, geom)
+        return y[0] if unbatched else y
+    y, arg = _max_pool_with_arg(x, geom)
     if unbatched:
         y = y[0]
-    if not return_indices:
-        return y
     idx = _flat_indices(arg, kernel, stride, padding, dilation, x.shape[2:], out)
     return y, (idx[0] if unbatched else idx)
 
@@ -271,7 +321,7 @@ _MAX_POOL_DOC = """{n}-D max pooling over ``{shape}`` or unbatched; same as ``to
     Args:
       input: ``{shape}`` or without the batch dimension.
       kernel_size, stride (default ``kernel_size``), padding, dilation: int or {n}-tuple.
-        ``padding`` (implicit −inf) is at most half the dilated kernel.
+        ``padding`` (implicit −inf) is at most ``kernel_size // 2``.
       ceil_mode: round the output size up; a window must still start inside the
         input or the left padding.
       return_indices: also return the int32 flat index (per channel, unpadded
@@ -449,8 +499,9 @@ def _avg_divisor(spatial, out, kernel, stride, padding, count_include_pad):
 
 
 def _window_sum(x, kernel, stride, pads):
+    # a NumPy init value: JAX recognises the (differentiable) sum only for a concrete 0
     return lax.reduce_window(
-        x, jnp.array(0, x.dtype), lax.add, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads
+        x, np.array(0, x.dtype), lax.add, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads
     )
 
 
@@ -669,7 +720,8 @@ def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, n, where):
         raise ValueError(f"{where}: norm_type must be non-zero, got {norm_type!r}")
     kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
     if math.isinf(norm_type):
-        x = jnp.abs(_checks.as_array(input, "input", where))
+        x = _checks.as_array(input, "input", where)
+        x = x * jnp.sign(x)  # |x| with torch's zero gradient at 0 (jnp.abs has 1)
         y = _max_pool(x if norm_type > 0 else -x, kernel, stride, 0, 1, ceil_mode, False, n, where)
         return y if norm_type > 0 else -y
     x = _checks.as_array(input, "input", where)

@@ -1,0 +1,161 @@
+"""Pooling ops: fcnn (jit) against torch, forward and forward+backward, on the same machine in one run.
+
+Run: ``python -m benchmarks.ops_pool [--repeats 7] [--shape 32 64 56 56] [--alternatives]``.
+Each case is timed after a warm-up call; fcnn and torch calls are interleaved
+(one fcnn call, one torch call, ...) so that load from other processes hits
+both alike, and the median of the repeats is printed with the ratio fcnn/torch.
+``--alternatives`` also times the other formulations tried for the slow cases
+(see benchmarks/results_pool.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from jax import lax
+
+from fcnn import functional as F
+
+CASES = [
+    ("max_pool2d k2 s2", lambda x: F.max_pool2d(x, 2, 2), lambda x: TF.max_pool2d(x, 2, 2)),
+    ("max_pool2d k3 s2 p1", lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1)),
+    ("avg_pool2d k2 s2", lambda x: F.avg_pool2d(x, 2, 2), lambda x: TF.avg_pool2d(x, 2, 2)),
+    ("avg_pool2d k3 s1 p1", lambda x: F.avg_pool2d(x, 3, 1, 1), lambda x: TF.avg_pool2d(x, 3, 1, 1)),
+    ("adaptive_avg_pool2d 56->7", lambda x: F.adaptive_avg_pool2d(x, 7), lambda x: TF.adaptive_avg_pool2d(x, 7)),
+    ("adaptive_avg_pool2d ->1", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: TF.adaptive_avg_pool2d(x, 1)),
+]
+
+
+def _alt_max_xla(k, s, p):
+    """XLA's own max pooling: reduce_window forward, select_and_scatter_add gradient."""
+    pads = ((0, 0), (0, 0), (p, p), (p, p))
+    return lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, s, s), pads)
+
+
+def _alt_avg_slices(k, s, p):
+    """Sum of k·k strided slices of the zero-padded input (instead of reduce_window)."""
+
+    def f(x):
+        xp = jnp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        ho = (x.shape[2] + 2 * p - k) // s + 1
+        wo = (x.shape[3] + 2 * p - k) // s + 1
+        acc = None
+        for i in range(k):
+            for j in range(k):
+                sl = xp[:, :, i:i + (ho - 1) * s + 1:s, j:j + (wo - 1) * s + 1:s]
+                acc = sl if acc is None else acc + sl
+        return acc / (k * k)  # count_include_pad=True with no ceil_mode: a constant divisor
+
+    return f
+
+
+def _alt_avg_reshape(k):
+    """Non-overlapping windows: reshape and mean."""
+
+    def f(x):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // k, k, w // k, k).mean((3, 5))
+
+    return f
+
+
+def _alt_adaptive_matmul(o):
+    """Adaptive average as two bin-matrix products (the path used for non-divisible sizes)."""
+
+    def f(x):
+        h = x.shape[2]
+        m = np.zeros((o, h), np.float32)
+        for i in range(o):
+            m[i, (i * h) // o: -((-(i + 1) * h) // o)] = 1.0
+        m = jnp.asarray(m / m.sum(1, keepdims=True))
+        return jnp.einsum("nchw,ph,qw->ncpq", x, m, m, precision=lax.Precision.HIGHEST)
+
+    return f
+
+
+ALTERNATIVES = [
+    ("max_pool2d k2 s2 [XLA reduce_window + select_and_scatter]", _alt_max_xla(2, 2, 0), lambda x: TF.max_pool2d(x, 2, 2)),
+    ("max_pool2d k3 s2 p1 [XLA reduce_window + select_and_scatter]", _alt_max_xla(3, 2, 1),
+     lambda x: TF.max_pool2d(x, 3, 2, 1)),
+    ("avg_pool2d k2 s2 [reshape-mean]", _alt_avg_reshape(2), lambda x: TF.avg_pool2d(x, 2, 2)),
+    ("avg_pool2d k2 s2 [sum of strided slices]", _alt_avg_slices(2, 2, 0), lambda x: TF.avg_pool2d(x, 2, 2)),
+    ("avg_pool2d k3 s1 p1 [sum of strided slices]", _alt_avg_slices(3, 1, 1), lambda x: TF.avg_pool2d(x, 3, 1, 1)),
+    ("adaptive_avg_pool2d 56->7 [bin-matrix einsum]", _alt_adaptive_matmul(7), lambda x: TF.adaptive_avg_pool2d(x, 7)),
+]
+
+
+def _fcnn_fns(f, x):
+    fwd = jax.jit(f)
+    g = jnp.ones(jax.eval_shape(f, x).shape, x.dtype)
+    fwd_bwd = jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0])
+    return (lambda: fwd(x)), (lambda: fwd_bwd(x, g))
+
+
+def _torch_fns(f, x):
+    xt = torch.from_numpy(np.array(x))
+    xg = xt.clone().requires_grad_(True)
+    g = torch.ones_like(f(xt))
+
+    def fwd():
+        with torch.no_grad():
+            return f(xt)
+
+    def fwd_bwd():
+        xg.grad = None
+        f(xg).backward(g)
+        return xg.grad
+
+    return fwd, fwd_bwd
+
+
+def _time_pair(a, b, repeats):
+    for fn in (a, b):  # warm-up (compilation for fcnn)
+        jax.block_until_ready(fn())
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(a())
+        ta.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b()
+        tb.append(time.perf_counter() - t0)
+    return float(np.median(ta)), float(np.median(tb))
+
+
+def run(cases, shape, repeats):
+    x = jnp.asarray(np.random.RandomState(0).standard_normal(shape).astype(np.float32))
+    rows = []
+    for name, fj, ft in cases:
+        jf, jfb = _fcnn_fns(fj, x)
+        tf, tfb = _torch_fns(ft, x)
+        f_ms, t_ms = (v * 1e3 for v in _time_pair(jf, tf, repeats))
+        fb_ms, tb_ms = (v * 1e3 for v in _time_pair(jfb, tfb, repeats))
+        rows.append((name, f_ms, t_ms, fb_ms, tb_ms))
+        print(f"| {name} | {f_ms:.1f} | {t_ms:.1f} | {f_ms / t_ms:.2f} | {fb_ms:.1f} | {tb_ms:.1f} | {fb_ms / tb_ms:.2f} |",
+              flush=True)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--shape", type=int, nargs=4, default=(32, 64, 56, 56))
+    ap.add_argument("--alternatives", action="store_true")
+    args = ap.parse_args()
+    print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), input {tuple(args.shape)} float32, median of {args.repeats}")
+    print("| op | fcnn fwd ms | torch fwd ms | ratio | fcnn fwd+bwd ms | torch fwd+bwd ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    run(CASES, tuple(args.shape), args.repeats)
+    if args.alternatives:
+        run(ALTERNATIVES, tuple(args.shape), args.repeats)
+
+
+if __name__ == "__main__":
+    main()
