@@ -1,0 +1,334 @@
+"""PyTorch ``state_dict`` interop: load torch weights into fcnn models and export them back.
+
+fcnn's ``params``/``state`` already use torch's names and layouts (joined
+keys == ``module.state_dict()`` keys), so conversion is a key-by-key copy
+with checks:
+
+* :func:`load_state_dict` — torch ``state_dict`` (tensors or numpy arrays) →
+  ``(params, state)`` for an fcnn model, with torch's error messages for
+  missing / unexpected keys and size mismatches, and dtype conversion to the
+  model's dtypes.
+* :func:`state_dict` — ``(params, state)`` → ``OrderedDict[str, np.ndarray]``
+  that ``torch_module.load_state_dict({k: torch.from_numpy(v) ...})`` accepts.
+* :func:`load_torchvision_resnet` — a torchvision ResNet checkpoint file
+  (``.pth`` via ``torch.load(weights_only=True)``, or ``.safetensors`` read
+  without any dependency) → an fcnn ResNet.
+* :func:`read_safetensors` / :func:`write_safetensors` — the safetensors file
+  format (8-byte little-endian header length, JSON header, raw little-endian
+  data), implemented here so no extra package is needed.
+
+torch itself is imported only when torch tensors are passed or a ``.pth``
+file is read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class IncompatibleKeys(NamedTuple):
+    """As torch's ``_IncompatibleKeys``: what :func:`load_state_dict` could not match."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _flatten(tree, prefix: str = "") -> "OrderedDict[str, Any]":
+    out: OrderedDict[str, Any] = OrderedDict()
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def _set(tree: dict, key: str, value) -> None:
+    *parents, leaf = key.split(".")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def _to_numpy(value, key: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (jax.Array, np.generic, int, float, bool)):
+        return np.asarray(value)
+    mod = type(value).__module__
+    if mod.startswith("torch"):
+        import torch  # only when the caller hands us torch tensors
+
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu()
+            if t.dtype == torch.bfloat16:  # numpy has no bfloat16; go through float32 exactly
+                return t.float().numpy().astype(jnp.bfloat16)
+            return t.numpy()
+    raise TypeError(f"load_state_dict: value for {key!r} must be a torch tensor or an array, got {type(value).__name__}")
+
+
+def _expected(model) -> tuple["OrderedDict[str, Any]", "OrderedDict[str, Any]"]:
+    """The model's params and state as flat {key: ShapeDtypeStruct}, computed without running init.
+
+    Keys keep ``init``'s insertion order (torch's module order); jax.eval_shape
+    alone would return them sorted.
+    """
+    order = {}
+
+    def init(key):
+        params, state = model.init(key)
+        order["params"], order["state"] = list(_flatten(params)), list(_flatten(state))
+        return params, state
+
+    params, state = jax.eval_shape(init, jax.random.key(0))
+    params, state = _flatten(params), _flatten(state)
+    return (OrderedDict((k, params[k]) for k in order["params"]),
+            OrderedDict((k, state[k]) for k in order["state"]))
+
+
+def incompatible_keys(model, state_dict: Mapping[str, Any]) -> IncompatibleKeys:
+    """Keys of the model missing from ``state_dict`` and keys of ``state_dict`` the model lacks."""
+    p, s = _expected(model)
+    expected = list(p) + list(s)
+    return IncompatibleKeys([k for k in expected if k not in state_dict],
+                            [k for k in state_dict if k not in p and k not in s])
+
+
+def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *, key=None):
+    """Build ``(params, state)`` for ``model`` from a torch-style ``state_dict``.
+
+    Args:
+      model: an fcnn layer/model; its ``init`` (evaluated abstractly with
+        ``jax.eval_shape``) defines the expected keys, shapes and dtypes.
+      state_dict: mapping from dotted torch names to torch tensors or numpy /
+        jax arrays (e.g. ``torch_module.state_dict()``).
+      strict: as torch: when True, missing or unexpected keys raise. When
+        False, unexpected keys are ignored and missing entries keep the
+        model's own initial values (``model.init(key)``). A missing
+        ``num_batches_tracked`` is set to 0 without complaint, as torch's
+        BatchNorm does for state_dicts without version metadata.
+      key: PRNG key for those initial values (default ``jax.random.key(0)``);
+        only used when keys are missing and ``strict=False``.
+
+    Returns:
+      ``(params, state)`` as nested dicts of jax arrays with the model's dtypes
+      (values are converted, e.g. float64 → float32, int64 → int32).
+
+    Raises:
+      RuntimeError: with torch's wording — ``Missing key(s) in state_dict:``,
+        ``Unexpected key(s) in state_dict:`` (strict only) and
+        ``size mismatch for <key>: copying a param with shape ... from
+        checkpoint, the shape in current model is ...`` (always, as torch).
+    """
+    if not isinstance(strict, bool):
+        raise TypeError(f"load_state_dict: strict must be a bool, got {strict!r}")
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"load_state_dict: state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    exp_params, exp_state = _expected(model)
+    expected = OrderedDict(list(exp_params.items()) + list(exp_state.items()))
+    # As torch's BatchNorm does for state_dicts without version metadata (every
+    # plain dict, every safetensors file): a missing counter is zero, not an error.
+    arrays = {k: np.zeros(spec.shape, spec.dtype) for k, spec in expected.items()
+              if k.split(".")[-1] == "num_batches_tracked" and k not in state_dict}
+    missing = [k for k in expected if k not in state_dict and k not in arrays]
+    unexpected = [k for k in state_dict if k not in expected]
+    errors = []
+    if strict:
+        if unexpected:
+            errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if missing:
+            errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+    for k, spec in expected.items():
+        if k not in state_dict:
+            continue
+        arr = _to_numpy(state_dict[k], k)
+        if tuple(arr.shape) != tuple(spec.shape):
+            errors.append(
+                f"size mismatch for {k}: copying a param with shape {_torch_size(arr.shape)} from checkpoint, "
+                f"the shape in current model is {_torch_size(spec.shape)}."
+            )
+            continue
+        arrays[k] = arr
+    if errors:
+        raise RuntimeError(
+            f"Error(s) in loading state_dict for {type(model).__name__}:\n\t" + "\n\t".join(errors)
+        )
+    if missing:
+        init_params, init_state = model.init(jax.random.key(0) if key is None else key)
+        fallback = {**_flatten(init_params), **_flatten(init_state)}
+    params: dict = {}
+    state: dict = {}
+    for k, spec in expected.items():
+        value = jnp.asarray(arrays[k], dtype=spec.dtype) if k in arrays else fallback[k]
+        _set(params if k in exp_params else state, k, value)
+    return params, state
+
+
+def _torch_size(shape) -> str:
+    return f"torch.Size([{', '.join(str(int(d)) for d in shape)}])"
+
+
+def state_dict(params, state=None, *, model=None) -> "OrderedDict[str, np.ndarray]":
+    """``(params, state)`` → ``OrderedDict`` of numpy arrays under torch's dotted names.
+
+    Within each layer the params come before the buffers, as in torch's
+    ``state_dict()``. jax transformations (``jit``, ``grad``, ``tree_map``)
+    return dicts with sorted keys; pass ``model`` to get exactly torch's
+    module order back. Values are copied exactly (same dtype, same bits), so
+    ``load_state_dict(model, state_dict(params, state))`` returns the same
+    trees. Load into torch with
+    ``module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
+    """
+    flat = _flatten(_merge(params or {}, state or {}))
+    if model is not None:
+        exp_params, exp_state = _expected(model)
+        order = [k for k in _flatten(_merge(_nest(exp_params), _nest(exp_state))) if k in flat]
+        flat = OrderedDict([(k, flat[k]) for k in order] + [(k, v) for k, v in flat.items() if k not in set(order)])
+    return OrderedDict((k, np.array(v)) for k, v in flat.items())
+
+
+def _nest(flat: Mapping[str, Any]) -> dict:
+    tree: dict = {}
+    for k, v in flat.items():
+        _set(tree, k, v)
+    return tree
+
+
+def _merge(a: Mapping, b: Mapping) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        if k in out:
+            if not (isinstance(out[k], Mapping) and isinstance(v, Mapping)):
+                raise ValueError(f"state_dict: key {k!r} is both a parameter and a buffer")
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# --- safetensors, read and written without the safetensors package -------------------------
+
+_ST_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": jnp.bfloat16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+    "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_,
+}
+_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
+
+
+def read_safetensors(path) -> "OrderedDict[str, np.ndarray]":
+    """Read a ``.safetensors`` file into numpy arrays (no code is executed; offsets are checked)."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ValueError(f"read_safetensors: {path} is too short to be a safetensors file")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise ValueError(f"read_safetensors: {path}: header length {n} exceeds the file size (truncated file?)")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"read_safetensors: {path}: header is not valid JSON ({e})") from None
+    body = memoryview(data)[8 + n:]
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
+                     key=lambda kv: kv[1]["data_offsets"][0])
+    for name, info in entries:
+        dtype = info.get("dtype")
+        if dtype not in _ST_DTYPES:
+            raise ValueError(f"read_safetensors: {path}: tensor {name!r} has unsupported dtype {dtype!r}")
+        start, end = info["data_offsets"]
+        dt = np.dtype(_ST_DTYPES[dtype])
+        count = math.prod(info["shape"])
+        if not 0 <= start <= end <= len(body) or end - start != count * dt.itemsize:
+            raise ValueError(f"read_safetensors: {path}: tensor {name!r} has invalid data offsets {start}..{end}")
+        out[name] = np.frombuffer(body[start:end], dtype=dt.newbyteorder("<")).astype(dt).reshape(info["shape"])
+    return out
+
+
+def write_safetensors(path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``{name: array}`` as a ``.safetensors`` file (little-endian, 8-byte aligned header)."""
+    header: dict = {"__metadata__": dict(metadata)} if metadata else {}
+    chunks, offset = [], 0
+    for name, value in tensors.items():
+        arr = _to_numpy(value, name)
+        arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
+        if arr.dtype not in _ST_NAMES:
+            raise TypeError(f"write_safetensors: tensor {name!r} has unsupported dtype {arr.dtype}")
+        raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": _ST_NAMES[arr.dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for c in chunks:
+            f.write(c)
+
+
+def read_checkpoint_file(path) -> "OrderedDict[str, Any]":
+    """A state_dict from a ``.safetensors`` file or a torch file loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint file: {path}")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            f"reading {path} needs torch (torch.load(weights_only=True)); without torch, convert it to .safetensors"
+        ) from None
+    # weights_only=True: torch's restricted unpickler, which refuses to run arbitrary code.
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+        sd = sd["state_dict"]
+    if not isinstance(sd, Mapping):
+        raise ValueError(f"{path} does not hold a state_dict (got {type(sd).__name__})")
+    return OrderedDict(sd)
+
+
+_RESNET_DEPTHS = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet34"}
+
+
+def load_torchvision_resnet(path, model=None, strict: bool = True):
+    """Load a torchvision-format ResNet checkpoint (``resnet18-*.pth``, ``.safetensors``) into fcnn.
+
+    Args:
+      path: the checkpoint file. ``.pth``/``.pt`` files are read with
+        ``torch.load(weights_only=True)`` (no pickle code execution);
+        ``.safetensors`` files are read without torch.
+      model: the fcnn ResNet to load into; by default it is built from the
+        checkpoint — depth from the number of blocks per stage (18: 2-2-2-2,
+        34: 3-4-6-3) and ``num_classes`` from ``fc.weight``.
+      strict: as in :func:`load_state_dict`.
+
+    Returns:
+      ``(model, params, state)``.
+    """
+    sd = read_checkpoint_file(path)
+    if model is None:
+        blocks = tuple(len({k.split(".")[1] for k in sd if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+        name = _RESNET_DEPTHS.get(blocks)
+        if name is None or "fc.weight" not in sd:
+            raise ValueError(
+                f"load_torchvision_resnet: {path} does not look like a torchvision ResNet-18/34 "
+                f"(blocks per stage {blocks}); pass model= explicitly"
+            )
+        from fcnn import models
+
+        model = getattr(models, name)(num_classes=int(sd["fc.weight"].shape[0]))
+    params, state = load_state_dict(model, sd, strict=strict)
+    return model, params, state
