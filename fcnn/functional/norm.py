@@ -6,12 +6,13 @@ of updating the running buffers in place; ``instance_norm`` does the same
 when it is given running statistics.
 
 Statistics are computed in at least float32 (half-precision inputs are
-normalised with float32 statistics, then cast back). By default the mean and
-the biased variance come from a single pass over the data: one sample per
-reduced group is subtracted first (a *shift*), so ``E[(x−k)²] − E[x−k]²``
-does not lose the variance to cancellation when ``|mean| ≫ std``. Pass
-``single_pass=False`` for the textbook two-pass form (mean, then the mean of
-centred squares). Both match torch to float32 rounding on ordinary data.
+normalised with float32 statistics, then cast back). One sample per reduced
+group, ``k``, is subtracted first (a *shift*), so sums stay small when
+``|mean| ≫ std``. By default the mean and the biased variance then come from
+a single pass over the data, ``var = E[(x−k)²] − E[x−k]²``; pass
+``single_pass=False`` for the two-pass form (mean, then the mean of centred
+squares). Both match torch (which accumulates in float64 on CPU) to float32
+rounding, e.g. for data with mean 1000 and std 1.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bool = Tru
 
     With ``axis_name``, the sums are also reduced over that named axis
     (``jax.vmap(..., axis_name=)``, ``shard_map``, ``pmap``), so the statistics
-    are those of the global batch. Returns ``(mean, var, count)`` where
-    ``count`` is the global number of elements per statistic (a Python int).
+    are those of the global batch. Returns ``(centred, mean, var, count)``:
+    ``centred`` is ``x − mean`` (computed as ``(x − k) − E[x − k]``, which keeps
+    digits that ``x − mean`` would lose when ``|mean| ≫ std``), ``count`` the
+    global number of elements per statistic (a Python int).
     """
     xf = x.astype(_acc_dtype(x.dtype))
     count = math.prod(x.shape[a] for a in axes)
@@ -47,20 +50,24 @@ def moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bool = Tru
         s = jnp.sum(v, axis=axes, keepdims=True)
         return s if axis_name is None else jax.lax.psum(s, axis_name)
 
+    # Subtracting one sample per reduced group (the same on every participant) first keeps the sums small
+    # when |mean| >> std, so neither form below loses the variance, or the mean's last digits, to rounding.
+    first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+    shift = jax.lax.stop_gradient(xf[first])
+    if axis_name is not None:
+        shift = jax.lax.pmean(shift, axis_name)
+    d = xf - shift
+    m1 = total(d) / count
     if single_pass:
-        first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
-        shift = jax.lax.stop_gradient(xf[first])
-        if axis_name is not None:
-            # every participant must subtract the same shift for the sums to add up.
-            shift = jax.lax.pmean(shift, axis_name)
-        d = xf - shift
-        m1 = total(d) / count
         var = jnp.maximum(total(d * d) / count - m1 * m1, 0.0)
-        mean = shift + m1
     else:
-        mean = total(xf) / count
-        var = total(jnp.square(xf - mean)) / count
-    return mean, var, count
+        var = total(jnp.square(d - m1)) / count
+    return d - m1, shift + m1, var, count
+
+
+def _running_centred(x, running_mean, running_var, shape):
+    acc = _acc_dtype(x.dtype)
+    return x.astype(acc) - running_mean.astype(acc).reshape(shape), running_var.astype(acc).reshape(shape)
 
 
 def _channel_shape(c: int, ndim: int) -> tuple[int, ...]:
@@ -151,7 +158,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{where}: running_mean and running_var must be given when training=False")
     axes = (0,) + tuple(range(2, x.ndim))
     if training:
-        mean, var, n = moments(x, axes, axis_name=axis_name, single_pass=single_pass)
+        centred, mean, var, n = moments(x, axes, axis_name=axis_name, single_pass=single_pass)
         if n == 1:
             raise ValueError(
                 f"{where}: Expected more than 1 value per channel when training, got input size {list(x.shape)}"
@@ -163,10 +170,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             factor = _factor(momentum, num_batches_tracked, where)
             running_var = _update(running_var, var.reshape(c) * (n / (n - 1)), factor)
     else:
-        acc = _acc_dtype(x.dtype)
-        mean = running_mean.astype(acc).reshape(shape)
-        var = running_var.astype(acc).reshape(shape)
-    y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + eps)
+        centred, var = _running_centred(x, running_mean, running_var, shape)
+    y = centred * jax.lax.rsqrt(var + eps)
     return _affine(y, weight, bias, shape).astype(x.dtype), running_mean, running_var
 
 
@@ -209,7 +214,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             raise ValueError(
                 f"{where}: Expected more than 1 spatial element when training, got input size {list(x.shape)}"
             )
-        mean, var, n = moments(x, axes)
+        centred, mean, var, n = moments(x, axes)
         if tracked:
             # torch runs batch norm on the (1, N·C, *spatial) view and averages the N copies of each buffer.
             running_mean = _update(running_mean, mean.reshape(x.shape[:2]).mean(0), momentum)
@@ -217,10 +222,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     else:
         if not tracked:
             raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
-        acc = _acc_dtype(x.dtype)
-        mean = running_mean.astype(acc).reshape(shape)
-        var = running_var.astype(acc).reshape(shape)
-    y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + eps)
+        centred, var = _running_centred(x, running_mean, running_var, shape)
+    y = centred * jax.lax.rsqrt(var + eps)
     y = _affine(y, weight, bias, shape).astype(x.dtype)
     return (y, running_mean, running_var) if tracked else y
 
@@ -246,8 +249,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     weight = None if weight is None else _check_vector(weight, c, "weight", where)
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
     g = x.reshape(n, num_groups, -1)
-    mean, var, _ = moments(g, (2,))
-    y = ((g.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
+    centred, _, var, _ = moments(g, (2,))
+    y = (centred * jax.lax.rsqrt(var + eps)).reshape(x.shape)
     return _affine(y, weight, bias, _channel_shape(c, x.ndim)).astype(x.dtype)
 
 
@@ -281,8 +284,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     for name, v in (("weight", weight), ("bias", bias)):
         if v is not None and tuple(jnp.shape(v)) != shape:
             raise ValueError(f"{where}: {name} must have shape normalized_shape={shape}, got {tuple(jnp.shape(v))}")
-    mean, var, _ = moments(x, tuple(range(x.ndim - k, x.ndim)))
-    y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + eps)
+    centred, _, var, _ = moments(x, tuple(range(x.ndim - k, x.ndim)))
+    y = centred * jax.lax.rsqrt(var + eps)
     if weight is not None:
         y = y * weight
     if bias is not None:
