@@ -107,3 +107,33 @@ def test_bad_arguments_and_inputs():
         nn.Unflatten(1, (-1, -1))
     with pytest.raises(TypeError, match="unflattened_size"):
         nn.Unflatten(1, 3)
+
+
+class ConvHead(nn.Module):
+    """A fully-convolutional classifier head: 1×1 conv to class maps, then the global spatial mean."""
+
+    def __init__(self, channels, classes):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, classes, 1)
+
+    def forward(self, ctx, x):
+        return ctx.conv(x).mean((-2, -1))
+
+
+class TorchConvHead(torch.nn.Module):
+    def __init__(self, channels, classes):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, classes, 1)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))
+
+
+def test_conv1x1_global_mean_head_matches_torch():
+    check_layer(ConvHead(4, 3), TorchConvHead(4, 3), randn((2, 4, 5, 6)))
+    # unbatched input works too, so the head can be vmapped over examples
+    head = ConvHead(4, 3)
+    params, state = head.init(jax.random.key(0))
+    x = jnp.asarray(randn((3, 4, 5, 5)))
+    per_ex, _ = jax.vmap(head.apply, in_axes=(None, None, 0))(params, state, x)
+    np.testing.assert_allclose(per_ex, head.apply(params, state, x)[0], rtol=1e-5, atol=1e-6)
