@@ -101,6 +101,13 @@ def _flatten(tree) -> list[tuple[str, Any]]:
     return [(jax.tree_util.keystr(path), leaf) for path, leaf in leaves]
 
 
+def _json_scalar(x):
+    # metrics often arrive as numpy / jax scalars
+    if isinstance(x, (np.generic, jax.Array, np.ndarray)) and np.ndim(x) == 0:
+        return np.asarray(x).item()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -136,7 +143,7 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
         # zip's own CRC is not checked by numpy's reader; this one is, on restore.
         spec["crc32"] = zlib.crc32(np.ascontiguousarray(arrays[f"a{i}"]).tobytes())
     try:
-        user = json.loads(json.dumps(metadata if metadata is not None else {}))
+        user = json.loads(json.dumps(metadata if metadata is not None else {}, default=_json_scalar))
     except (TypeError, ValueError) as e:
         raise TypeError(f"checkpoint.save: metadata must be JSON-serialisable: {e}") from None
     header = {
@@ -325,3 +332,41 @@ def restore_latest(directory, template):
     if path is None:
         raise FileNotFoundError(f"restore_latest: no checkpoint (ckpt_<step>.npz) in {directory}")
     return restore(path, template), read_metadata(path)
+
+
+# --- fcnn.train integration -----------------------------------------------------------------
+
+
+def epoch_callback(directory, *, keep: int | None = 3, history: list | None = None):
+    """An ``on_epoch_end`` callback for :func:`fcnn.train.fit` that checkpoints every epoch.
+
+    Each call ``f(epoch, train_state, metrics)`` appends ``metrics`` to the
+    history and writes ``directory/ckpt_<epoch>.npz`` holding
+    ``{"train_state": train_state, "epoch": epoch}`` with the history in the
+    metadata, keeping the newest ``keep``. Pass the ``history`` restored by
+    :func:`resume` to continue it.
+    """
+    hist = list(history or [])
+
+    def on_epoch_end(epoch, train_state, metrics):
+        hist.append(dict(metrics))
+        save_checkpoint(directory, {"train_state": train_state, "epoch": int(epoch)}, int(epoch), keep=keep,
+                        metadata={"history": hist})
+        return False
+
+    return on_epoch_end
+
+
+def resume(directory, train_state_template):
+    """``(train_state, epoch, history)`` from the newest checkpoint written by :func:`epoch_callback`.
+
+    Returns ``None`` when ``directory`` holds no checkpoint. Raises
+    :class:`CheckpointError` (and changes nothing on disk) when the newest
+    checkpoint is unreadable, of another format version, or does not match
+    the template.
+    """
+    path = latest(directory)
+    if path is None:
+        return None
+    tree = restore(path, {"train_state": train_state_template, "epoch": 0})
+    return tree["train_state"], tree["epoch"], read_metadata(path)["metadata"].get("history", [])

@@ -214,3 +214,21 @@ def test_exact_resume_after_sigkill(tmp_path):
     history = checkpoint.read_metadata(interrupted / "final.npz")["metadata"]["history"]
     assert history == checkpoint.read_metadata(straight / "final.npz")["metadata"]["history"]
     assert len(history) == steps
+
+
+def test_fit_epoch_callback_and_resume(tmp_path):
+    from fcnn import train
+
+    model = nn.Conv2d(1, 1, 1)
+    opt = optax.sgd(0.1)
+    ts = train.create_train_state(model, opt, jax.random.key(0, impl="rbg"))
+    assert checkpoint.resume(tmp_path, ts) is None
+    cb = checkpoint.epoch_callback(tmp_path, keep=2)
+    for epoch in (1, 2, 3):
+        ts = ts._replace(step=ts.step + 1)
+        cb(epoch, ts, {"loss": np.float32(1.0 / epoch), "acc": jnp.asarray(0.5)})
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["ckpt_00000002.npz", "ckpt_00000003.npz"]
+    back, epoch, history = checkpoint.resume(tmp_path, train.create_train_state(model, opt, jax.random.key(1, impl="rbg")))
+    assert isinstance(back, train.TrainState) and epoch == 3 and int(back.step) == int(ts.step)
+    assert history == [{"loss": 1.0, "acc": 0.5}, {"loss": 0.5, "acc": 0.5}, {"loss": pytest.approx(1 / 3), "acc": 0.5}]
+    _assert_same(back, ts)
