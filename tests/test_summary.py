@@ -84,8 +84,10 @@ def test_transposed_conv_and_upsampling():
     s = summary(enc_dec, (1, 16, 16))
     conv, tconv, up = s.rows
     assert conv.jump == (2, 2) and tconv.jump == (1, 1) and up.jump == (0.5, 0.5)
-    # ConvTranspose k=2 s=2: each output reads exactly one input position → same field as the conv
-    assert tconv.receptive_field == conv.receptive_field and tconv.start == conv.start
+    # ConvTranspose k=2 s=2: output o reads input o // 2, whose field is [2(o//2) − 1, 2(o//2) + 1];
+    # the smallest window [start + o, start + o + size − 1] holding that for every o is start −2, size 4
+    assert conv.receptive_field == (3, 3) and conv.start == (-1, -1)
+    assert tconv.receptive_field == (4, 4) and tconv.start == (-2, -2)
     assert up.output_shape == (1, 1, 32, 32) and up.receptive_field[0] >= tconv.receptive_field[0]
 
 
