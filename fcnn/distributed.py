@@ -198,3 +198,33 @@ def data_parallel_jit(step, mesh: Mesh, data_axis: str = "data", *, donate: bool
     in_shardings[batch_argnum] = batch_sharding(mesh, data_axis)
     return jax.jit(step, in_shardings=tuple(in_shardings), out_shardings=rep,
                    donate_argnums=(0,) if donate else ())
+
+
+def add_arguments(parser) -> None:
+    """Add ``--num-processes``, ``--process-id``, ``--coordinator`` and ``--data-parallel`` to an argparse parser."""
+    group = parser.add_argument_group("distributed (JAX's runtime; defaults from FCNN_* environment variables)")
+    group.add_argument("--num-processes", default=None,
+                       help="number of processes (an int, or 'auto' for SLURM/MPI/TPU-pod detection); "
+                            f"default ${ENV_NUM_PROCESSES} or 1")
+    group.add_argument("--process-id", type=int, default=None, help=f"this process's rank (default ${ENV_PROCESS_ID})")
+    group.add_argument("--coordinator", default=None, help=f"host:port of process 0 (default ${ENV_COORDINATOR})")
+    group.add_argument("--data-parallel", action="store_true",
+                       help="split each batch over all local devices even with one process")
+
+
+def mesh_from_args(args) -> Mesh | None:
+    """Initialise from parsed :func:`add_arguments` flags; the data mesh to train on, or ``None``.
+
+    A mesh is returned when several processes were joined or ``--data-parallel``
+    was given; otherwise training stays on the default device.
+    """
+    num = args.num_processes
+    if isinstance(num, str) and num != "auto":
+        try:
+            num = int(num)
+        except ValueError:
+            raise ValueError(f"fcnn train: --num-processes must be an int or 'auto', got {num!r}") from None
+    joined = initialize(args.coordinator, num, args.process_id)
+    if joined or getattr(args, "data_parallel", False):
+        return data_mesh()
+    return None

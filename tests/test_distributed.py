@@ -205,3 +205,19 @@ def test_bad_distributed_arguments(monkeypatch):
     mesh = distributed.data_mesh()
     with pytest.raises(ValueError, match="scalar"):
         distributed.global_batch(mesh, np.float32(1.0))
+
+
+def test_cli_arguments(monkeypatch):
+    import argparse
+
+    for var in (distributed.ENV_NUM_PROCESSES, distributed.ENV_PROCESS_ID, distributed.ENV_COORDINATOR):
+        monkeypatch.delenv(var, raising=False)
+    parser = argparse.ArgumentParser()
+    distributed.add_arguments(parser)
+    assert distributed.mesh_from_args(parser.parse_args([])) is None
+    mesh = distributed.mesh_from_args(parser.parse_args(["--data-parallel"]))
+    assert mesh.axis_names == ("data",) and mesh.size == jax.device_count()
+    with pytest.raises(ValueError, match="--num-processes"):
+        distributed.mesh_from_args(parser.parse_args(["--num-processes", "two"]))
+    with pytest.raises(ValueError, match="coordinator"):
+        distributed.mesh_from_args(parser.parse_args(["--num-processes", "2", "--process-id", "0"]))
