@@ -475,3 +475,43 @@ def summary(model: Layer, input_shape: Sequence[int], dtype=jnp.float32, *, batc
         ))
     out_shape = jax.tree_util.tree_map(lambda a: tuple(a.shape), output)
     return Summary(type(model).__name__, input_shape, rows, _count(params), _count(state), out_shape)
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """``"3,224,224"`` → ``(3, 224, 224)``, with a clear error for anything else."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ValueError(f"--input must be comma-separated positive ints such as 3,224,224, got {text!r}") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise ValueError(f"--input must be comma-separated positive ints such as 3,224,224, got {text!r}")
+    return shape
+
+
+def main(argv=None) -> int:
+    """``python -m fcnn.summary --model resnet18 --input 3,224,224 [--markdown]`` (what ``fcnn summary`` runs)."""
+    import argparse
+    import sys
+
+    from fcnn import models
+
+    parser = argparse.ArgumentParser(prog="fcnn summary", description=main.__doc__)
+    parser.add_argument("--model", required=True, help=f"one of: {', '.join(models.names())}")
+    parser.add_argument("--input", required=True, help="input shape without the batch axis, e.g. 3,224,224")
+    parser.add_argument("--num-classes", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    try:
+        kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+        model = models.get(args.model, **kwargs)
+        s = summary(model, parse_input_shape(args.input), batch_size=args.batch_size)
+    except (ValueError, TypeError) as e:
+        print(f"fcnn summary: error: {e}", file=sys.stderr)
+        return 2
+    print(s.to_markdown() if args.markdown else s)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

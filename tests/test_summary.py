@@ -181,3 +181,17 @@ def test_custom_layer_without_rule_and_pointwise_default():
 def test_most_empirical_examples_were_unclipped():
     if CHECKED:  # runs after the hypothesis test in file order
         assert len(CHECKED) >= 5
+
+
+def test_command_line(capsys):
+    from fcnn.summary import main
+
+    assert main(["--model", "resnet18", "--input", "3,224,224"]) == 0
+    out = capsys.readouterr().out
+    assert "layer4.1.conv2" in out and "11,689,512" in out and "435" in out
+    assert main(["--model", "resnet19", "--input", "3,224,224"]) == 2
+    assert "unknown model 'resnet19'" in capsys.readouterr().err
+    assert main(["--model", "resnet18", "--input", "224,224"]) == 2
+    assert "has 2 dims" in capsys.readouterr().err
+    assert main(["--model", "lenet5", "--input", "1,a,28"]) == 2
+    assert "--input" in capsys.readouterr().err
