@@ -1,0 +1,269 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn as tnn
+from hypothesis import given, settings, strategies as st
+
+from fcnn import models
+from fcnn.models import LeNet5, VGG
+from oracle import assert_close, check_layer, flatten, load_into_torch, randn, to_torch
+
+
+# ---------------------------------------------------------------- torch twins
+# torchvision is not a dependency: its ResNet is restated here with the same
+# attribute names, which is what fixes the state_dict keys.
+
+class TBasicBlock(tnn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(planes)
+        self.relu = tnn.ReLU(inplace=True)
+        self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = tnn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class TBottleneck(tnn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = tnn.BatchNorm2d(planes)
+        self.conv2 = tnn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = tnn.BatchNorm2d(planes)
+        self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = tnn.BatchNorm2d(planes * 4)
+        self.relu = tnn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class TResNet(tnn.Module):
+    def __init__(self, block, layers, num_classes=1000):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = tnn.BatchNorm2d(64)
+        self.relu = tnn.ReLU(inplace=True)
+        self.maxpool = tnn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(block, 64, layers[0])
+        self.layer2 = self._make_layer(block, 128, layers[1], 2)
+        self.layer3 = self._make_layer(block, 256, layers[2], 2)
+        self.layer4 = self._make_layer(block, 512, layers[3], 2)
+        self.avgpool = tnn.AdaptiveAvgPool2d((1, 1))
+        self.fc = tnn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = tnn.Sequential(tnn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                                        tnn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return tnn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class TLeNet5(tnn.Module):
+    def __init__(self, num_classes, in_channels, pad1, pad2, s2, act, pool):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(in_channels, 6, 5, padding=pad1)
+        self.pool1 = pool(2)
+        self.conv2 = tnn.Conv2d(6, 16, 5, padding=pad2)
+        self.pool2 = pool(2)
+        self.fc1 = tnn.Linear(16 * s2 * s2, 120)
+        self.fc2 = tnn.Linear(120, 84)
+        self.fc3 = tnn.Linear(84, num_classes)
+        self.act = act()
+
+    def forward(self, x):
+        x = self.pool1(self.act(self.conv1(x)))
+        x = self.pool2(self.act(self.conv2(x)))
+        x = self.act(self.fc1(torch.flatten(x, 1)))
+        return self.fc3(self.act(self.fc2(x)))
+
+
+def t_vgg(cfg, cin, num_classes, hidden, p, ps):
+    layers, c = [], cin
+    for v in cfg:
+        if v == "M":
+            layers.append(tnn.MaxPool2d(2, 2))
+        else:
+            layers += [tnn.Conv2d(c, v, 3, padding=1, bias=False), tnn.BatchNorm2d(v), tnn.ReLU()]
+            c = v
+
+    class TVGG(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = tnn.Sequential(*layers)
+            self.avgpool = tnn.AdaptiveAvgPool2d(ps)
+            self.classifier = tnn.Sequential(tnn.Dropout(p), tnn.Linear(c * ps * ps, hidden), tnn.ReLU(),
+                                             tnn.Dropout(p), tnn.Linear(hidden, num_classes))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    return TVGG()
+
+
+def _flat_shapes(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.update(_flat_shapes(v, key) if isinstance(v, dict) else {key: tuple(v.shape)})
+    return out
+
+
+def assert_same_state_dict_layout(layer, module, key=0):
+    """Keys and shapes equal torch's state_dict; returns (params, state) from one jitted init."""
+    # eval_shape: no arrays are made, so big models are checked for free
+    params, state = jax.eval_shape(layer.init, jax.random.key(key))
+    assert {**_flat_shapes(params), **_flat_shapes(state)} == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    assert set(_flat_shapes(params)) == {k for k, _ in module.named_parameters()}
+    return jax.jit(layer.init)(jax.random.key(key))
+
+
+# ---------------------------------------------------------------- tests
+
+@pytest.mark.parametrize("size,act,pool", [(8, "relu", "max"), (28, "tanh", "avg")])
+def test_lenet5_matches_torch(size, act, pool):
+    layer = LeNet5(10, 1, size, act, pool)
+    pad1 = 0 if size >= 32 else 2
+    pad2, s2 = {8: (2, 2), 28: (0, 5)}[size]
+    module = TLeNet5(10, 1, pad1, pad2, s2, {"relu": tnn.ReLU, "tanh": tnn.Tanh}[act],
+                     {"max": tnn.MaxPool2d, "avg": tnn.AvgPool2d}[pool])
+    assert_same_state_dict_layout(layer, module)
+    check_layer(layer, module, randn((2, 1, size, size)), rtol=1e-4, atol=1e-5)
+
+
+@given(size=st.integers(5, 40), cin=st.sampled_from([1, 3]))
+@settings(max_examples=15)
+def test_lenet5_any_size_builds_and_keeps_keys(size, cin):
+    layer = LeNet5(7, cin, size)
+    params, _ = jax.eval_shape(layer.init, jax.random.key(0))
+    out = jax.eval_shape(lambda k, x: layer.apply(layer.init(k)[0], {}, x)[0], jax.random.key(0),
+                         jax.ShapeDtypeStruct((2, cin, size, size), jnp.float32))
+    assert out.shape == (2, 7)
+    assert set(flatten(params)) == {f"{n}.{w}" for n in ("conv1", "conv2", "fc1", "fc2", "fc3") for w in ("weight", "bias")}
+
+
+def test_lenet5_unbatched_and_vmap():
+    layer = LeNet5(10, 1, 8, "relu", "max")
+    params, state = jax.jit(layer.init)(jax.random.key(1))
+    x = jnp.asarray(randn((3, 1, 8, 8)))
+    apply = jax.jit(lambda x: layer.apply(params, state, x)[0])
+    batched, single = apply(x), apply(x[0])
+    assert single.shape == (10,)
+    mapped = jax.jit(jax.vmap(apply))(x)
+    assert_close(single, batched[0], 1e-5, 1e-6)
+    assert_close(mapped, batched, 1e-5, 1e-6)
+
+
+def test_vgg_matches_torch_train_and_eval():
+    cfg = (8, "M", 16, 16, "M")
+    layer = VGG(cfg, in_channels=3, num_classes=5, hidden=12, dropout=0.0, pool_size=2)
+    module = t_vgg(cfg, 3, 5, 12, 0.0, 2)
+    params, state = assert_same_state_dict_layout(layer, module)
+    x = randn((4, 3, 12, 12))
+    # train mode: batch statistics, updated running stats, gradients
+    _, new_state = check_layer(layer, module, x, train=True, rng=jax.random.key(0), rtol=1e-4, atol=1e-5)
+    # eval mode with the updated running statistics
+    check_layer(layer, module, x, params=params, state=new_state, rtol=1e-4, atol=1e-5, grads=False)
+
+
+def test_vgg_dropout_is_active_in_training_only():
+    layer = VGG("small", in_channels=1, num_classes=10)
+    params, state = jax.jit(layer.init)(jax.random.key(0))
+    x = jnp.asarray(randn((4, 1, 8, 8)))
+    ev = jax.jit(lambda x: layer.apply(params, state, x)[0])
+    tr = jax.jit(lambda x, k: layer.apply(params, state, x, train=True, rng=k)[0])
+    e1, e2 = ev(x), ev(x)
+    t1, t2 = tr(x, jax.random.key(1)), tr(x, jax.random.key(2))
+    np.testing.assert_array_equal(e1, e2)
+    assert not np.allclose(t1, t2)
+    with pytest.raises(ValueError, match="rng"):
+        layer.apply(params, state, x, train=True)
+
+
+def test_resnet18_matches_torchvision_structure_and_outputs():
+    layer = models.get("resnet18", num_classes=10)
+    module = TResNet(TBasicBlock, (2, 2, 2, 2), 10)
+    params, state = assert_same_state_dict_layout(layer, module)
+    # non-trivial running statistics, so eval mode really uses them
+    rs = np.random.RandomState(0)
+    state = jax.tree.map(lambda v: jnp.asarray(rs.uniform(0.5, 1.5, v.shape).astype(np.float32))
+                         if v.dtype == jnp.float32 else v, state)
+    load_into_torch(module, params, state)
+    module.eval()
+    x = randn((1, 3, 64, 64))
+    # one jitted program: much faster to build than op-by-op for a deep net
+    out = jax.jit(lambda p, s, x: layer.apply(p, s, x)[0])(params, state, x)
+    with torch.no_grad():
+        ref = module(to_torch(x))
+    assert_close(out, ref, 1e-4, 1e-4, "resnet18 eval output")
+
+
+@pytest.mark.parametrize("name,block,layers", [("resnet34", TBasicBlock, (3, 4, 6, 3)),
+                                               ("resnet50", TBottleneck, (3, 4, 6, 3))])
+def test_resnet34_50_state_dict_layout(name, block, layers):
+    assert_same_state_dict_layout(models.get(name), TResNet(block, layers))
+
+
+def test_resnet_init_is_torchvisions():
+    params, state = jax.jit(models.resnet18(num_classes=10).init)(jax.random.key(0))
+    w = np.asarray(params["layer3"]["0"]["conv1"]["weight"])  # (256, 128, 3, 3), fan_out = 256*9
+    np.testing.assert_allclose(w.std(), np.sqrt(2.0 / (256 * 9)), rtol=0.02)
+    assert np.all(np.asarray(params["bn1"]["weight"]) == 1) and np.all(np.asarray(params["bn1"]["bias"]) == 0)
+
+
+def test_resnet_small_input_variant():
+    layer = models.resnet18(num_classes=10, in_channels=1, small_input=True)
+    params, state = jax.eval_shape(layer.init, jax.random.key(0))
+    assert params["conv1"]["weight"].shape == (64, 1, 3, 3)
+    out = jax.eval_shape(lambda k, x: layer.apply(*layer.init(k), x)[0], jax.random.key(0),
+                         jax.ShapeDtypeStruct((2, 1, 8, 8), jnp.float32))
+    assert out.shape == (2, 10)
+
+
+def test_registry_and_bad_args():
+    assert {"lenet5", "vgg", "resnet18", "resnet34", "resnet50"} <= set(models.names())
+    assert isinstance(models.get("lenet5", input_size=8), LeNet5)
+    with pytest.raises(ValueError, match="unknown model 'resnet9'.*lenet5.*resnet18"):
+        models.get("resnet9")
+    with pytest.raises(ValueError, match="already registered"):
+        models.register("vgg", VGG)
+    with pytest.raises(ValueError, match="activation"):
+        LeNet5(activation="sigmoid")
+    with pytest.raises(ValueError, match="input_size"):
+        LeNet5(input_size=4)
+    with pytest.raises(ValueError, match="cfg"):
+        VGG("huge")
+    with pytest.raises(ValueError, match="cfg"):
+        VGG((8, "X"))
+    with pytest.raises(ValueError, match="dropout"):
+        VGG(dropout=1.5)
+    with pytest.raises(ValueError, match="layers"):
+        models.ResNet(models.BasicBlock, (2, 2, 2))
+    with pytest.raises(ValueError, match="expected 3D"):
+        LeNet5(input_size=8).apply(*LeNet5(input_size=8).init(jax.random.key(0)), jnp.zeros((8, 8)))
