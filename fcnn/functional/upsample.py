@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -77,16 +78,15 @@ def _dense(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, out_size: in
     return m
 
 
-def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool) -> np.ndarray:
+def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool, shortcut: bool) -> np.ndarray:
     dst = np.arange(out_size)
     if exact:
         s = _scale_value(scale, in_size, out_size)
         # (dst + 0.5) is a double in torch, the product is rounded to float before floorf
         src = np.floor(((dst + 0.5) * np.float64(s)).astype(_f32))
-    elif out_size == in_size:
+    elif shortcut and out_size == in_size:
         return dst
-    elif out_size == 2 * in_size:
-        # torch special-cases ×2 (and ×1) to dodge float rounding, whatever the scale_factor
+    elif shortcut and out_size == 2 * in_size:
         return dst >> 1
     else:
         s = _scale_value(scale, in_size, out_size)
@@ -182,8 +182,10 @@ def _apply_matrix(x: jnp.ndarray, m: np.ndarray, axis: int) -> jnp.ndarray:
     return jnp.einsum(f"{idx},z{idx[axis]}->{out}", x, jnp.asarray(m, x.dtype))
 
 
-def _apply_nearest(x: jnp.ndarray, src: np.ndarray, axis: int) -> jnp.ndarray:
+def _apply_nearest(x: jnp.ndarray, src: np.ndarray, grad_src: np.ndarray, axis: int) -> jnp.ndarray:
     in_size, out_size = x.shape[axis], len(src)
+    if not np.array_equal(src, grad_src):
+        return _take_with_other_grad(x, src, grad_src, axis)
     if out_size % in_size == 0 and np.array_equal(src, np.arange(out_size) // (out_size // in_size)):
         if out_size == in_size:
             return x
@@ -195,10 +197,34 @@ def _apply_nearest(x: jnp.ndarray, src: np.ndarray, axis: int) -> jnp.ndarray:
     return jnp.take(x, jnp.asarray(src, jnp.int32), axis=axis)
 
 
+def _take_with_other_grad(x, src, grad_src, axis):
+    """Gather ``src`` but send the gradient through ``grad_src`` (torch's nearest quirk, see _resize_axis)."""
+    src, grad_src = jnp.asarray(src, jnp.int32), jnp.asarray(grad_src, jnp.int32)
+    index = (slice(None),) * axis + (grad_src,)
+
+    @jax.custom_vjp
+    def take(a):
+        return jnp.take(a, src, axis=axis)
+
+    def bwd(_, g):
+        return (jnp.zeros(x.shape, g.dtype).at[index].add(g),)
+
+    take.defvjp(lambda a: (take(a), None), bwd)
+    return take(x)
+
+
 def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
     in_size = x.shape[axis]
     if mode in ("nearest", "nearest-exact"):
-        return _apply_nearest(x, _nearest_indices(in_size, out_size, scale, mode == "nearest-exact"), axis)
+        exact = mode == "nearest-exact"
+        # torch's 'nearest' has a ×1 / ×2 shortcut (index = dst, dst >> 1) that
+        # ignores scale_factor; its 2-D forward kernel and every backward kernel
+        # take it, its 1-D and 3-D forward kernels do not. That only matters
+        # for scale_factors like 1.1 or 2.1 whose output is exactly 1× or 2× the
+        # input; fcnn reproduces torch's outputs and gradients there too.
+        src = _nearest_indices(in_size, out_size, scale, exact, shortcut=x.ndim == 4)
+        grad_src = _nearest_indices(in_size, out_size, scale, exact, shortcut=True)
+        return _apply_nearest(x, src, grad_src, axis)
     if mode == "area":
         m = _area_matrix(in_size, out_size)
     elif antialias:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from fcnn import _checks
-from fcnn.functional import upsample as _F
+# (``fcnn.functional.upsample`` is the function, as in torch; import from the module by name)
+from fcnn.functional.upsample import _MODES, interpolate, pixel_shuffle, pixel_unshuffle
 from fcnn.nn.module import Layer
 
 
@@ -40,7 +41,7 @@ class Upsample(Layer):
             self.scale_factor = tuple(float(f) for f in scale_factor)
         else:
             self.scale_factor = float(scale_factor) if scale_factor else None
-        self.mode = _checks.one_of(mode, _F._MODES, "mode", where)
+        self.mode = _checks.one_of(mode, _MODES, "mode", where)
         if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
             raise ValueError(
                 f"{where}: align_corners option can only be set with the "
@@ -50,7 +51,7 @@ class Upsample(Layer):
         self.recompute_scale_factor = recompute_scale_factor
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        y = _F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
+        y = interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
                            self.recompute_scale_factor)
         return y, state
 
@@ -86,7 +87,7 @@ class PixelShuffle(Layer):
         self.upscale_factor = _checks.positive_int(upscale_factor, "upscale_factor", type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        return _F.pixel_shuffle(x, self.upscale_factor), state
+        return pixel_shuffle(x, self.upscale_factor), state
 
     def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
@@ -99,7 +100,7 @@ class PixelUnshuffle(Layer):
         self.downscale_factor = _checks.positive_int(downscale_factor, "downscale_factor", type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        return _F.pixel_unshuffle(x, self.downscale_factor), state
+        return pixel_unshuffle(x, self.downscale_factor), state
 
     def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"

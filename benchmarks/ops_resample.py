@@ -1,0 +1,159 @@
+"""Forward and forward+backward timings of fcnn's resampling ops vs torch (CPU), with alternatives.
+
+    .venv/bin/python benchmarks/ops_resample.py [--batch 32 --channels 64 --size 56 --repeats 7]
+
+Each op is jitted and warmed up; fcnn and torch runs are interleaved in the
+same process (the machine may be shared), and medians are printed together
+with the ratio fcnn/torch. Alternative formulations that fcnn does not use
+are timed too (marked ``alt:``), to document the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from fcnn import functional as F
+from fcnn.functional.upsample import _linear_matrix
+
+TF = torch.nn.functional
+
+
+# --- alternatives (not used by fcnn) -----------------------------------------
+
+def bilinear_by_gather(x, scale):
+    """Alternative to the (out, in) matrices: two gathers + lerp per axis (align_corners=False)."""
+    for axis in (3, 2):
+        n = x.shape[axis]
+        m = _linear_matrix(n, int(n * scale), False, scale)
+        i0 = np.array([np.flatnonzero(r)[0] for r in m])
+        i1 = np.array([np.flatnonzero(r)[-1] for r in m])
+        w1 = m[np.arange(len(m)), i1] * (i1 != i0)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        w1 = jnp.asarray(w1.reshape(shape))
+        x = jnp.take(x, jnp.asarray(i0), axis=axis) * (1 - w1) + jnp.take(x, jnp.asarray(i1), axis=axis) * w1
+    return x
+
+
+def nearest_by_gather(x, r):
+    """Alternative to the broadcast used for integer factors: a gather per axis."""
+    for axis in (3, 2):
+        x = jnp.take(x, jnp.arange(x.shape[axis] * r) // r, axis=axis)
+    return x
+
+
+def conv_transpose_lhs_dilation(x, w, stride, padding):
+    """The textbook formulation (what jax.lax.conv_transpose does): dilate the input by the stride."""
+    k = w.shape[2:]
+    wt = jnp.flip(w, (2, 3)).transpose(1, 0, 2, 3)
+    pads = [(kk - 1 - padding, kk - 1 - padding) for kk in k]
+    return jax.lax.conv_general_dilated(x, wt, (1, 1), pads, lhs_dilation=(stride, stride),
+                                        dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+
+def conv_transpose_vjp(x, w, stride, padding):
+    """Transposed conv as the input-gradient of a forward conv (jax.vjp)."""
+    n, _, h, wd = x.shape
+    k = w.shape[2]
+    out = (h - 1) * stride - 2 * padding + k
+    fwd = lambda z: jax.lax.conv_general_dilated(z, w, (stride, stride), [(padding, padding)] * 2,
+                                                 dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    _, vjp = jax.vjp(fwd, jnp.zeros((n, w.shape[1], out, out), x.dtype))
+    return vjp(x)[0]
+
+
+# --- timing ------------------------------------------------------------------
+
+def time_once(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0,)):
+    """Median seconds of fcnn and torch, forward and forward+backward, interleaved."""
+    fwd = jax.jit(jax_fn)
+    out = fwd(*jax_args)
+    cot = jnp.asarray(np.random.RandomState(0).standard_normal(out.shape).astype(np.float32))
+
+    def fb(*args):
+        y, vjp = jax.vjp(lambda *a: jax_fn(*a), *args)
+        return y, vjp(cot)
+
+    fwdbwd = jax.jit(fb)
+    t_cot = torch.from_numpy(np.asarray(cot))
+    t_req = [a.detach().clone().requires_grad_(i in grad_argnums) for i, a in enumerate(torch_args)]
+
+    def torch_fwd():
+        with torch.no_grad():
+            torch_fn(*torch_args)
+
+    def torch_fb():
+        for a in t_req:
+            a.grad = None
+        torch_fn(*t_req).backward(t_cot)
+
+    jax_f = lambda: jax.block_until_ready(fwd(*jax_args))
+    jax_fb = lambda: jax.block_until_ready(fwdbwd(*jax_args))
+    for f in (jax_f, jax_fb, torch_fwd, torch_fb):  # warm-up (compilation, allocator)
+        f()
+    times = {k: [] for k in ("jf", "tf", "jb", "tb")}
+    for _ in range(repeats):
+        times["jf"].append(time_once(jax_f))
+        times["tf"].append(time_once(torch_fwd))
+        times["jb"].append(time_once(jax_fb))
+        times["tb"].append(time_once(torch_fb))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row = (name, med["jf"] * 1e3, med["tf"] * 1e3, med["jf"] / med["tf"],
+           med["jb"] * 1e3, med["tb"] * 1e3, med["jb"] / med["tb"])
+    print("| {} | {:.1f} | {:.1f} | {:.2f} | {:.1f} | {:.1f} | {:.2f} |".format(*row), flush=True)
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--size", type=int, default=56)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--no-alternatives", action="store_true")
+    args = ap.parse_args()
+    shape = (args.batch, args.channels, args.size, args.size)
+    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
+    c = args.channels
+    w = (np.random.RandomState(1).standard_normal((c, c, 4, 4)) * 0.05).astype(np.float32)
+    jx, tx = jnp.asarray(x), torch.from_numpy(x)
+    jw, tw = jnp.asarray(w), torch.from_numpy(w)
+    print(f"input {shape} float32, jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), medians of {args.repeats} interleaved runs, times in ms")
+    print("| op | fcnn fwd | torch fwd | ratio | fcnn fwd+bwd | torch fwd+bwd | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    r = args.repeats
+    bench("interpolate bilinear x2", lambda a: F.interpolate(a, scale_factor=2, mode="bilinear"), (jx,),
+          lambda a: TF.interpolate(a, scale_factor=2, mode="bilinear"), (tx,), r)
+    bench("interpolate nearest x2", lambda a: F.interpolate(a, scale_factor=2), (jx,),
+          lambda a: TF.interpolate(a, scale_factor=2), (tx,), r)
+    bench("interpolate bicubic x2", lambda a: F.interpolate(a, scale_factor=2, mode="bicubic"), (jx,),
+          lambda a: TF.interpolate(a, scale_factor=2, mode="bicubic"), (tx,), r)
+    bench("conv_transpose2d k4 s2 p1", lambda a, b: F.conv_transpose2d(a, b, stride=2, padding=1), (jx, jw),
+          lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
+    if not args.no_alternatives:
+        bench("alt: bilinear x2 by gathers", lambda a: bilinear_by_gather(a, 2.0), (jx,),
+              lambda a: TF.interpolate(a, scale_factor=2, mode="bilinear"), (tx,), r)
+        bench("alt: nearest x2 by gathers", lambda a: nearest_by_gather(a, 2), (jx,),
+              lambda a: TF.interpolate(a, scale_factor=2), (tx,), r)
+        bench("alt: conv_transpose2d via lhs_dilation", lambda a, b: conv_transpose_lhs_dilation(a, b, 2, 1),
+              (jx, jw), lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
+        bench("alt: conv_transpose2d via vjp of conv2d", lambda a, b: conv_transpose_vjp(a, b, 2, 1),
+              (jx, jw), lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
+
+
+if __name__ == "__main__":
+    main()
