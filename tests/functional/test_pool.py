@@ -152,6 +152,10 @@ def test_avg_pool_count_include_pad_false_with_ceil_mode_overhang():
     for cip in (True, False):
         args = (3, 2, 1, True, cip)
         _compare(lambda a: F.avg_pool2d(a, *args), lambda a: TF.avg_pool2d(a, *args), x)
+    # a large kernel takes the reduce_window path instead of strided slices
+    x = np.random.RandomState(1).standard_normal((1, 2, 9, 8)).astype(np.float32)
+    args = ((7, 5), 2, (3, 2), True, False)
+    _compare(lambda a: F.avg_pool2d(a, *args), lambda a: TF.avg_pool2d(a, *args), x)
 
 
 @st.composite
