@@ -13,25 +13,44 @@ import numpy as np
 
 from benchmarks import spec
 
-_DN = ("NCHW", "OIHW", "NCHW")
+# Activation layout inside the step. The API (inputs, params) is NCHW/OIHW
+# either way; "NHWC" transposes the input once and lets XLA pick conv layouts
+# for channels-last activations (an experiment: see benchmarks/README.md).
+LAYOUT = "NCHW"
+
+
+def _c(v):
+    """A per-channel vector broadcast against the activations."""
+    return v[None, :, None, None] if LAYOUT == "NCHW" else v
 
 
 def conv(x, w, stride=1, pad=0):
-    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=_DN)
+    dn = ("NCHW", "OIHW", "NCHW") if LAYOUT == "NCHW" else ("NHWC", "OIHW", "NHWC")
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=dn)
 
 
 def max_pool(x, k=2, s=2, pad=0):
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, k, k), (1, 1, s, s),
-                                 ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    if LAYOUT == "NCHW":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, k, k), (1, 1, s, s),
+                                     ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, k, k, 1), (1, s, s, 1),
+                                 ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+
+def _flatten(h):
+    if LAYOUT == "NHWC":  # torch's flatten order is (C, H, W)
+        h = h.transpose(0, 3, 1, 2)
+    return h.reshape(h.shape[0], -1)
 
 
 def batch_norm(x, w, b, mean, var, momentum=0.1, eps=1e-5):
     """Train-mode BN with torch's running-stat update (biased var to normalise, unbiased to track)."""
-    n = x.size // x.shape[1]
-    m = jnp.mean(x, (0, 2, 3))
-    v = jnp.var(x, (0, 2, 3))
+    axes = (0, 2, 3) if LAYOUT == "NCHW" else (0, 1, 2)
+    n = x.size // w.shape[0]
+    m = jnp.mean(x, axes)
+    v = jnp.var(x, axes)
     inv = jax.lax.rsqrt(v + eps) * w
-    y = (x - m[None, :, None, None]) * inv[None, :, None, None] + b[None, :, None, None]
+    y = (x - _c(m)) * _c(inv) + _c(b)
     new_mean = (1 - momentum) * mean + momentum * m
     new_var = (1 - momentum) * var + momentum * v * (n / (n - 1))
     return y, new_mean, new_var
@@ -112,10 +131,12 @@ def forward(model: str, p, s, x):
         return y
 
     relu = jax.nn.relu
+    if LAYOUT == "NHWC":
+        x = x.transpose(0, 2, 3, 1)
     if model == "lenet":
-        h = max_pool(relu(conv(x, p["conv1.weight"], pad=2) + p["conv1.bias"][None, :, None, None]))
-        h = max_pool(relu(conv(h, p["conv2.weight"]) + p["conv2.bias"][None, :, None, None]))
-        h = h.reshape(h.shape[0], -1)
+        h = max_pool(relu(conv(x, p["conv1.weight"], pad=2) + _c(p["conv1.bias"])))
+        h = max_pool(relu(conv(h, p["conv2.weight"]) + _c(p["conv2.bias"])))
+        h = _flatten(h)
         h = relu(linear(h, p["fc1.weight"], p["fc1.bias"]))
         h = relu(linear(h, p["fc2.weight"], p["fc2.bias"]))
         return linear(h, p["fc3.weight"], p["fc3.bias"]), new_s
@@ -127,7 +148,7 @@ def forward(model: str, p, s, x):
                 continue
             h = relu(bn(f"bn{i}", conv(h, p[f"conv{i}.weight"], pad=1)))
             i += 1
-        h = h.reshape(h.shape[0], -1)
+        h = _flatten(h)
         return linear(h, p["fc.weight"], p["fc.bias"]), new_s
     # resnet18
     h = relu(bn("bn1", conv(x, p["conv1.weight"], stride=2, pad=3)))
@@ -143,7 +164,7 @@ def forward(model: str, p, s, x):
                 h = bn(f"{pre}.downsample.1", conv(h, p[f"{pre}.downsample.0.weight"], stride, 0))
             h = relu(out + h)
             cin = cout
-    h = jnp.mean(h, (2, 3))
+    h = jnp.mean(h, (2, 3) if LAYOUT == "NCHW" else (1, 2))
     return linear(h, p["fc.weight"], p["fc.bias"]), new_s
 
 

@@ -23,6 +23,8 @@ import sys
 import time
 
 IMPLS = ["lax", "fcnn", "flax_linen", "flax_nnx", "equinox", "haiku", "torch"]
+# formulation experiments, run only when named in --impls
+EXTRA_IMPLS = ["lax_nhwc"]
 
 
 def _parse(argv):
@@ -82,7 +84,7 @@ def main(argv=None):
         cases = spec.CASES_QUICK if args.quick else spec.CASES_FULL
     impls = [i for i in args.impls.split(",") if i]
     for i in impls:
-        if i not in IMPLS:
+        if i not in IMPLS + EXTRA_IMPLS:
             sys.exit(f"unknown implementation {i!r}; choose from {IMPLS}")
 
     versions = {"python": platform.python_version(), "jax": jax.__version__}
