@@ -10,9 +10,9 @@ penalties are :func:`l1_penalty` / :func:`l2_penalty`.
 
 from fcnn.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 from fcnn.optim.regularization import l1_penalty, l2_penalty, no_decay_mask, weight_decay_mask
-from fcnn.optim import transforms
+from fcnn.optim import lr_scheduler, transforms
 
 __all__ = [
     "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta",
-    "l1_penalty", "l2_penalty", "weight_decay_mask", "no_decay_mask", "transforms",
+    "l1_penalty", "l2_penalty", "weight_decay_mask", "no_decay_mask", "lr_scheduler", "transforms",
 ]
