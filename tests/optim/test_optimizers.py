@@ -233,3 +233,44 @@ def test_penalties_values_and_gradients_match_torch():
             for k in tp:
                 expected = tp[k].grad.numpy() if tp[k].grad is not None else np.zeros_like(p0[k])
                 np.testing.assert_allclose(g[k], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_reduce_on_plateau_chained_after_an_optimizer_matches_torch():
+    # the metric is fed every 5th update (an "epoch"), torch's scheduler.step(metric)
+    metrics = np.array([5, 4, 4, 4, 4, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5, 3], np.float32)
+    plateau = S.ReduceLROnPlateau(0.05, patience=1, factor=0.5, cooldown=1)
+    opt = optax.chain(optim.AdamW(0.05, weight_decay=0.1), plateau)
+    p0, target, curv, noise = _problem(5)
+
+    @jax.jit
+    def run(p0, noise):
+        def body(carry, xs):
+            p, s = carry
+            i, n_k = xs
+            g = jax.tree.map(grad_fn, p, target, curv, n_k)
+            u, s = opt.update(g, s, p)
+            p = optax.apply_updates(p, u)
+            stepped = plateau.step(s, jnp.asarray(metrics)[i // 5])
+            s = jax.tree.map(lambda a, b: jnp.where(i % 5 == 4, a, b), stepped, s)
+            return (p, s), (p, plateau.lr(s))
+        return jax.lax.scan(body, (p0, opt.init(p0)), (jnp.arange(STEPS), noise))[1]
+
+    ours, lrs = run(p0, noise)
+
+    ps = {k: torch.tensor(v, requires_grad=True) for k, v in p0.items()}
+    topt = TO.AdamW(list(ps.values()), lr=0.05, weight_decay=0.1)
+    sched = TO.lr_scheduler.ReduceLROnPlateau(topt, patience=1, factor=0.5, cooldown=1)
+    theirs, their_lrs = {k: [] for k in ps}, []
+    for i in range(STEPS):
+        for k, p in ps.items():
+            p.grad = grad_fn(p.detach(), torch.from_numpy(target[k]), torch.from_numpy(curv[k]),
+                             torch.from_numpy(noise[k][i])).clone()
+        topt.step()
+        if i % 5 == 4:
+            sched.step(float(metrics[i // 5]))
+        for k, p in ps.items():
+            theirs[k].append(p.detach().numpy().copy())
+        their_lrs.append(topt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, their_lrs, rtol=1e-6)
+    assert their_lrs[-1] < 0.05 / 4  # several reductions happened
+    assert_same_trajectory(jax.tree.map(np.asarray, ours), {k: np.stack(v) for k, v in theirs.items()})
