@@ -13,8 +13,6 @@ from __future__ import annotations
 from fcnn import _checks
 from fcnn.functional import loss as F
 
-_REDUCTIONS = ("none", "mean", "sum")
-
 
 class _Loss:
     _where = "Loss"
