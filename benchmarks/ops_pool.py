@@ -38,6 +38,61 @@ def _alt_max_xla(k, s, p):
     return lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, s, s), pads)
 
 
+def _alt_max_custom(k, s, p, fwd_impl, bwd_impl):
+    """fcnn's custom VJP with another forward (values, arg-max) or backward formulation."""
+    from fcnn.functional import pool as P
+
+    kernel, stride, padding, dilation = P.pool_args(k, s, p, 1, 2, "bench")
+
+    def f(x):
+        out = P.pool_output_size(x.shape[2:], kernel, stride, padding, dilation, False)
+        geom = (kernel, stride, padding, dilation, out, P._pads(x.shape[2:], out, kernel, stride, padding, dilation))
+
+        @jax.custom_vjp
+        def core(x):
+            return fwd_impl(x, geom)[0]
+
+        def fwd(x):
+            best, arg = fwd_impl(x, geom)
+            return best, arg
+
+        def bwd(arg, g):
+            return (bwd_impl(g, arg, x.shape[2:], geom),)
+
+        core.defvjp(fwd, bwd)
+        return core(x)
+
+    return f
+
+
+def _scan_fwd(x, geom):
+    """The general elementwise window scan, also for tiling windows."""
+    from fcnn.functional import pool as P
+
+    kernel, stride, padding, dilation, out, pads = geom
+    xp = lax.pad(x, np.array(-np.inf, x.dtype), [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads])
+    items = [(P._window_slice(xp, o, out, stride, dilation), None) for o in P._offsets(kernel)]
+    return P._scan_max(items, x.shape[:2] + out, x.dtype)
+
+
+def _scatter(g, arg, spatial, geom):
+    from fcnn.functional import pool as P
+
+    kernel, stride, padding, dilation, out, pads = geom
+    idx = P._flat_indices(arg, kernel, stride, padding, dilation, spatial, out)
+    n, c = g.shape[:2]
+    dx = jnp.zeros((n, c, int(np.prod(spatial))), g.dtype)
+    dx = dx.at[jnp.arange(n)[:, None, None], jnp.arange(c)[None, :, None], idx.reshape(n, c, -1)].add(
+        g.reshape(n, c, -1), mode="drop")
+    return dx.reshape((n, c) + tuple(spatial))
+
+
+def _phase_bwd(g, arg, spatial, geom):
+    from fcnn.functional import pool as P
+
+    return P._phase_bwd(g, arg, spatial, geom)
+
+
 def _alt_avg_slices(k, s, p):
     """Sum of k·k strided slices of the zero-padded input (instead of reduce_window)."""
 
@@ -80,6 +135,12 @@ def _alt_adaptive_matmul(o):
 
 
 ALTERNATIVES = [
+    ("max_pool2d k2 s2 [window scan + scatter backward]", _alt_max_custom(2, 2, 0, _scan_fwd, _scatter),
+     lambda x: TF.max_pool2d(x, 2, 2)),
+    ("max_pool2d k2 s2 [window scan + phase backward]", _alt_max_custom(2, 2, 0, _scan_fwd, _phase_bwd),
+     lambda x: TF.max_pool2d(x, 2, 2)),
+    ("max_pool2d k3 s2 p1 [window scan + elementwise phase backward]",
+     _alt_max_custom(3, 2, 1, _scan_fwd, _phase_bwd), lambda x: TF.max_pool2d(x, 3, 2, 1)),
     ("max_pool2d k2 s2 [XLA reduce_window + select_and_scatter]", _alt_max_xla(2, 2, 0), lambda x: TF.max_pool2d(x, 2, 2)),
     ("max_pool2d k3 s2 p1 [XLA reduce_window + select_and_scatter]", _alt_max_xla(3, 2, 1),
      lambda x: TF.max_pool2d(x, 3, 2, 1)),
