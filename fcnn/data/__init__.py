@@ -5,7 +5,7 @@ Images come back as float32 NCHW arrays, labels as int32; no network access anyw
 
 from fcnn.data.cifar import load_cifar10
 from fcnn.data.digits import load_digits
-from fcnn.data.loader import DataLoader, channel_stats, normalize
+from fcnn.data.loader import DataLoader, channel_stats, normalize, random_shift
 from fcnn.data.mnist import load_mnist, read_idx
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")

@@ -7,7 +7,7 @@ reproducible and can be resumed at any epoch.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +25,10 @@ class DataLoader:
         seed: seed of the shuffling.
         drop_last: drop the last, smaller batch (keeps every batch the same
             shape, so a jitted step compiles once).
+        transform: optional ``transform(batch, rng) -> batch`` applied to each
+            batch (a tuple of arrays) with a ``numpy.random.Generator`` seeded
+            from ``(seed, epoch, batch index)`` — data augmentation that is
+            reproducible, e.g. :func:`random_shift`.
 
     Each ``iter(loader)`` runs one epoch and advances the epoch counter;
     :meth:`epoch` gives the batches of a given epoch without touching it.
@@ -39,7 +43,7 @@ class DataLoader:
     """
 
     def __init__(self, arrays, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, transform: Callable | None = None) -> None:
         where = "DataLoader"
         self._single = not isinstance(arrays, (tuple, list))
         arrays = (arrays,) if self._single else tuple(arrays)
@@ -57,6 +61,9 @@ class DataLoader:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"{where}: seed must be a non-negative int, got {seed!r}")
         self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        if transform is not None and not callable(transform):
+            raise TypeError(f"{where}: transform must be callable, got {transform!r}")
+        self.transform = transform
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -74,9 +81,11 @@ class DataLoader:
         """The batches of epoch ``epoch`` (0-based)."""
         idx = self.order(epoch)
         stop = len(self) * self.batch_size
-        for start in range(0, min(stop, self.num_samples), self.batch_size):
+        for i, start in enumerate(range(0, min(stop, self.num_samples), self.batch_size)):
             take = idx[start:start + self.batch_size]
             batch = tuple(a[take] for a in self.arrays)
+            if self.transform is not None:
+                batch = tuple(self.transform(batch, np.random.default_rng([self.seed, epoch, i, 1])))
             yield batch[0] if self._single else batch
 
     def __iter__(self) -> Iterator:
@@ -86,6 +95,30 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader(num_samples={self.num_samples}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last})")
+
+
+def random_shift(max_shift: int) -> Callable:
+    """A :class:`DataLoader` transform moving each image by up to ``max_shift`` pixels.
+
+    Every image of the batch's first array ``(N, C, H, W)`` is translated by
+    its own integer offsets ``dy, dx`` in ``[-max_shift, max_shift]``; pixels
+    moved in from outside are 0 (like torchvision's ``RandomCrop(size,
+    padding=max_shift)``). Other arrays (labels) pass through.
+    """
+    m = _checks.positive_int(max_shift, "max_shift", "random_shift")
+
+    def transform(batch, rng: np.random.Generator):
+        x, *rest = batch
+        n, _, h, w = x.shape
+        padded = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)))
+        dy, dx = rng.integers(0, 2 * m + 1, size=(2, n))
+        rows = dy[:, None] + np.arange(h)               # (N, H) rows to take per image
+        cols = dx[:, None] + np.arange(w)
+        out = padded[np.arange(n)[:, None, None, None], np.arange(x.shape[1])[None, :, None, None],
+                     rows[:, None, :, None], cols[:, None, None, :]]
+        return (out, *rest)
+
+    return transform
 
 
 def channel_stats(x, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -247,3 +247,27 @@ def test_channel_stats_and_normalize():
         normalize(x, mean, [1.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="mean"):
         normalize(x, [0.0, 0.0], std)
+
+
+def test_random_shift_transform_is_seeded_and_moves_images():
+    from fcnn.data import random_shift
+
+    x = np.zeros((6, 2, 5, 5), np.float32)
+    x[:, :, 2, 2] = np.arange(1, 7)[:, None]          # one bright pixel per image, both channels
+    y = np.arange(6)
+    loader = DataLoader((x, y), 3, shuffle=True, seed=1, transform=random_shift(1))
+    e0 = list(loader.epoch(0))
+    again = list(loader.epoch(0))
+    for (xa, ya), (xb, yb) in zip(e0, again):
+        np.testing.assert_array_equal(xa, xb)
+    for xb, yb in e0:
+        for img, label in zip(xb, yb):
+            r, q = np.argwhere(img[0] > 0)[0]
+            assert abs(r - 2) <= 1 and abs(q - 2) <= 1       # moved by at most one pixel
+            assert img[0, r, q] == label + 1 and img.sum() == 2 * (label + 1)  # channels move together
+    shifts = {tuple(np.argwhere(img[0] > 0)[0]) for xb, _ in e0 for img in xb}
+    assert len(shifts) > 1
+    with pytest.raises(ValueError, match="max_shift"):
+        random_shift(0)
+    with pytest.raises(TypeError, match="transform"):
+        DataLoader(x, 2, transform=3)

@@ -1,0 +1,7 @@
+"""``python -m fcnn ...`` runs the ``fcnn`` command line."""
+
+import sys
+
+from fcnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,220 @@
+"""The ``fcnn`` command line: ``fcnn train`` (and ``python -m fcnn train``).
+
+``fcnn train`` with no arguments trains a small VGG-style CNN on the embedded
+UCI digits and prints the held-out test accuracy; flags choose the model,
+data set, optimizer, schedule and the rest. Sub-commands are listed in
+:data:`COMMANDS`; add one with :func:`add_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+
+# Defaults tuned on the digits data set (see README): they reach >= 98.5 %
+# held-out accuracy in well under a minute of 2-core CPU time, compilation included.
+DEFAULTS = dict(model="vgg", dataset="digits", epochs=15, batch_size=64, optimizer="adamw", lr=3e-3,
+                momentum=0.9, schedule="onecycle", weight_decay=1e-4, label_smoothing=0.0, seed=0)
+
+# name -> (help, add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {}
+
+
+def add_command(name: str, help: str, add_arguments: Callable, run: Callable) -> None:
+    """Register a sub-command ``fcnn <name>``; ``run(args)`` returns the exit code."""
+    COMMANDS[name] = (help, add_arguments, run)
+
+
+class CLIError(ValueError):
+    """A usage error: reported as ``fcnn: error: ...`` with exit status 2."""
+
+
+def _choice(value: str, choices, what: str) -> str:
+    if value not in choices:
+        raise CLIError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+# ----------------------------------------------------------------- fcnn train
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    d = DEFAULTS
+    p.add_argument("--model", default=d["model"],
+                   help=f"model name from fcnn.models (default: {d['model']})")
+    p.add_argument("--dataset", default=d["dataset"], help=f"one of {', '.join(DATASETS)} (default: digits, embedded)")
+    p.add_argument("--data-dir", default=None, help="directory with the MNIST/Fashion-MNIST IDX or CIFAR-10 binary files")
+    p.add_argument("--epochs", type=int, default=d["epochs"])
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--optimizer", default=d["optimizer"], help=f"one of {', '.join(OPTIMIZERS)} (default: adamw)")
+    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (the peak LR for --schedule onecycle)")
+    p.add_argument("--momentum", type=float, default=d["momentum"], help="momentum of sgd/rmsprop")
+    p.add_argument("--schedule", default=d["schedule"], help=f"LR schedule: one of {', '.join(SCHEDULES)}")
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help="weight decay (torch's: L2 added to the gradient; decoupled for adamw)")
+    p.add_argument("--label-smoothing", type=float, default=d["label_smoothing"])
+    p.add_argument("--augment", type=int, default=None, metavar="PIXELS",
+                   help="random shifts of up to PIXELS pixels during training (default: 0; 2 for cifar10)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="seeds init, shuffling and dropout (same seed → same run)")
+    p.add_argument("--output-dir", default=None, help="write metrics.json and metrics.csv here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+
+
+def _check_train_args(args) -> None:
+    _choice(args.dataset, DATASETS, "dataset")
+    _choice(args.optimizer, OPTIMIZERS, "optimizer")
+    _choice(args.schedule, SCHEDULES, "schedule")
+    from fcnn import models
+
+    _choice(args.model, [n for n in models.names() if n != "unet"], "model (classifiers)")
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) <= 0:
+            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise CLIError(f"--lr must be positive, got {args.lr}")
+    if args.weight_decay < 0 or args.momentum < 0:
+        raise CLIError("--weight-decay and --momentum must be non-negative")
+    if not 0 <= args.label_smoothing <= 1:
+        raise CLIError(f"--label-smoothing must be in [0, 1], got {args.label_smoothing}")
+    if args.dataset != "digits" and args.data_dir is None:
+        raise CLIError(f"--dataset {args.dataset} reads files: pass --data-dir")
+
+
+def build_model(name: str, in_channels: int, size: int, num_classes: int):
+    """A classifier from the registry, adapted to the images' channels and size."""
+    from fcnn import models
+
+    if name == "lenet5":
+        return models.get(name, num_classes=num_classes, in_channels=in_channels, input_size=size,
+                          activation="relu", pool="max")
+    if name == "vgg":
+        return models.get(name, in_channels=in_channels, num_classes=num_classes, hidden=128, dropout=0.3,
+                          cfg="small" if size <= 16 else "medium")
+    if name.startswith("resnet"):
+        return models.get(name, num_classes=num_classes, in_channels=in_channels, small_input=size <= 32)
+    return models.get(name, num_classes=num_classes, in_channels=in_channels)
+
+
+def build_optimizer(args, steps_per_epoch: int):
+    """The ``fcnn.optim`` optimizer and schedule the flags ask for."""
+    from fcnn import optim
+    from fcnn.optim import lr_scheduler as sched
+
+    total = args.epochs * steps_per_epoch
+    if args.schedule == "none":
+        lr = args.lr
+    elif args.schedule == "step":
+        lr = sched.StepLR(args.lr, step_size=max(1, args.epochs // 3), gamma=0.1, steps_per_epoch=steps_per_epoch)
+    elif args.schedule == "cosine":
+        lr = sched.CosineAnnealingLR(args.lr, T_max=args.epochs, steps_per_epoch=steps_per_epoch)
+    else:  # onecycle: LR per step; like torch, it also cycles SGD's momentum / Adam's beta1
+        lr = sched.OneCycleLR(args.lr, total_steps=total)
+    cycled = lr.momentum if args.schedule == "onecycle" else None
+    wd = args.weight_decay
+    if args.optimizer == "sgd":
+        return optim.SGD(lr, momentum=cycled or args.momentum, weight_decay=wd)
+    if args.optimizer in ("adam", "adamw"):
+        betas = (cycled or 0.9, 0.999)
+        adam = optim.Adam if args.optimizer == "adam" else optim.AdamW
+        return adam(lr, betas=betas, weight_decay=wd)
+    if args.optimizer == "rmsprop":
+        return optim.RMSprop(lr, momentum=args.momentum, weight_decay=wd)
+    if args.optimizer == "adagrad":
+        return optim.Adagrad(lr, weight_decay=wd)
+    return optim.Adadelta(lr, weight_decay=wd)
+
+
+def _write_metrics(out_dir: str, config: dict, history: list[dict], result: dict) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump({"config": config, "history": history, **result}, f, indent=2)
+    keys = list(dict.fromkeys(k for r in history for k in r))
+    with open(os.path.join(out_dir, "metrics.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+
+
+def run_train(args) -> int:
+    start = time.perf_counter()
+    _check_train_args(args)
+    from fcnn import data
+    from fcnn.nn import CrossEntropyLoss
+    from fcnn.train import fit
+
+    x_train, y_train = data.load(args.dataset, "train", args.data_dir)
+    x_test, y_test = data.load(args.dataset, "test", args.data_dir)
+    # standardise with the training set's per-channel statistics (torchvision's Normalize)
+    mean, std = data.channel_stats(x_train)
+    x_train, x_test = data.normalize(x_train, mean, std), data.normalize(x_test, mean, std)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    _, c, h, w = x_train.shape
+    model = build_model(args.model, c, h, num_classes)
+
+    shift = args.augment if args.augment is not None else (2 if args.dataset == "cifar10" else 0)
+    # drop_last: every training batch has one shape, so the step compiles once
+    train = data.DataLoader((x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, drop_last=True,
+                            transform=data.random_shift(shift) if shift else None)
+    if len(train) == 0:
+        raise CLIError(f"--batch-size {args.batch_size} is larger than the training set ({len(y_train)} images)")
+    test = data.DataLoader((x_test, y_test), min(len(y_test), 1000))
+    optimizer = build_optimizer(args, len(train))
+    loss_fn = CrossEntropyLoss(label_smoothing=args.label_smoothing)
+
+    print(f"fcnn train: {args.model} on {args.dataset} ({len(y_train)} train / {len(y_test)} test images), "
+          f"{args.epochs} epochs, {args.optimizer} lr={args.lr:g} schedule={args.schedule}", flush=True)
+    ts, history = fit(model, train, test, loss_fn, optimizer, args.epochs, seed=args.seed,
+                      progress=False if args.no_progress else None,
+                      on_epoch_end=lambda e, ts, m: print(_epoch_line(e, args.epochs, m), flush=True))
+    seconds = time.perf_counter() - start
+    acc = history[-1]["eval_accuracy"]
+    print(f"test accuracy: {100 * acc:.2f}% ({len(y_test)} held-out images), {seconds:.1f} s")
+    if args.output_dir:
+        result = {"test_accuracy": acc, "test_loss": history[-1]["eval_loss"], "seconds": seconds}
+        _write_metrics(args.output_dir, vars(args), history, result)
+    return 0
+
+
+def _epoch_line(epoch: int, epochs: int, m: dict) -> str:
+    return (f"epoch {epoch:>3}/{epochs}  train loss {m['train_loss']:.4f} acc {100 * m['train_accuracy']:.2f}%  "
+            f"test loss {m['eval_loss']:.4f} acc {100 * m['eval_accuracy']:.2f}%  "
+            f"{m['samples_per_second']:.0f} img/s")
+
+
+add_command("train", "train a CNN (default: on the embedded digits) and print the test accuracy",
+            _add_train_arguments, run_train)
+
+
+# ----------------------------------------------------------------- entry point
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fcnn", description="fcnn: CNNs as pure JAX functions, PyTorch semantics.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help, add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help, description=help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``fcnn`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command][2](args)
+    except (CLIError, FileNotFoundError) as e:
+        parser.exit(2, f"fcnn {args.command}: error: {e}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
