@@ -154,7 +154,12 @@ ALTERNATIVES = [
 def _fcnn_fns(f, x):
     fwd = jax.jit(f)
     g = jnp.ones(jax.eval_shape(f, x).shape, x.dtype)
-    fwd_bwd = jax.jit(lambda x, g: jax.vjp(f, x)[1](g)[0])
+    def fwd_bwd_fn(x, g):
+        # returns the output too: for linear ops XLA would otherwise drop the forward
+        y, vjp = jax.vjp(f, x)
+        return y, vjp(g)[0]
+
+    fwd_bwd = jax.jit(fwd_bwd_fn)
     return (lambda: fwd(x)), (lambda: fwd_bwd(x, g))
 
 
@@ -169,8 +174,9 @@ def _torch_fns(f, x):
 
     def fwd_bwd():
         xg.grad = None
-        f(xg).backward(g)
-        return xg.grad
+        y = f(xg)
+        y.backward(g)
+        return y, xg.grad
 
     return fwd, fwd_bwd
 

@@ -668,15 +668,23 @@ def _bins(length, o):
 def _adaptive_avg(input, output_size, n, where):
     x, unbatched = _input(input, n, where)
     out = adaptive_output_size(output_size, x.shape[2:], n, where)
+    # Dimensions with equal, non-overlapping bins: one reshape and one sum over
+    # all of them together (a single pass over the input), then the division.
+    tiled = [i for i, (length, o) in enumerate(zip(x.shape[2:], out)) if length % o == 0 and o != length]
     y = x
+    if tiled:
+        shape, axes, count = list(x.shape[:2]), [], 1
+        for i, (length, o) in enumerate(zip(x.shape[2:], out)):
+            if i in tiled:
+                shape += [o, length // o]
+                axes.append(len(shape) - 1)
+                count *= length // o
+            else:
+                shape.append(length)
+        y = x.reshape(shape).sum(axis=tuple(axes)) / jnp.asarray(count, x.dtype)
     for i, (length, o) in enumerate(zip(x.shape[2:], out)):
         axis = 2 + i
-        if o == length:
-            continue
-        if length % o == 0:
-            # Equal, non-overlapping bins: a reshape and a mean, no matrix needed.
-            shape = y.shape[:axis] + (o, length // o) + y.shape[axis + 1:]
-            y = y.reshape(shape).mean(axis=axis + 1)
+        if o == length or i in tiled:
             continue
         # Overlapping / uneven bins: sum with a 0/1 bin matrix, then divide by the bin sizes.
         start, end = _bins(length, o)
