@@ -1,6 +1,6 @@
 """Forward and forward+backward timings of fcnn's resampling ops vs torch (CPU), with alternatives.
 
-    .venv/bin/python benchmarks/ops_resample.py [--batch 32 --channels 64 --size 56 --repeats 7]
+    .venv/bin/python -m benchmarks.ops_resample [--batch 32 --channels 64 --size 56 --repeats 7]
 
 Each op is jitted and warmed up; fcnn and torch runs are interleaved in the
 same process (the machine may be shared), and medians are printed together
@@ -83,12 +83,13 @@ def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0
     out = fwd(*jax_args)
     cot = jnp.asarray(np.random.RandomState(0).standard_normal(out.shape).astype(np.float32))
 
-    def fb(*args):
+    def fb(cotangent, *args):
+        # the cotangent is an argument: a closed-over constant would let XLA constant-fold the backward pass
         y, vjp = jax.vjp(lambda *a: jax_fn(*a), *args)
-        return y, vjp(cot)
+        return y, vjp(cotangent)
 
     fwdbwd = jax.jit(fb)
-    t_cot = torch.from_numpy(np.asarray(cot))
+    t_cot = torch.from_numpy(np.array(cot))
     t_req = [a.detach().clone().requires_grad_(i in grad_argnums) for i, a in enumerate(torch_args)]
 
     def torch_fwd():
@@ -101,7 +102,7 @@ def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0
         torch_fn(*t_req).backward(t_cot)
 
     jax_f = lambda: jax.block_until_ready(fwd(*jax_args))
-    jax_fb = lambda: jax.block_until_ready(fwdbwd(*jax_args))
+    jax_fb = lambda: jax.block_until_ready(fwdbwd(cot, *jax_args))
     for f in (jax_f, jax_fb, torch_fwd, torch_fb):  # warm-up (compilation, allocator)
         f()
     times = {k: [] for k in ("jf", "tf", "jb", "tb")}
