@@ -30,22 +30,23 @@ class _Elementwise(Layer):
         return ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
 
 
-class ReLU(_Elementwise):
+class _InplaceElementwise(_Elementwise):
+    """An elementwise layer whose torch counterpart takes ``inplace`` (accepted and ignored)."""
+
+    def __init__(self, inplace: bool = False):
+        self.inplace = inplace
+
+
+class ReLU(_InplaceElementwise):
     """``torch.nn.ReLU``: ``max(0, x)``."""
 
     _fn = staticmethod(_F.relu)
 
-    def __init__(self, inplace: bool = False):
-        self.inplace = inplace
 
-
-class ReLU6(_Elementwise):
+class ReLU6(_InplaceElementwise):
     """``torch.nn.ReLU6``: ``min(max(0, x), 6)``."""
 
     _fn = staticmethod(_F.relu6)
-
-    def __init__(self, inplace: bool = False):
-        self.inplace = inplace
 
 
 class LeakyReLU(_Elementwise):
@@ -86,13 +87,10 @@ class Sigmoid(_Elementwise):
     _fn = staticmethod(_F.sigmoid)
 
 
-class SiLU(_Elementwise):
+class SiLU(_InplaceElementwise):
     """``torch.nn.SiLU``: ``x · sigmoid(x)``."""
 
     _fn = staticmethod(_F.silu)
-
-    def __init__(self, inplace: bool = False):
-        self.inplace = inplace
 
 
 class GELU(_Elementwise):
@@ -107,22 +105,16 @@ class GELU(_Elementwise):
         return {"approximate": self.approximate}
 
 
-class Hardswish(_Elementwise):
+class Hardswish(_InplaceElementwise):
     """``torch.nn.Hardswish``: ``x · relu6(x + 3) / 6``."""
 
     _fn = staticmethod(_F.hardswish)
 
-    def __init__(self, inplace: bool = False):
-        self.inplace = inplace
 
-
-class Hardsigmoid(_Elementwise):
+class Hardsigmoid(_InplaceElementwise):
     """``torch.nn.Hardsigmoid``: ``relu6(x + 3) / 6``."""
 
     _fn = staticmethod(_F.hardsigmoid)
-
-    def __init__(self, inplace: bool = False):
-        self.inplace = inplace
 
 
 class _SoftmaxBase(_Elementwise):

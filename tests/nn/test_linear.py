@@ -9,9 +9,8 @@ from fcnn import functional as F, nn
 from oracle import assert_close, check_layer, randn, to_torch
 
 
-@settings(max_examples=15)
-@given(st.integers(1, 6), st.integers(1, 6), st.booleans(),
-       st.lists(st.integers(1, 3), min_size=0, max_size=2))
+@settings(max_examples=6)
+@given(st.integers(1, 6), st.integers(1, 6), st.booleans(), st.sampled_from([(), (3,), (2, 3)]))
 def test_linear_matches_torch(fin, fout, bias, lead):
     check_layer(nn.Linear(fin, fout, bias=bias), torch.nn.Linear(fin, fout, bias=bias),
                 randn(tuple(lead) + (fin,), seed=fin))

@@ -53,7 +53,7 @@ def bn_configs(draw):
     return n, c, batch, spatial, momentum, affine, track, single_pass
 
 
-@settings(max_examples=8)
+@settings(max_examples=5)
 @given(bn_configs())
 def test_batch_norm_steps_match_torch(cfg):
     n, c, batch, spatial, momentum, affine, track, single_pass = cfg
@@ -161,8 +161,6 @@ def test_vmap_with_axis_name_equals_batched_batch_norm(single_pass):
         np.testing.assert_allclose(s1[k], s2[k], rtol=1e-6, atol=1e-6)
     for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    # the batched reference is torch itself
-    check_layer(plain, torch.nn.BatchNorm2d(3), x, train=True, params=params, state=state)
     # eval mode under vmap uses the running statistics
     y_eval, _ = jax.vmap(synced.apply, in_axes=(None, None, 0), out_axes=(0, None), axis_name="batch")(
         params, s1, x)
@@ -190,7 +188,7 @@ def instance_configs(draw):
     return n, c, spatial, batched, draw(st.booleans()), draw(st.booleans()), draw(st.sampled_from([0.1, 0.7, None]))
 
 
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(instance_configs())
 def test_instance_norm_steps_match_torch(cfg):
     n, c, spatial, batched, affine, track, momentum = cfg
@@ -202,7 +200,7 @@ def test_instance_norm_steps_match_torch(cfg):
     assert set(state) == set(torch.nn.InstanceNorm1d(c, **kw).state_dict()) - {"weight", "bias"}
 
 
-@settings(max_examples=8)
+@settings(max_examples=4)
 @given(st.sampled_from([(1, 4), (2, 4), (4, 4), (3, 6), (1, 1)]), st.integers(1, 2),
        st.sampled_from([(), (3,), (2, 3)]), st.booleans(), st.booleans())
 def test_group_norm_matches_torch(groups_channels, batch, spatial, affine, bias):
@@ -218,7 +216,7 @@ def test_group_norm_matches_torch(groups_channels, batch, spatial, affine, bias)
                 state=state, rtol=1e-4, atol=2e-5)
 
 
-@settings(max_examples=8)
+@settings(max_examples=4)
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(1, 3), st.booleans(), st.booleans())
 def test_layer_norm_matches_torch(shape, k, affine, bias):
     k = min(k, len(shape))
