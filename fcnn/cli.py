@@ -66,6 +66,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d["seed"], help="seeds init, shuffling and dropout (same seed → same run)")
     p.add_argument("--output-dir", default=None, help="write metrics.json and metrics.csv here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+    from fcnn import distributed
+
+    distributed.add_arguments(p)
 
 
 def _check_train_args(args) -> None:
@@ -146,6 +149,10 @@ def _write_metrics(out_dir: str, config: dict, history: list[dict], result: dict
 def run_train(args) -> int:
     start = time.perf_counter()
     _check_train_args(args)
+    from fcnn import distributed
+
+    # joins a multi-process job (--num-processes/FCNN_*) before anything touches a device
+    mesh = distributed.mesh_from_args(args)
     from fcnn import data
     from fcnn.nn import CrossEntropyLoss
     from fcnn.train import fit
@@ -173,11 +180,12 @@ def run_train(args) -> int:
           f"{args.epochs} epochs, {args.optimizer} lr={args.lr:g} schedule={args.schedule}", flush=True)
     ts, history = fit(model, train, test, loss_fn, optimizer, args.epochs, seed=args.seed,
                       progress=False if args.no_progress else None,
+                      mesh=mesh,
                       on_epoch_end=lambda e, ts, m: print(_epoch_line(e, args.epochs, m), flush=True))
     seconds = time.perf_counter() - start
     acc = history[-1]["eval_accuracy"]
     print(f"test accuracy: {100 * acc:.2f}% ({len(y_test)} held-out images), {seconds:.1f} s")
-    if args.output_dir:
+    if args.output_dir and distributed.is_main_process():
         result = {"test_accuracy": acc, "test_loss": history[-1]["eval_loss"], "seconds": seconds}
         _write_metrics(args.output_dir, vars(args), history, result)
     return 0

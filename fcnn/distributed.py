@@ -228,3 +228,8 @@ def mesh_from_args(args) -> Mesh | None:
     if joined or getattr(args, "data_parallel", False):
         return data_mesh()
     return None
+
+
+def is_main_process() -> bool:
+    """Whether this is process 0 (the one that writes files and logs in a multi-process job)."""
+    return jax.process_index() == 0

@@ -1,7 +1,6 @@
 """Subprocess worker for tests/test_distributed.py (needs its own XLA_FLAGS / jax.distributed).
 
     python distributed_worker.py mesh OUT.npz          # 8 virtual devices: mesh vs 1 device
-    python distributed_worker.py process ID N PORT OUT.npz   # one of N processes
 """
 
 import os
@@ -60,20 +59,6 @@ def run(mesh=None, rows=None, **options):
     return flat, np.asarray([np.asarray(l) for l in losses])
 
 
-def run_fit(mesh=None):
-    """The same training through ``train.fit`` (what ``fcnn train`` runs); returns (flat, mean loss)."""
-    net, opt = model(), optax.sgd(0.1, momentum=0.9)
-    ts, history = train.fit(net, list(batches()), None, nn.CrossEntropyLoss(), opt, epochs=1,
-                            progress=False, mesh=mesh)
-    leaves = jax.tree_util.tree_flatten_with_path((ts.params, ts.state))[0]
-    flat = {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
-    return flat, np.asarray([history[0]["train_loss"]])
-
-
-def save(path, flat, losses, **extra):
-    np.savez(path, losses=losses, **{f"p{k}": v for k, v in flat.items()}, **extra)
-
-
 def main():
     mode = sys.argv[1]
     if mode == "mesh":
@@ -86,14 +71,6 @@ def main():
         bf16, bf16_losses = run(mesh, compute_dtype=jnp.bfloat16)
         np.savez(out, losses=losses, acc_losses=acc_losses, bf16_losses=bf16_losses, **info,
                  **{f"got{k}": v for k, v in got.items()}, **{f"bf16{k}": v for k, v in bf16.items()})
-    elif mode == "process":
-        pid, n, port, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-        joined = distributed.initialize(f"127.0.0.1:{port}", n, pid)
-        assert joined and jax.process_count() == n and jax.process_index() == pid
-        mesh = distributed.data_mesh()
-        flat, losses = run_fit(mesh)
-        save(out, flat, losses, devices=jax.device_count())
-        jax.distributed.shutdown()
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

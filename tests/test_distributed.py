@@ -72,29 +72,6 @@ def test_eight_devices_equal_one_device(tmp_path, reference):
         assert d["bf16" + k].dtype == ref[k].dtype, f"{k}: mixed precision changed a stored dtype"
 
 
-def test_two_processes_equal_single_process(tmp_path):
-    """jax.distributed on 127.0.0.1 (gloo): fit() in each process uses its rows; result == one process."""
-    port = _free_port()
-    outs = [tmp_path / f"p{i}.npz" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, WORKER, "process", str(i), "2", str(port), str(outs[i])],
-                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=600)[0].decode(errors="replace"))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert all(p.returncode == 0 for p in procs), "\n----\n".join(l[-3000:] for l in logs)
-    ref, ref_losses = worker.run_fit()
-    for out in outs:
-        d = dict(np.load(out))
-        assert int(d["devices"]) == 2
-        np.testing.assert_allclose(d["losses"], ref_losses, rtol=TOL, atol=TOL)
-        _assert_trees_close(d, ref, "p")
-
-
 # ---- step options, in process (one device) ----
 
 def _mlp():
@@ -221,3 +198,31 @@ def test_cli_arguments(monkeypatch):
         distributed.mesh_from_args(parser.parse_args(["--num-processes", "two"]))
     with pytest.raises(ValueError, match="coordinator"):
         distributed.mesh_from_args(parser.parse_args(["--num-processes", "2", "--process-id", "0"]))
+
+
+def test_cli_two_processes_equal_one(tmp_path):
+    """`fcnn train --num-processes 2 --process-id i --coordinator 127.0.0.1:PORT` == the one-process run."""
+    import json
+
+    common = ["-m", "fcnn", "train", "--model", "lenet5", "--epochs", "1", "--batch-size", "64", "--no-progress"]
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, *common, "--output-dir", str(tmp_path / f"p{i}"),
+                               "--num-processes", "2", "--process-id", str(i), "--coordinator", f"127.0.0.1:{port}"],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    single = subprocess.run([sys.executable, *common, "--output-dir", str(tmp_path / "one")], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=600)[0].decode(errors="replace"))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert single.returncode == 0, single.stdout.decode(errors="replace")[-3000:]
+    assert all(p.returncode == 0 for p in procs), "\n----\n".join(l[-3000:] for l in logs)
+    one = json.load(open(tmp_path / "one" / "metrics.json"))
+    two = json.load(open(tmp_path / "p0" / "metrics.json"))
+    assert not (tmp_path / "p1").exists(), "only process 0 writes the metrics"
+    for key in ("train_loss", "eval_loss", "eval_accuracy"):
+        np.testing.assert_allclose(two["history"][0][key], one["history"][0][key], rtol=1e-4, atol=1e-5, err_msg=key)
