@@ -495,10 +495,14 @@ class CosineAnnealingWarmRestarts(Schedule):
         self.T_0, self.T_mult = int(T_0), int(T_mult)
         self.eta_min = _float(eta_min, "eta_min", where)
         # Cycle starts and lengths; geometric growth keeps the table short (<= 32 rows within int32).
+        # Padding to 32 rows with unreachable starts gives every instance the same shapes.
         self._starts, self._lengths = [0], [self.T_0]
         while self.T_mult > 1 and self._starts[-1] + self._lengths[-1] <= _INT32_MAX:
             self._starts.append(self._starts[-1] + self._lengths[-1])
             self._lengths.append(self._lengths[-1] * self.T_mult)
+        pad = 32 - len(self._starts)
+        self._starts += [_INT32_MAX] * pad
+        self._lengths += [self._lengths[-1]] * pad
 
     def _at(self, epoch):
         if self.T_mult == 1:
