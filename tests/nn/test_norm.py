@@ -41,11 +41,10 @@ def run_steps(layer, module, xs, trains, **kw):
 @st.composite
 def bn_configs(draw):
     n = draw(st.sampled_from([1, 1, 2, 3]))
-    c = draw(st.integers(1, 4))
-    # >= 4 values per channel: with 2 or 3, x − mean of offset float32 data is ill-conditioned and only
-    # torch's float64 accumulation gets the input gradient's last digits (a data, not an algorithm, limit)
-    batch = draw(st.integers(4, 5))
-    spatial = tuple(draw(st.integers(1, 3)) for _ in range(n if n > 1 else draw(st.integers(0, 1))))
+    # a few fixed shapes, so the eagerly run ops compile once and are reused across examples
+    c = draw(st.sampled_from([1, 3]))
+    batch = 4  # >= 4 values per channel: with 2 or 3, x − mean of offset float32 data is ill-conditioned
+    spatial = draw(st.sampled_from([(), (3,)])) if n == 1 else {2: (2, 3), 3: (2, 1, 2)}[n]
     momentum = draw(st.sampled_from([0.1, 0.5, None]))
     affine = draw(st.booleans())
     track = draw(st.booleans())
@@ -53,7 +52,7 @@ def bn_configs(draw):
     return n, c, batch, spatial, momentum, affine, track, single_pass
 
 
-@settings(max_examples=5)
+@settings(max_examples=6)
 @given(bn_configs())
 def test_batch_norm_steps_match_torch(cfg):
     n, c, batch, spatial, momentum, affine, track, single_pass = cfg
