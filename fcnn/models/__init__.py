@@ -16,6 +16,7 @@ from typing import Callable
 
 from fcnn.models.lenet import LeNet5
 from fcnn.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from fcnn.models.unet import UNet
 from fcnn.models.vgg import VGG
 
 _REGISTRY: dict[str, Callable] = {
@@ -24,6 +25,7 @@ _REGISTRY: dict[str, Callable] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "unet": UNet,
 }
 
 

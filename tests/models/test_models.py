@@ -267,3 +267,79 @@ def test_registry_and_bad_args():
         models.ResNet(models.BasicBlock, (2, 2, 2))
     with pytest.raises(ValueError, match="expected 3D"):
         LeNet5(input_size=8).apply(*LeNet5(input_size=8).init(jax.random.key(0)), jnp.zeros((8, 8)))
+
+
+# ---------------------------------------------------------------- U-Net
+
+class TDoubleConv(tnn.Sequential):
+    def __init__(self, cin, cout):
+        super().__init__(tnn.Conv2d(cin, cout, 3, padding=1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU(),
+                         tnn.Conv2d(cout, cout, 3, padding=1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU())
+
+
+class TUp(tnn.Module):
+    def __init__(self, cin, cskip, cout, bilinear):
+        super().__init__()
+        if bilinear:
+            self.up, cup = tnn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), cin
+        else:
+            self.up, cup = tnn.ConvTranspose2d(cin, cin // 2, 2, stride=2), cin // 2
+        self.conv = TDoubleConv(cup + cskip, cout)
+
+    def forward(self, x, skip):
+        x = self.up(x)
+        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
+        x = torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+        return self.conv(torch.cat([skip, x], 1))
+
+
+class TUNet(tnn.Module):
+    def __init__(self, cin, ncls, c, depth, bilinear):
+        super().__init__()
+        w = [c * 2 ** i for i in range(depth + 1)]
+        self.inc = TDoubleConv(cin, c)
+        self.down = tnn.ModuleList([tnn.Sequential(tnn.MaxPool2d(2), TDoubleConv(w[i], w[i + 1])) for i in range(depth)])
+        self.up = tnn.ModuleList([TUp(w[i + 1], w[i], w[i], bilinear) for i in reversed(range(depth))])
+        self.outc = tnn.Conv2d(c, ncls, 1)
+
+    def forward(self, x):
+        skips = [self.inc(x)]
+        for d in self.down:
+            skips.append(d(skips[-1]))
+        x = skips.pop()
+        for u in self.up:
+            x = u(x, skips.pop())
+        return self.outc(x)
+
+
+@pytest.mark.parametrize("bilinear,size", [(False, (8, 8)), (True, (9, 7))])
+def test_unet_matches_torch_in_training(bilinear, size):
+    layer = models.get("unet", in_channels=2, num_classes=3, base_channels=4, depth=2, bilinear=bilinear)
+    module = TUNet(2, 3, 4, 2, bilinear)
+    params, state = assert_same_state_dict_layout(layer, module)
+    x = randn((2, 2) + size)
+    f = jax.jit(lambda p, s, x: layer.apply(p, s, x, train=True, rng=jax.random.key(0)))
+    (out, new_state), vjp = jax.vjp(lambda p: f(p, state, x), params)
+    load_into_torch(module, params, state)
+    module.train()
+    tx = to_torch(x, requires_grad=True)
+    ref = module(tx)
+    assert out.shape == (2, 3) + size
+    assert_close(out, ref, 1e-4, 1e-4, "unet output")
+    cot = randn(out.shape, seed=5)
+    (g,) = vjp((jnp.asarray(cot), jax.tree.map(jnp.zeros_like, new_state)))
+    ref.backward(to_torch(cot))
+    named = dict(module.named_parameters())
+    for k, v in flatten(g).items():
+        assert_close(v, named[k].grad, 1e-3, 1e-4, f"grad {k}")
+    sd = module.state_dict()
+    for k, v in flatten(new_state).items():
+        assert_close(v, sd[k], 1e-4, 1e-5, f"state {k}")
+
+
+def test_unet_bad_args():
+    with pytest.raises(ValueError, match="base_channels"):
+        models.UNet(base_channels=5)
+    with pytest.raises(ValueError, match="too small"):
+        layer = models.UNet(depth=3)
+        jax.eval_shape(lambda k: layer.apply(*layer.init(k), jnp.zeros((1, 1, 4, 4))), jax.random.key(0))
