@@ -38,6 +38,7 @@ loop forever later.
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -58,7 +59,8 @@ _INT32_MAX = 2**31 - 1
 # ----------------------------------------------------------------------------- argument checks
 
 def _float(value: Any, name: str, where: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    # Anything float() takes as a number (Python/numpy scalars, 0-d arrays), but not bools or strings.
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not hasattr(value, "__float__"):
         raise TypeError(f"{where}: {name} must be a float, got {value!r}")
     return float(value)
 
@@ -237,15 +239,14 @@ class MultiplicativeLR(Schedule):
     current LR; it has no closed form).
     """
 
-    def __init__(self, lr: float, lr_lambda: Callable[[int], float], *, steps_per_epoch: int | None = None,
-                 _first: int = 1) -> None:
+    def __init__(self, lr: float, lr_lambda: Callable[[int], float], *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = type(self).__name__
         self.lr = _lr(lr, where)
         if not callable(lr_lambda):
             raise TypeError(f"{where}: lr_lambda should be a function, but got {type(lr_lambda).__name__}")
         self.lr_lambda = lr_lambda
-        self._first = _first
+        self._first = 1  # the first epoch whose factor applies: torch's initial step applies none
         self._traceable = _traceable(lr_lambda)
         self._products = [1.0]  # host cache: products over j in [first, first + i)
 
@@ -266,7 +267,9 @@ class MultiplicativeLR(Schedule):
         return self.lr * jax.lax.fori_loop(self._first, jnp.max(epoch, initial=0) + 1, body, ones)
 
     def _restarted(self, previous_lr):
-        return MultiplicativeLR(previous_lr(), self.lr_lambda, steps_per_epoch=self.steps_per_epoch, _first=0)
+        restarted = copy.copy(self)
+        restarted.lr, restarted._first, restarted._products = previous_lr(), 0, [1.0]
+        return restarted
 
 
 # ----------------------------------------------------------------------------- step-wise decays
@@ -534,8 +537,7 @@ class _Phases(Schedule):
         # Past total_steps torch raises; hold the last value it gives.
         k = jnp.minimum(step, self._total_steps)
         kf = k.astype(_floatx())
-        out, start = None, 0.0
-        values = []
+        start, values = 0.0, []
         for end, v0, v1 in self._phases:
             length = end - start
             pct = (kf - start) * (1.0 / length if length else 0.0)
