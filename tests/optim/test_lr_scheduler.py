@@ -263,6 +263,21 @@ def test_sequential_lr(base, children, data):
     check(ours, make_torch, base, 40)
 
 
+@pytest.mark.parametrize("milestones", [[0, 4, 4], [3, 6, 9], [0, 0, 5]])
+def test_sequential_lr_quirks(milestones):
+    """Milestone 0 and repeated milestones skip schedules; a later MultiplicativeLR continues from the previous
+    LR times lr_lambda(0); a later ConstantLR(total_iters=0) restarts at the full lr."""
+    f = lambda e: 0.5 if e == 0 else 0.9  # noqa: E731
+    ours = S.SequentialLR([S.ExponentialLR(0.2, 0.7), S.ConstantLR(0.2, 0.25, 0), S.MultiplicativeLR(0.2, f),
+                           S.ConstantLR(0.2, 0.5, 0)], milestones)
+
+    def make(o):
+        return TS.SequentialLR(o, [TS.ExponentialLR(o, 0.7), TS.ConstantLR(o, 0.25, 0), TS.MultiplicativeLR(o, f),
+                                   TS.ConstantLR(o, 0.5, 0)], milestones)
+
+    check(ours, make, 0.2, 20)
+
+
 def test_sequential_lr_warmup_then_cosine_per_step():
     """The usual recipe, with steps_per_epoch: torch steps once per epoch, optax counts updates."""
     spe, base = 4, 0.1
