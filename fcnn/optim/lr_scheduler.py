@@ -441,7 +441,7 @@ class PolynomialLR(Schedule):
 # ----------------------------------------------------------------------------- cosine schedules
 
 class CosineAnnealingLR(Schedule):
-    """Cosine annealing from ``lr`` to ``eta_min`` over ``T_max`` epochs, as ``torch.optim.lr_scheduler.CosineAnnealingLR``.
+    """Cosine annealing from ``lr`` to ``eta_min`` in ``T_max`` epochs, as torch's ``CosineAnnealingLR``.
 
     ``eta_min + (lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``.
 
@@ -594,7 +594,8 @@ class OneCycleLR(_Phases):
         if isinstance(pct_start, bool) or not isinstance(pct_start, (float, np.floating)) or not 0 <= pct_start <= 1:
             raise ValueError(f"{where}: Expected float between 0 and 1 pct_start, but got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"{where}: anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy!r}")
+            raise ValueError(f"{where}: anneal_strategy must be one of 'cos' or 'linear', "
+                             f"instead got {anneal_strategy!r}")
         self.max_lr = _lr(max_lr, where, "max_lr")
         self.div_factor = _float(div_factor, "div_factor", where)
         self.final_div_factor = _float(final_div_factor, "final_div_factor", where)
