@@ -1,6 +1,6 @@
 """Forward and forward+backward timings of fcnn's resampling ops vs torch (CPU), with alternatives.
 
-    .venv/bin/python -m benchmarks.ops_resample [--batch 32 --channels 64 --size 56 --repeats 7]
+    .venv/bin/python -m benchmarks.ops_resample [--batch 32 --channels 64 --size 56 --repeats 7] [--slow-alternatives]
 
 Each op is jitted and warmed up; fcnn and torch runs are interleaved in the
 same process (the machine may be shared), and medians are printed together
@@ -20,15 +20,23 @@ import numpy as np
 import torch
 
 from fcnn import functional as F
-from fcnn.functional.upsample import _linear_matrix
+from fcnn.functional.upsample import _linear_matrix, _matmul_axis
 
 TF = torch.nn.functional
 
 
 # --- alternatives (not used by fcnn) -----------------------------------------
 
+def bilinear_by_matrices(x, scale):
+    """Alternative to fcnn's two gathers + lerp forward: the (out, in) matrix contracted both ways."""
+    for axis in (3, 2):
+        n = x.shape[axis]
+        x = _matmul_axis(x, _linear_matrix(n, int(n * scale), False, scale), axis)
+    return x
+
+
 def bilinear_by_gather(x, scale):
-    """Alternative to the (out, in) matrices: two gathers + lerp per axis (align_corners=False)."""
+    """Alternative: two gathers + lerp per axis with JAX's automatic gradient (scatter-adds)."""
     for axis in (3, 2):
         n = x.shape[axis]
         m = _linear_matrix(n, int(n * scale), False, scale)
@@ -42,8 +50,16 @@ def bilinear_by_gather(x, scale):
     return x
 
 
+def nearest_by_broadcast(x, r):
+    """Alternative: broadcast + reshape with JAX's automatic gradient (a reduce over a size-r inner axis)."""
+    for axis in (3, 2):
+        y = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), x.shape[: axis + 1] + (r,) + x.shape[axis + 1:])
+        x = y.reshape(x.shape[:axis] + (x.shape[axis] * r,) + x.shape[axis + 1:])
+    return x
+
+
 def nearest_by_gather(x, r):
-    """Alternative to the broadcast used for integer factors: a gather per axis."""
+    """Alternative: a gather per axis (gradient: scatter-add)."""
     for axis in (3, 2):
         x = jnp.take(x, jnp.arange(x.shape[axis] * r) // r, axis=axis)
     return x
@@ -125,6 +141,8 @@ def main():
     ap.add_argument("--size", type=int, default=56)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-alternatives", action="store_true")
+    ap.add_argument("--slow-alternatives", action="store_true",
+                    help="also time conv_transpose2d via lhs_dilation / vjp (~20x slower backward: minutes)")
     args = ap.parse_args()
     shape = (args.batch, args.channels, args.size, args.size)
     x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
@@ -146,15 +164,18 @@ def main():
     bench("conv_transpose2d k4 s2 p1", lambda a, b: F.conv_transpose2d(a, b, stride=2, padding=1), (jx, jw),
           lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
     if not args.no_alternatives:
-        bench("alt: bilinear x2 by gathers", lambda a: bilinear_by_gather(a, 2.0), (jx,),
-              lambda a: TF.interpolate(a, scale_factor=2, mode="bilinear"), (tx,), r)
-        bench("alt: nearest x2 by gathers", lambda a: nearest_by_gather(a, 2), (jx,),
-              lambda a: TF.interpolate(a, scale_factor=2), (tx,), r)
+        bilinear_ref = lambda a: TF.interpolate(a, scale_factor=2, mode="bilinear")
+        nearest_ref = lambda a: TF.interpolate(a, scale_factor=2)
+        bench("alt: bilinear x2 by dense matrices", lambda a: bilinear_by_matrices(a, 2.0), (jx,), bilinear_ref, (tx,), r)
+        bench("alt: bilinear x2 by gathers, autodiff", lambda a: bilinear_by_gather(a, 2.0), (jx,), bilinear_ref, (tx,), r)
+        bench("alt: nearest x2 by broadcast, autodiff", lambda a: nearest_by_broadcast(a, 2), (jx,), nearest_ref, (tx,), r)
+        bench("alt: nearest x2 by gathers", lambda a: nearest_by_gather(a, 2), (jx,), nearest_ref, (tx,), r)
+    if args.slow_alternatives:
+        ct_ref = lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1)
         bench("alt: conv_transpose2d via lhs_dilation", lambda a, b: conv_transpose_lhs_dilation(a, b, 2, 1),
-              (jx, jw), lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
+              (jx, jw), ct_ref, (tx, tw), r, grad_argnums=(0, 1))
         bench("alt: conv_transpose2d via vjp of conv2d", lambda a, b: conv_transpose_vjp(a, b, 2, 1),
-              (jx, jw), lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1), (tx, tw), r, grad_argnums=(0, 1))
-
+              (jx, jw), ct_ref, (tx, tw), r, grad_argnums=(0, 1))
 
 if __name__ == "__main__":
     main()

@@ -1,16 +1,21 @@
 """Resampling: ``interpolate``, ``upsample*``, ``pixel_shuffle``, ``pixel_unshuffle`` as in torch.nn.functional.
 
-Every interpolating mode of ``interpolate`` is separable, so it is computed one
-spatial axis at a time. For each axis the source indices and weights are
-built in NumPy at trace time, with torch's own float32 formulas (its
+Every mode of ``interpolate`` is separable, so it is computed one spatial
+axis at a time. For each axis the source indices and weights are built in
+NumPy at trace time with torch's own float32 formulas (its
 ``area_pixel_compute_scale`` / ``area_pixel_compute_source_index``, the index
-clamping of the cubic taps, the antialias filter), so the weights are the very
-numbers torch uses. They are applied as a small dense ``(out, in)`` matrix
-contracted with the input (``einsum``), which on CPU is faster than gathers
-for both the forward pass and the gradient (a gather's gradient is a
-scatter-add; the matrix's is another matrix product). ``nearest`` modes use a
-gather (or a broadcast when every input element is repeated the same number of
-times) because they only copy values. See ``benchmarks/results_resample.md``.
+clamping of the cubic taps, the antialias filter, the adaptive-pooling bins),
+so the weights are the very numbers torch uses. How they are applied was
+chosen by measurement on CPU (``benchmarks/results_resample.md``):
+
+* linear modes when upsampling: two gathers and a lerp forward, the
+  transposed ``(out, in)`` weight matrix backward (a gather's own gradient, a
+  scatter-add, is slow);
+* bicubic, antialias, area and any downsampling: the dense ``(out, in)``
+  matrix contracted with the input (``einsum``), both ways;
+* nearest: a broadcast when every pixel repeats the same number of times
+  (gradient: a sum of strided slices, far faster than XLA's reduce), a
+  gather otherwise.
 """
 
 from __future__ import annotations
