@@ -731,7 +731,13 @@ def _adaptive_max_gather(x, spatial, out, return_indices):
     w = w.transpose(perm)
     kshape = w.shape[2 + n:]
     w = w.reshape(w.shape[:2 + n] + (-1,))
-    best, arg = _scan_max([(w[..., k], None) for k in range(w.shape[-1])], w.shape[:-1], x.dtype)
+    # One variadic reduce over the bin axis (small to compile, whatever the bin
+    # size); the value is then gathered at the arg-max, so that the gradient
+    # reaches that element only.
+    pos = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
+    inits = (np.array(-np.inf, x.dtype), np.array(np.iinfo(np.int32).max, np.int32))
+    _, arg = lax.reduce((lax.stop_gradient(w), pos), inits, _torch_max_reducer, (w.ndim - 1,))
+    best = jnp.take_along_axis(w, arg[..., None], axis=-1)[..., 0]
     if not return_indices:
         return best
     flat = jnp.zeros(arg.shape, jnp.int32)
