@@ -92,12 +92,16 @@ def _train(net, steps=3, **options):
     return ts, np.asarray(losses)
 
 
-def test_accumulation_equals_whole_batch_without_bn():
-    ref, ref_losses = _train(_mlp())
-    for k in (2, 4):
-        got, losses = _train(_mlp(), accumulate_steps=k)
-        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got.params, ref.params)
+@pytest.fixture(scope="module")
+def mlp_reference():
+    return _train(_mlp())
+
+
+def test_accumulation_equals_whole_batch_without_bn(mlp_reference):
+    ref, ref_losses = mlp_reference
+    got, losses = _train(_mlp(), accumulate_steps=4)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, atol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got.params, ref.params)
 
 
 def test_accumulation_updates_bn_per_micro_batch():
@@ -107,19 +111,17 @@ def test_accumulation_updates_bn_per_micro_batch():
     assert int(ts.state["0"]["num_batches_tracked"]) == 4
 
 
-def test_remat_gives_the_same_step():
-    net = worker.model()
-    ref, ref_losses = worker.run()
+def test_remat_gives_the_same_step(reference):
+    ref, ref_losses = reference
     got, losses = worker.run(remat=True)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-6, atol=1e-6)
     for k in ref:
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    del net
 
 
-def test_mixed_precision_keeps_float32_params_and_grads():
+def test_mixed_precision_keeps_float32_params_and_grads(mlp_reference):
     ts, losses = _train(_mlp(), compute_dtype=jnp.bfloat16)
-    ref, ref_losses = _train(_mlp())
+    ref, ref_losses = mlp_reference
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(ts.params))
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(ts.opt_state) if jnp.issubdtype(a.dtype, jnp.floating))
     np.testing.assert_allclose(losses, ref_losses, rtol=2e-2)
