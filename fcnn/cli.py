@@ -1,4 +1,4 @@
-"""The ``fcnn`` command line: ``fcnn train`` (and ``python -m fcnn train``).
+"""The ``fcnn`` command line: ``fcnn train``, ``fcnn summary`` (and ``python -m fcnn ...``).
 
 ``fcnn train`` with no arguments trains a small VGG-style CNN on the embedded
 UCI digits and prints the held-out test accuracy; flags choose the model,
@@ -199,6 +199,24 @@ def _epoch_line(epoch: int, epochs: int, m: dict) -> str:
 
 add_command("train", "train a CNN (default: on the embedded digits) and print the test accuracy",
             _add_train_arguments, run_train)
+
+
+# ----------------------------------------------------------------- fcnn summary
+
+def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
+    from fcnn.summary import add_arguments  # (fcnn.summary the name is the function)
+
+    add_arguments(p)
+
+
+def _run_summary(args) -> int:
+    from fcnn.summary import run
+
+    return run(args)
+
+
+add_command("summary", "print a model's layers: output shapes, parameters, FLOPs and receptive fields",
+            _add_summary_arguments, _run_summary)
 
 
 # ----------------------------------------------------------------- entry point
