@@ -169,16 +169,18 @@ def _scan_max(slices_and_masks, shape, dtype, arg0=0):
     return best, arg
 
 
-def _tiles(geom) -> bool:
-    """Windows tile the input: kernel == stride, no padding, no dilation."""
+def _tiles(geom, spatial) -> bool:
+    """Windows tile the input: kernel == stride, no padding, no dilation, and
+    every window lies inside the input (a ceil_mode window may hang over the edge)."""
     kernel, stride, padding, dilation, out, pads = geom
     n = len(kernel)
-    return stride == kernel and padding == (0,) * n and dilation == (1,) * n
+    return (stride == kernel and padding == (0,) * n and dilation == (1,) * n
+            and all(o * k <= length for o, k, length in zip(out, kernel, spatial)))
 
 
 def _max_pool_fwd_impl(x, geom):
     """Values and arg-max (window position, int32) of every window."""
-    if _tiles(geom):
+    if _tiles(geom, x.shape[2:]):
         return _tiled_max_arg(x, geom)
     return _window_scan(x, geom)
 
@@ -248,7 +250,7 @@ def _max_pool_bwd_impl(g, arg, spatial, geom):
     forward window scan into the backward loop, recomputing it for every
     input element: 5x slower, see benchmarks/results_pool.md.)
     """
-    if _tiles(geom):
+    if _tiles(geom, spatial):
         return _phase_bwd(g, arg, spatial, geom)
     kernel, stride, padding, dilation, out, pads = geom
     idx = _flat_indices(arg, kernel, stride, padding, dilation, spatial, out)

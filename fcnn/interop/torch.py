@@ -61,10 +61,12 @@ def _set(tree: dict, key: str, value) -> None:
 
 
 def _to_numpy(value, key: str) -> np.ndarray:
+    # Always copy: torch tensors (and caller-owned numpy arrays) may later be
+    # updated in place (optimizer.step()), and fcnn params must not change with them.
     if isinstance(value, np.ndarray):
-        return value
+        return value.copy()
     if isinstance(value, (jax.Array, np.generic, int, float, bool)):
-        return np.asarray(value)
+        return np.array(value)
     mod = type(value).__module__
     if mod.startswith("torch"):
         import torch  # only when the caller hands us torch tensors
@@ -73,7 +75,7 @@ def _to_numpy(value, key: str) -> np.ndarray:
             t = value.detach().cpu()
             if t.dtype == torch.bfloat16:  # numpy has no bfloat16; go through float32 exactly
                 return t.float().numpy().astype(jnp.bfloat16)
-            return t.numpy()
+            return t.numpy().copy()
     raise TypeError(f"load_state_dict: value for {key!r} must be a torch tensor or an array, got {type(value).__name__}")
 
 

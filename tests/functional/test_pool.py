@@ -92,6 +92,18 @@ def test_max_pool_values_indices_and_tie_gradients_match_torch(cfg):
     _compare(lambda a: fj(a, k, s, p, d, ceil, True), lambda a: ft(a, k, s, p, d, ceil, True), x)
 
 
+@pytest.mark.parametrize("n, size, k", [(1, (5,), 2), (2, (5, 5), 2), (2, (7, 6), 3), (3, (3, 4, 5), 2)])
+@pytest.mark.parametrize("indices", [True, False])
+def test_max_pool_tiling_windows_with_ceil_mode_overhang(n, size, k, indices):
+    # kernel == stride, no padding: the reshape fast path must not be used when a
+    # ceil_mode window hangs over the input's edge (regression: it crashed).
+    x = np.random.RandomState(n).standard_normal((2, 3) + size).astype(np.float32)
+    fj = getattr(F, f"max_pool{n}d")
+    ft = getattr(TF, f"max_pool{n}d")
+    _compare(lambda a: fj(a, k, ceil_mode=True, return_indices=indices),
+             lambda a: ft(a, k, ceil_mode=True, return_indices=indices), x)
+
+
 @settings(max_examples=6)
 @given(max_configs(dims=(2,)))
 def test_max_pool_without_indices_and_stride_none(cfg):
