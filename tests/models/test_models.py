@@ -146,7 +146,8 @@ def assert_same_state_dict_layout(layer, module, key=0):
 
 # ---------------------------------------------------------------- tests
 
-@pytest.mark.parametrize("size,act,pool", [(8, "relu", "max"), (28, "tanh", "avg")])
+# 28×28 tanh/avg (the classic) is compared with torch in tests/interop; here the 8×8 variant
+@pytest.mark.parametrize("size,act,pool", [(8, "relu", "max")])
 def test_lenet5_matches_torch(size, act, pool):
     layer = LeNet5(10, 1, size, act, pool)
     pad1 = 0 if size >= 32 else 2
