@@ -337,21 +337,23 @@ def restore_latest(directory, template):
 # --- fcnn.train integration -----------------------------------------------------------------
 
 
-def epoch_callback(directory, *, keep: int | None = 3, history: list | None = None):
+def epoch_callback(directory, *, keep: int | None = 3, history: list | None = None, metadata: dict | None = None):
     """An ``on_epoch_end`` callback for :func:`fcnn.train.fit` that checkpoints every epoch.
 
     Each call ``f(epoch, train_state, metrics)`` appends ``metrics`` to the
     history and writes ``directory/ckpt_<epoch>.npz`` holding
     ``{"train_state": train_state, "epoch": epoch}`` with the history in the
     metadata, keeping the newest ``keep``. Pass the ``history`` restored by
-    :func:`resume` to continue it.
+    :func:`resume` to continue it. ``metadata`` (e.g. the run's configuration)
+    is stored next to the history in every file.
     """
     hist = list(history or [])
+    extra = dict(metadata or {})
 
     def on_epoch_end(epoch, train_state, metrics):
         hist.append(dict(metrics))
         save_checkpoint(directory, {"train_state": train_state, "epoch": int(epoch)}, int(epoch), keep=keep,
-                        metadata={"history": hist})
+                        metadata={**extra, "history": hist})
         return False
 
     return on_epoch_end

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -66,6 +67,16 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d["seed"], help="seeds init, shuffling and dropout (same seed → same run)")
     p.add_argument("--output-dir", default=None, help="write metrics.json and metrics.csv here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+    ck = p.add_argument_group("checkpoints (exact resume: same flags → bit-identical result)")
+    ck.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                    help="write DIR/ckpt_<epoch>.npz after every epoch (atomically; the last is the final state)")
+    ck.add_argument("--keep", type=int, default=3, metavar="N", help="keep the newest N checkpoints (default: 3)")
+    ck.add_argument("--resume", action="store_true",
+                    help="continue from the newest checkpoint in --checkpoint-dir (train state, epoch, metrics "
+                         "history); an empty DIR starts a fresh run, so one command line serves every restart")
+    ck.add_argument("--stop-after-epoch", type=int, default=None, metavar="E",
+                    help="exit after epoch E (e.g. a time-limited job); the LR schedule still spans --epochs, "
+                         "and --resume continues exactly")
     from fcnn import distributed
 
     distributed.add_arguments(p)
@@ -89,8 +100,18 @@ def _check_train_args(args) -> None:
         raise CLIError(f"--label-smoothing must be in [0, 1], got {args.label_smoothing}")
     if args.dataset != "digits" and args.data_dir is None:
         raise CLIError(f"--dataset {args.dataset} reads files: pass --data-dir")
+    if args.keep <= 0:
+        raise CLIError(f"--keep must be positive, got {args.keep}")
+    if args.stop_after_epoch is not None and args.stop_after_epoch <= 0:
+        raise CLIError(f"--stop-after-epoch must be positive, got {args.stop_after_epoch}")
+    if (args.resume or args.stop_after_epoch is not None) and args.checkpoint_dir is None:
+        raise CLIError(f"{'--resume' if args.resume else '--stop-after-epoch'} needs --checkpoint-dir")
 
 
+# Memoized, like the optimizer and loss below: layers and optax transformations are
+# immutable, and fcnn.train caches compiled steps by their identity, so repeated
+# in-process runs (tests, notebooks, stop-and-resume) compile once.
+@functools.lru_cache(maxsize=8)
 def build_model(name: str, in_channels: int, size: int, num_classes: int):
     """A classifier from the registry, adapted to the images' channels and size."""
     from fcnn import models
@@ -106,8 +127,17 @@ def build_model(name: str, in_channels: int, size: int, num_classes: int):
     return models.get(name, num_classes=num_classes, in_channels=in_channels)
 
 
+_OPTIMIZER_FLAGS = ("optimizer", "lr", "momentum", "schedule", "weight_decay", "epochs")
+
+
 def build_optimizer(args, steps_per_epoch: int):
     """The ``fcnn.optim`` optimizer and schedule the flags ask for."""
+    return _optimizer(steps_per_epoch, *(getattr(args, k) for k in _OPTIMIZER_FLAGS))
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer(steps_per_epoch: int, *values):
+    args = argparse.Namespace(**dict(zip(_OPTIMIZER_FLAGS, values)))
     from fcnn import optim
     from fcnn.optim import lr_scheduler as sched
 
@@ -135,6 +165,13 @@ def build_optimizer(args, steps_per_epoch: int):
     return optim.Adadelta(lr, weight_decay=wd)
 
 
+@functools.lru_cache(maxsize=8)
+def _loss(label_smoothing: float):
+    from fcnn.nn import CrossEntropyLoss
+
+    return CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
 def _write_metrics(out_dir: str, config: dict, history: list[dict], result: dict) -> None:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
@@ -154,7 +191,6 @@ def run_train(args) -> int:
     # joins a multi-process job (--num-processes/FCNN_*) before anything touches a device
     mesh = distributed.mesh_from_args(args)
     from fcnn import data
-    from fcnn.nn import CrossEntropyLoss
     from fcnn.train import fit
 
     x_train, y_train = data.load(args.dataset, "train", args.data_dir)
@@ -174,14 +210,25 @@ def run_train(args) -> int:
         raise CLIError(f"--batch-size {args.batch_size} is larger than the training set ({len(y_train)} images)")
     test = data.DataLoader((x_test, y_test), min(len(y_test), 1000))
     optimizer = build_optimizer(args, len(train))
-    loss_fn = CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    loss_fn = _loss(args.label_smoothing)
 
     print(f"fcnn train: {args.model} on {args.dataset} ({len(y_train)} train / {len(y_test)} test images), "
           f"{args.epochs} epochs, {args.optimizer} lr={args.lr:g} schedule={args.schedule}", flush=True)
-    ts, history = fit(model, train, test, loss_fn, optimizer, args.epochs, seed=args.seed,
-                      progress=False if args.no_progress else None,
-                      mesh=mesh,
-                      on_epoch_end=lambda e, ts, m: print(_epoch_line(e, args.epochs, m), flush=True))
+    # restored (or refused) before any training, so a bad checkpoint leaves DIR untouched
+    ts, done, history = _restore(args, model, optimizer) if args.checkpoint_dir else (None, 0, [])
+    callbacks = [] if args.checkpoint_dir is None else [_checkpoint_callback(args, history)]
+    callbacks.append(lambda e, ts, m: print(_epoch_line(e, args.epochs, m), flush=True))
+    # the optimizer's schedule always spans --epochs: stopping early and resuming changes nothing
+    last = min(args.epochs, args.stop_after_epoch or args.epochs)
+    if last > done:
+        ts, new = fit(model, train, test, loss_fn, optimizer, last - done, seed=args.seed, train_state=ts,
+                      start_epoch=done, progress=False if args.no_progress else None, mesh=mesh,
+                      on_epoch_end=callbacks)
+        history = history + new
+    else:
+        print(f"nothing to train: the checkpoint is at epoch {done} of {args.epochs}", flush=True)
+    if last < args.epochs:
+        print(f"stopped after epoch {last} of {args.epochs} (--stop-after-epoch); continue with --resume", flush=True)
     seconds = time.perf_counter() - start
     acc = history[-1]["eval_accuracy"]
     print(f"test accuracy: {100 * acc:.2f}% ({len(y_test)} held-out images), {seconds:.1f} s")
@@ -189,6 +236,70 @@ def run_train(args) -> int:
         result = {"test_accuracy": acc, "test_loss": history[-1]["eval_loss"], "seconds": seconds}
         _write_metrics(args.output_dir, vars(args), history, result)
     return 0
+
+
+# flags that change the trajectory: resuming with other values would silently mix two runs
+_SAME_RUN = ("model", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule", "weight_decay",
+             "label_smoothing", "augment", "seed")
+
+
+def _restore(args, model, optimizer):
+    """``(train_state, epochs done, history)`` to start from: the newest checkpoint with ``--resume``,
+    else a fresh start. Raises :class:`CLIError` (changing nothing on disk) for a checkpoint that
+    can't be continued, and when DIR holds checkpoints but ``--resume`` wasn't given."""
+    import jax
+
+    from fcnn import checkpoint
+    from fcnn.train import create_train_state
+
+    directory = args.checkpoint_dir
+    path = checkpoint.latest(directory)
+    if path is None:
+        if args.resume:
+            print(f"--resume: no checkpoint in {directory} yet: starting from scratch", flush=True)
+        return None, 0, []
+    if not args.resume:
+        raise CLIError(f"--checkpoint-dir {directory} already holds checkpoints (newest: {path.name}); pass --resume "
+                       "to continue that run, or choose an empty directory")
+    try:
+        saved = checkpoint.read_metadata(path)["metadata"].get("config", {})
+        diffs = [f"--{k.replace('_', '-')} {saved[k]!r} in the checkpoint, {getattr(args, k)!r} now"
+                 for k in _SAME_RUN if k in saved and saved[k] != getattr(args, k)]
+        if diffs:
+            raise CLIError(f"--resume: {path} belongs to a run with other flags:\n  " + "\n  ".join(diffs)
+                           + "\nresume with that run's flags, or train into another --checkpoint-dir")
+        # shapes, dtypes and tree structure only: nothing is computed
+        template = jax.eval_shape(lambda: create_train_state(model, optimizer, args.seed))
+        ts, done, history = checkpoint.resume(directory, template)
+    except checkpoint.CheckpointError as e:
+        raise CLIError(f"--resume: {e}") from None
+    if done > args.epochs:
+        raise CLIError(f"--epochs {args.epochs}, but the checkpoint {path} is already at epoch {done}")
+    if saved.get("epochs", args.epochs) != args.epochs and args.schedule != "none":
+        print(f"note: {path} was written by a run with --epochs {saved['epochs']}; the LR schedule now spans "
+              f"--epochs {args.epochs}, so the result matches no uninterrupted run", file=sys.stderr, flush=True)
+    print(f"resuming from {path} (epoch {done} of {args.epochs} done)", flush=True)
+    return ts, done, history
+
+
+def _checkpoint_callback(args, history: list):
+    """fit's ``on_epoch_end``: DIR/ckpt_<epoch>.npz with the train state, the run's flags and the history."""
+    import jax
+
+    from fcnn import checkpoint, distributed
+
+    save = checkpoint.epoch_callback(args.checkpoint_dir, keep=args.keep, history=history,
+                                     metadata={"config": vars(args)})
+
+    def local(a):
+        # a multi-process train state is replicated: every process holds the whole value
+        return a.addressable_data(0) if isinstance(a, jax.Array) and not a.is_fully_addressable else a
+
+    def on_epoch_end(epoch, ts, metrics):
+        if distributed.is_main_process():
+            save(epoch, jax.tree.map(local, ts), metrics)
+
+    return on_epoch_end
 
 
 def _epoch_line(epoch: int, epochs: int, m: dict) -> str:
