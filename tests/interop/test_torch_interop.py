@@ -11,7 +11,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fcnn import models, nn
+from fcnn.functional import cross_entropy
 from fcnn.interop import torch as interop
+from torch_twins import TUNet
 
 T = torch.nn
 
@@ -126,24 +128,38 @@ def _rel(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
 
 
+# name: (fcnn model, torch twin, input shape, targets: class per image or per pixel)
 TWINS = {
-    "resnet18": (lambda: models.resnet18(num_classes=10), lambda: TResNet(num_classes=10), (4, 3, 64, 64)),
-    "lenet5": (lambda: models.LeNet5(num_classes=10, input_size=28), lambda: TLeNet5(10), (2, 1, 28, 28)),
+    # small images keep it fast; layer4 is 2×2 at 40×40: its BatchNorm statistics over 16 values (1×1 × 4 images
+    # at 32×32 make the training gradients ill-conditioned: ~1e-4 float32 noise)
+    "resnet18": (lambda: models.resnet18(num_classes=10), lambda: TResNet(num_classes=10), (4, 3, 40, 40), "image"),
+    "lenet5": (lambda: models.LeNet5(num_classes=10, input_size=28), lambda: TLeNet5(10), (2, 1, 28, 28), "image"),
     "vgg": (lambda: models.VGG("small", dropout=0.0), lambda: TVGG(models.vgg.CONFIGS["small"], dropout=0.0),
-            (2, 3, 16, 16)),
+            (2, 3, 16, 16), "image"),
+    # transposed-conv up-sampling: its (in, out, kH, kW) weights are the layout most easily got wrong
+    "unet": (lambda: models.UNet(in_channels=1, num_classes=3, base_channels=4, depth=2),
+             lambda: TUNet(in_channels=1, num_classes=3, base_channels=4, depth=2), (2, 1, 16, 16), "pixel"),
 }
+
+
+def _perturbed(sd, seed):
+    """Other weights than the twin's, made in numpy (an fcnn ``init`` compiles many small programs)."""
+    rs = np.random.RandomState(seed)
+    return {k: v + np.float32(0.1) * rs.standard_normal(v.shape).astype(v.dtype)
+            if v.dtype == np.float32 and "running_var" not in k else v for k, v in sd.items()}
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
 def test_same_network_both_ways(name):
-    make, make_torch, shape = TWINS[name]
+    make, make_torch, shape, targets = TWINS[name]
     model, tmodel = make(), make_torch()
     torch.manual_seed(0)
     _randomize_bn(tmodel)
-    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
-    y = np.arange(shape[0]) % 3  # batch statistics of layer4 (1×1 at 32×32) need more than 2 samples
+    rs = np.random.RandomState(0)
+    x = rs.standard_normal(shape).astype(np.float32)
+    y = np.arange(shape[0]) % 3 if targets == "image" else rs.randint(0, 3, (shape[0],) + shape[2:])
 
-    # torch → fcnn: eval outputs
+    # torch → fcnn: eval outputs (eval_fn compiles once and serves the export check below too)
     params, state = interop.load_state_dict(model, tmodel.state_dict())
     eval_fn = jax.jit(lambda p, s, x: model.apply(p, s, x)[0])
     tmodel.eval()
@@ -154,8 +170,7 @@ def test_same_network_both_ways(name):
     # one training step: gradients of every parameter and the updated buffers
     def loss_fn(p):
         out, new_state = model.apply(p, state, x, train=True, rng=jax.random.key(0))
-        logp = jax.nn.log_softmax(out)
-        return -jnp.mean(logp[jnp.arange(len(y)), y]), new_state
+        return cross_entropy(out, y), new_state
 
     (loss, new_state), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
     tmodel.train()
@@ -173,9 +188,10 @@ def test_same_network_both_ways(name):
         if "running" in k or "num_batches" in k:
             assert _rel(new_sd[k], v.numpy()) <= 1e-5, k
 
-    # fcnn → torch: fcnn's own init, exported and loaded strictly into the twin
-    params, state = model.init(jax.random.key(1))
+    # fcnn → torch: other weights, exported and loaded strictly into a fresh twin
+    params, state = interop.load_state_dict(model, _perturbed(new_sd, seed=1))
     sd = interop.state_dict(params, state)
+    tmodel = make_torch()
     assert list(sd) == list(tmodel.state_dict())
     tmodel.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
     tmodel.eval()
