@@ -1,6 +1,10 @@
 """``fcnn summary`` and ``fcnn train --checkpoint-dir/--resume`` on the command line."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -116,6 +120,33 @@ def test_resume_after_stop_is_bit_identical(runs, capsys):
     mb = json.load(open(root / "split_metrics" / "metrics.json"))
     assert without_timing(mb["history"]) == without_timing(ma["history"]) and len(mb["history"]) == 4
     assert ma["test_accuracy"] == mb["test_accuracy"] == meta_a["history"][-1]["eval_accuracy"]
+
+
+def test_sigkilled_run_resumes_bit_identically(runs, tmp_path, capsys):
+    """A real ``fcnn train`` process killed mid-run; ``--resume`` (in-process) finishes it exactly."""
+    root, _ = runs
+    d = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "fcnn", *TRAIN, "--checkpoint-dir", str(d)],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("epoch   1/4"):  # printed after ckpt 1 is on disk
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        rc = proc.wait(timeout=60)
+    assert rc == -signal.SIGKILL
+    done = int(checkpoint.latest(d).name[5:13])
+    assert 1 <= done < 4  # killed somewhere in epochs 2-4, possibly while writing a checkpoint
+    code, out, _ = run_main(capsys, *TRAIN, "--checkpoint-dir", str(d), "--resume")
+    assert code == 0 and f"epoch {done} of 4 done" in out
+    _, a, meta_a = final_arrays(root / "straight")
+    _, b, meta_b = final_arrays(d)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert without_timing(meta_a["history"]) == without_timing(meta_b["history"])
 
 
 def snapshot(directory):
