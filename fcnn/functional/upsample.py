@@ -202,9 +202,11 @@ def _two_tap(x, m, axis):
     i1 = np.array([np.flatnonzero(r)[-1] if r.any() else 0 for r in m])
     shape = [1] * x.ndim
     shape[axis] = -1
-    w0 = jnp.asarray(m[rows, i0].reshape(shape), x.dtype)
-    w1 = jnp.asarray((m[rows, i1] * (i1 != i0)).reshape(shape), x.dtype)
-    i0, i1 = jnp.asarray(i0, jnp.int32), jnp.asarray(i1, jnp.int32)
+    # NumPy constants, not jnp arrays: under jit a jnp array made here is a
+    # tracer, and a custom_vjp function may not close over tracers.
+    w0 = np.asarray(m[rows, i0].reshape(shape), x.dtype)
+    w1 = np.asarray((m[rows, i1] * (i1 != i0)).reshape(shape), x.dtype)
+    i0, i1 = i0.astype(np.int32), i1.astype(np.int32)
 
     @jax.custom_vjp
     def interp(a):
@@ -251,7 +253,8 @@ _repeat.defvjp(_repeat_fwd, _repeat_bwd)
 
 def _take_with_other_grad(x, src, grad_src, axis):
     """Gather ``src`` but send the gradient through ``grad_src`` (torch's nearest quirk, see _resize_axis)."""
-    src, grad_src = jnp.asarray(src, jnp.int32), jnp.asarray(grad_src, jnp.int32)
+    # NumPy constants: a custom_vjp function may not close over (jit) tracers.
+    src, grad_src = np.asarray(src, np.int32), np.asarray(grad_src, np.int32)
     index = (slice(None),) * axis + (grad_src,)
 
     @jax.custom_vjp

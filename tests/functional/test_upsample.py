@@ -177,3 +177,19 @@ def test_pixel_shuffle_and_unshuffle_match_torch_and_round_trip(cfg):
 def test_pixel_shuffle_bad_arguments(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+@pytest.mark.parametrize("mode, kwargs", [("bilinear", dict(align_corners=True)), ("bilinear", dict(align_corners=False)),
+                                          ("linear", {}), ("nearest", {}), ("bicubic", {})])
+@pytest.mark.parametrize("scale", [2, 2.1])
+def test_gradient_inside_jit_matches_torch(mode, kwargs, scale):
+    # Regression: the custom-gradient paths closed over jnp constants, which are
+    # tracers under jit ("No constant handler for type: DynamicJaxprTracer").
+    shape = (1, 2, 5) if mode == "linear" else (1, 2, 5, 4)
+    x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
+    cot_shape = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=scale, mode=mode, **kwargs).shape
+    cot = np.random.RandomState(1).standard_normal(tuple(cot_shape)).astype(np.float32)
+    g = jax.jit(jax.grad(lambda a: (F.interpolate(a, scale_factor=scale, mode=mode, **kwargs) * cot).sum()))(x)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    (torch.nn.functional.interpolate(xt, scale_factor=scale, mode=mode, **kwargs) * torch.from_numpy(cot)).sum().backward()
+    np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), rtol=1e-5, atol=1e-5)
