@@ -4,6 +4,21 @@
 UCI digits and prints the held-out test accuracy; flags choose the model,
 data set, optimizer, schedule and the rest. Sub-commands are listed in
 :data:`COMMANDS`; add one with :func:`add_command`.
+
+Checkpoints: ``--checkpoint-dir DIR`` writes ``DIR/ckpt_<epoch>.npz`` after every
+epoch (:mod:`fcnn.checkpoint`: atomic, the newest ``--keep`` kept) holding the
+train state, the epoch, the run's flags and the metrics history. ``--resume``
+continues the newest one exactly: the LR schedule is a function of the
+optimizer's step count and always spans ``--epochs``, data order and dropout
+keys are functions of (seed, epoch, step), so stopping anywhere (a crash,
+``--stop-after-epoch``) and resuming gives the uninterrupted run's bits. Resuming
+with flags that change the trajectory, from a corrupt or mismatched file, or
+writing into a DIR with checkpoints without ``--resume`` is refused before any
+training. ``--resume`` with an empty DIR starts a fresh run, so a preemptible
+job can be restarted with one unchanged command line.
+
+``fcnn summary --model resnet18 --input 3,224,224 [--markdown]`` prints
+:func:`fcnn.summary.summary`'s table.
 """
 
 from __future__ import annotations
