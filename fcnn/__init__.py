@@ -3,5 +3,5 @@
 __version__ = "0.1.0"
 
 from fcnn import functional, nn  # noqa: E402
-from fcnn import checkpoint  # noqa: E402
+from fcnn import checkpoint, data, models, optim, train  # noqa: E402
 from fcnn.summary import Summary, summary  # noqa: E402
