@@ -435,7 +435,12 @@ class PolynomialLR(Schedule):
         if self.total_iters == 0:
             return jnp.full(epoch.shape, self.lr)
         remaining = (self.total_iters - jnp.minimum(epoch, self.total_iters)).astype(_floatx()) / self.total_iters
-        return self.lr * remaining**self.power
+        # A positive power too small for float32 (e.g. 1e-70) would become 0 and
+        # give 0**0 = 1 at the end; torch (float64) gives 0 there.
+        factor = remaining**self.power
+        if self.power > 0:
+            factor = jnp.where(remaining == 0, 0.0, factor)
+        return self.lr * factor
 
 
 # ----------------------------------------------------------------------------- cosine schedules
