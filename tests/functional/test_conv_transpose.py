@@ -51,7 +51,7 @@ def compare(n, x, w, b, args, rtol=1e-4, atol=1e-5, seed=0):
     return out
 
 
-@settings(max_examples=10)
+@settings(max_examples=7)
 @given(conv_transpose_configs())
 def test_conv_transpose_matches_torch(cfg):
     n, cin, cout, k, stride, padding, output_padding, groups, dilation, size, batched, bias = cfg

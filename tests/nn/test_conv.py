@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F, nn
 from oracle import assert_close, check_layer, randn, to_torch
@@ -34,6 +34,7 @@ def conv_configs(draw, dims=(1, 2, 3)):
     return n, cin, cout, k, stride, padding, dilation, groups, bias, mode, size, batched
 
 
+@settings(max_examples=14)
 @given(conv_configs())
 def test_conv_layer_matches_torch(cfg):
     n, cin, cout, k, stride, padding, dilation, groups, bias, mode, size, batched = cfg

@@ -33,7 +33,7 @@ def layer_configs(draw):
     return n, cin, cout, k, kwargs, size, batched, use_size, [draw(st.integers(0, s - 1)) for s in stride]
 
 
-@settings(max_examples=8)
+@settings(max_examples=6)
 @given(layer_configs())
 def test_conv_transpose_layer_matches_torch(cfg):
     n, cin, cout, k, kwargs, size, batched, use_size, extra = cfg
