@@ -64,14 +64,8 @@ class ConvTransposeNd(Layer):
         return (self.in_channels, self.out_channels // self.groups) + self.kernel_size
 
     def init(self, key):
-        wkey, bkey = jax.random.split(key)
-        shape = self.weight_shape
-        params = {"weight": self.weight_init(wkey, shape, self.dtype)}
-        if self.bias:
-            fan_in, _ = _init.calculate_fan_in_and_fan_out(shape)
-            binit = self.bias_init or _init.torch_default_bias(fan_in)
-            params["bias"] = binit(bkey, (self.out_channels,), self.dtype)
-        return params, {}
+        bias_size = self.out_channels if self.bias else None
+        return _init.weight_and_bias(key, self.weight_shape, bias_size, self.dtype, self.weight_init, self.bias_init), {}
 
     def output_padding_for(self, spatial, output_size) -> tuple[int, ...]:
         """torch's ``_output_padding``: the output_padding that yields ``output_size``.

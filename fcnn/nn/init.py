@@ -137,3 +137,17 @@ def torch_default_bias(fan_in: int):
     """Default bias init of torch's Conv*/Linear: U(±1/√fan_in) of the weight's fan_in."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return uniform(-bound, bound)
+
+
+def weight_and_bias(key, weight_shape, bias_size: int | None, dtype, weight_init=None, bias_init=None) -> dict:
+    """``{'weight', 'bias'}`` as torch's Conv*/ConvTranspose* create them.
+
+    ``weight_init`` defaults to :func:`torch_default_weight`; the bias (omitted
+    when ``bias_size`` is None) to U(±1/√fan_in) of the weight's shape.
+    """
+    wkey, bkey = jax.random.split(key)
+    params = {"weight": (weight_init or torch_default_weight)(wkey, weight_shape, dtype)}
+    if bias_size is not None:
+        fan_in, _ = calculate_fan_in_and_fan_out(weight_shape)
+        params["bias"] = (bias_init or torch_default_bias(fan_in))(bkey, (bias_size,), dtype)
+    return params
