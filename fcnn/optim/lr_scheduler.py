@@ -98,6 +98,12 @@ def _milestones(values: Any, where: str) -> tuple[int, ...]:
     return out
 
 
+def _lr_lambda(fn: Any, where: str) -> Callable:
+    if not callable(fn):
+        raise TypeError(f"{where}: lr_lambda should be a function, but got {type(fn).__name__}")
+    return fn
+
+
 def _floatx():
     """The default float dtype: float32, or float64 under ``jax_enable_x64``."""
     return jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -148,6 +154,12 @@ class Schedule:
         if self.steps_per_epoch is not None:
             count = count // self.steps_per_epoch
         return self._at(count).astype(_floatx())
+
+    def _set_lr(self, lr: Any) -> str:
+        """Check and store the base learning rate ``lr``; returns the class name argument errors start with."""
+        where = type(self).__name__
+        self.lr = _lr(lr, where)
+        return where
 
     def _at(self, epoch: jnp.ndarray) -> jnp.ndarray:
         raise NotImplementedError
@@ -216,11 +228,8 @@ class LambdaLR(Schedule):
 
     def __init__(self, lr: float, lr_lambda: Callable[[int], float], *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
-        if not callable(lr_lambda):
-            raise TypeError(f"{where}: lr_lambda should be a function, but got {type(lr_lambda).__name__}")
-        self.lr_lambda = lr_lambda
+        where = self._set_lr(lr)
+        self.lr_lambda = _lr_lambda(lr_lambda, where)
         self._traceable = _traceable(lr_lambda)
 
     def _at(self, epoch):
@@ -241,11 +250,8 @@ class MultiplicativeLR(Schedule):
 
     def __init__(self, lr: float, lr_lambda: Callable[[int], float], *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
-        if not callable(lr_lambda):
-            raise TypeError(f"{where}: lr_lambda should be a function, but got {type(lr_lambda).__name__}")
-        self.lr_lambda = lr_lambda
+        where = self._set_lr(lr)
+        self.lr_lambda = _lr_lambda(lr_lambda, where)
         self._first = 1  # the first epoch whose factor applies: torch's initial step applies none
         self._traceable = _traceable(lr_lambda)
         self._products = [1.0]  # host cache: products over j in [first, first + i)
@@ -286,8 +292,7 @@ class StepLR(Schedule):
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.step_size = _int(step_size, "step_size", where, 1)
         self.gamma = _float(gamma, "gamma", where)
 
@@ -309,8 +314,7 @@ class MultiStepLR(Schedule):
     def __init__(self, lr: float, milestones: Sequence[int], gamma: float = 0.1, *,
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.milestones = _milestones(milestones, where)
         self.gamma = _float(gamma, "gamma", where)
 
@@ -333,8 +337,7 @@ class ExponentialLR(Schedule):
 
     def __init__(self, lr: float, gamma: float, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.gamma = _float(gamma, "gamma", where)
 
     def _at(self, epoch):
@@ -357,8 +360,7 @@ class ConstantLR(Schedule):
     def __init__(self, lr: float, factor: float = 1.0 / 3, total_iters: int = 5, *,
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.factor = _between(factor, "factor", where, 0.0, 1.0)
         self.total_iters = _int(total_iters, "total_iters", where, 0)
         if self.factor == 0.0 and self.total_iters > 0:
@@ -392,8 +394,7 @@ class LinearLR(Schedule):
     def __init__(self, lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5, *,
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.start_factor = _between(start_factor, "start_factor", where, 0.0, 1.0, open_low=True)
         self.end_factor = _between(end_factor, "end_factor", where, 0.0, 1.0)
         self.total_iters = _int(total_iters, "total_iters", where, 0)
@@ -424,8 +425,7 @@ class PolynomialLR(Schedule):
     def __init__(self, lr: float, total_iters: int = 5, power: float = 1.0, *,
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.total_iters = _int(total_iters, "total_iters", where, 0)
         self.power = _float(power, "power", where)
         if self.power < 0:
@@ -464,8 +464,7 @@ class CosineAnnealingLR(Schedule):
 
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         self.T_max = _int(T_max, "T_max", where, 1)
         self.eta_min = _float(eta_min, "eta_min", where)
 
@@ -494,8 +493,7 @@ class CosineAnnealingWarmRestarts(Schedule):
     def __init__(self, lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, *,
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
-        where = type(self).__name__
-        self.lr = _lr(lr, where)
+        where = self._set_lr(lr)
         if isinstance(T_0, bool) or not isinstance(T_0, (int, np.integer)) or T_0 <= 0:
             raise ValueError(f"{where}: Expected positive integer T_0, but got {T_0!r}")
         if isinstance(T_mult, bool) or not isinstance(T_mult, (int, np.integer)) or T_mult < 1:
