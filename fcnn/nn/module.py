@@ -75,6 +75,13 @@ def check_train(train: Any, where: str) -> bool:
     return train
 
 
+def check_bool(value: Any, name: str, where: str) -> bool:
+    """A layer's bool hyper-parameter ``name``: a Python bool, else TypeError."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
+    return value
+
+
 def require_rng(rng, where: str):
     if rng is None:
         raise ValueError(

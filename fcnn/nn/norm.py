@@ -13,13 +13,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks
 from fcnn.functional import norm as _F
-from fcnn.nn.module import Layer
-
-
-def _bool(value, name, where):
-    if not isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return value
+from fcnn.nn.module import Layer, check_bool
 
 
 def _eps(value, where):
@@ -41,12 +35,12 @@ def _count_dtype():
     return jax.dtypes.canonicalize_dtype(jnp.int64)
 
 
-def _affine_params(c, affine, bias, dtype):
+def _affine_params(shape, affine, bias, dtype):
     if not affine:
         return {}
-    params = {"weight": jnp.ones((c,), dtype)}
+    params = {"weight": jnp.ones(shape, dtype)}
     if bias:
-        params["bias"] = jnp.zeros((c,), dtype)
+        params["bias"] = jnp.zeros(shape, dtype)
     return params
 
 
@@ -64,15 +58,15 @@ class _NormBase(Layer):
         self.num_features = _checks.positive_int(num_features, "num_features", where)
         self.eps = _eps(eps, where)
         self.momentum = _momentum(momentum, where)
-        self.affine = _bool(affine, "affine", where)
-        self.track_running_stats = _bool(track_running_stats, "track_running_stats", where)
-        self.bias = _bool(bias, "bias", where)
+        self.affine = check_bool(affine, "affine", where)
+        self.track_running_stats = check_bool(track_running_stats, "track_running_stats", where)
+        self.bias = check_bool(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
         del key
         state = _running_state(self.num_features, self.dtype) if self.track_running_stats else {}
-        return _affine_params(self.num_features, self.affine, self.bias, self.dtype), state
+        return _affine_params((self.num_features,), self.affine, self.bias, self.dtype), state
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -120,7 +114,7 @@ class _BatchNorm(_NormBase):
                  bias=True, axis_name=None, single_pass=True, dtype=jnp.float32):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias, dtype=dtype)
         self.axis_name = axis_name
-        self.single_pass = _bool(single_pass, "single_pass", type(self).__name__)
+        self.single_pass = check_bool(single_pass, "single_pass", type(self).__name__)
 
     def _input(self, x):
         where = type(self).__name__
@@ -269,13 +263,13 @@ class GroupNorm(Layer):
                 f"{where}: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
             )
         self.eps = _eps(eps, where)
-        self.affine = _bool(affine, "affine", where)
-        self.bias = _bool(bias, "bias", where)
+        self.affine = check_bool(affine, "affine", where)
+        self.bias = check_bool(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
         del key
-        return _affine_params(self.num_channels, self.affine, self.bias, self.dtype), {}
+        return _affine_params((self.num_channels,), self.affine, self.bias, self.dtype), {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         where = type(self).__name__
@@ -304,18 +298,13 @@ class LayerNorm(Layer):
         self.normalized_shape = _F.normalized_shape_tuple(normalized_shape, where)
         _checks.positive(self.normalized_shape or (0,), "normalized_shape", where)
         self.eps = _eps(eps, where)
-        self.elementwise_affine = _bool(elementwise_affine, "elementwise_affine", where)
-        self.bias = _bool(bias, "bias", where)
+        self.elementwise_affine = check_bool(elementwise_affine, "elementwise_affine", where)
+        self.bias = check_bool(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
         del key
-        if not self.elementwise_affine:
-            return {}, {}
-        params = {"weight": jnp.ones(self.normalized_shape, self.dtype)}
-        if self.bias:
-            params["bias"] = jnp.zeros(self.normalized_shape, self.dtype)
-        return params, {}
+        return _affine_params(self.normalized_shape, self.elementwise_affine, self.bias, self.dtype), {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _F.layer_norm(x, self.normalized_shape, params.get("weight"), params.get("bias"), self.eps), state

@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from fcnn import _checks
 from fcnn.functional import pool as _P
-from fcnn.nn.module import Layer
-
-
-def _flag(value, name, where) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return value
+from fcnn.nn.module import Layer, check_bool
 
 
 class _PoolNd(Layer):
@@ -33,6 +27,9 @@ class _PoolNd(Layer):
         return _P.pool_output_size(spatial, self.kernel_size, self.stride, self.padding,
                                    getattr(self, "dilation", (1,) * self.n), getattr(self, "ceil_mode", False))
 
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
 
 class _MaxPoolNd(_PoolNd):
     """Max pooling; see :func:`fcnn.functional.max_pool2d`.
@@ -44,8 +41,8 @@ class _MaxPoolNd(_PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         where = type(self).__name__
         self._geometry(kernel_size, stride, padding, dilation)
-        self.return_indices = _flag(return_indices, "return_indices", where)
-        self.ceil_mode = _flag(ceil_mode, "ceil_mode", where)
+        self.return_indices = check_bool(return_indices, "return_indices", where)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         y = _P._max_pool(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
@@ -107,9 +104,6 @@ class _MaxUnpoolNd(_PoolNd):
                            type(self).__name__)
         return y, state
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
 
 class MaxUnpool1d(_MaxUnpoolNd):
     """``torch.nn.MaxUnpool1d``: ``L_out = (L − 1)·stride − 2·padding + kernel_size``, or ``output_size``."""
@@ -145,8 +139,8 @@ class _AvgPoolNd(_PoolNd):
         where = type(self).__name__
         self._geometry(kernel_size, stride, padding)
         del self.dilation  # torch's average pooling has none
-        self.ceil_mode = _flag(ceil_mode, "ceil_mode", where)
-        self.count_include_pad = _flag(count_include_pad, "count_include_pad", where)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad", where)
         if divisor_override is not None:
             if isinstance(divisor_override, bool) or not isinstance(divisor_override, int):
                 raise TypeError(f"{where}: divisor_override must be an int or None, got {divisor_override!r}")
@@ -158,9 +152,6 @@ class _AvgPoolNd(_PoolNd):
         y = _P._avg_pool(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
                          self.divisor_override, self.n, type(self).__name__)
         return y, state
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -207,7 +198,7 @@ class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     def __init__(self, output_size, return_indices=False):
         super().__init__(output_size)
-        self.return_indices = _flag(return_indices, "return_indices", type(self).__name__)
+        self.return_indices = check_bool(return_indices, "return_indices", type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _P._adaptive_max(x, self.output_size, self.return_indices, self.n, type(self).__name__), state
@@ -261,7 +252,7 @@ class _LPPoolNd(_PoolNd):
         self.norm_type = norm_type
         self._geometry(kernel_size, stride, 0)
         del self.dilation
-        self.ceil_mode = _flag(ceil_mode, "ceil_mode", where)
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         y = _P._lp_pool(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, self.n,
