@@ -71,7 +71,7 @@ def _nest(flat):
     return out
 
 
-def setup(model: str, batch: int, seed: int = 0, **step_options):
+def setup(model: str, batch: int, seed: int = 0, dtype=jnp.float32, **step_options):
     net = build(model)
     x, y = (jnp.asarray(a) for a in spec.data(model, batch, seed))
     opt = optimizer()
@@ -80,6 +80,8 @@ def setup(model: str, batch: int, seed: int = 0, **step_options):
     params = _nest(p)
     state = _merge(ts.state, _nest(s))
     ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
+    if jnp.dtype(dtype) != jnp.float32:
+        step_options["compute_dtype"] = dtype
     step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, **step_options)
     carry = [ts]
 
@@ -87,6 +89,7 @@ def setup(model: str, batch: int, seed: int = 0, **step_options):
         carry[0], metrics = step(carry[0], (x, y))
         return metrics["loss"]
 
+    run.lower = lambda: step.lower(carry[0], (x, y))
     return run
 
 

@@ -173,11 +173,16 @@ def cross_entropy(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def make_step(model: str):
+def make_step(model: str, dtype=jnp.float32):
+    """The jitted step; ``dtype=bfloat16`` casts params and input inside the differentiated
+    function (float32 master params, momentum and BN statistics), as fcnn's ``compute_dtype``."""
+
     def step(p, s, buf, x, y):
         def loss_fn(p):
-            logits, new_s = forward(model, p, s, x)
-            return cross_entropy(logits, y), new_s
+            pc, xc = (p, x) if dtype == jnp.float32 else jax.tree.map(lambda a: a.astype(dtype), (p, x))
+            logits, new_s = forward(model, pc, s, xc)
+            new_s = {k: v.astype(s[k].dtype) for k, v in new_s.items()}
+            return cross_entropy(logits.astype(jnp.float32), y), new_s
 
         (loss, new_s), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
         buf = jax.tree_util.tree_map(lambda b, g: spec.MOMENTUM * b + g, buf, g)
@@ -187,15 +192,16 @@ def make_step(model: str):
     return jax.jit(step, donate_argnums=(0, 1, 2))
 
 
-def setup(model: str, batch: int, seed: int = 0):
+def setup(model: str, batch: int, seed: int = 0, dtype=jnp.float32):
     x, y = (jnp.asarray(a) for a in spec.data(model, batch, seed))
     p, s = init(model, seed)
     buf = jax.tree_util.tree_map(jnp.zeros_like, p)
-    step = make_step(model)
+    step = make_step(model, jnp.dtype(dtype))
     carry = [p, s, buf]
 
     def run():
         carry[0], carry[1], carry[2], loss = step(carry[0], carry[1], carry[2], x, y)
         return loss
 
+    run.lower = lambda: step.lower(*carry, x, y)
     return run

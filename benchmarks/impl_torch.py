@@ -92,16 +92,38 @@ def build(model: str, seed: int = 0) -> tnn.Module:
     return net.train()
 
 
-def setup(model: str, batch: int, seed: int = 0):
+def device() -> torch.device:
+    """CUDA when present (the GPU run), else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def setup(model: str, batch: int, seed: int = 0, dtype="float32"):
+    """One step of ``torch.optim.SGD``; ``dtype='bfloat16'`` runs the forward under
+    ``torch.autocast`` (float32 params, momentum and BN statistics: torch's mixed precision)."""
+    dev = device()
+    if dev.type == "cuda":
+        # Let cuDNN pick its fastest algorithms (XLA autotunes too) and use TF32
+        # for float32 matmuls as XLA's default precision does on this hardware.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     x, y = (torch.from_numpy(a).long() if a.dtype == np.int32 else torch.from_numpy(a) for a in spec.data(model, batch, seed))
-    net = build(model, seed)
+    x, y = x.to(dev), y.to(dev)
+    net = build(model, seed).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=spec.LR, momentum=spec.MOMENTUM)
+    half = str(dtype) in ("bfloat16", "bf16")
+    if not half and str(dtype) != "float32":
+        raise TypeError(f"impl_torch: dtype must be float32 or bfloat16, got {dtype!r}")
 
     def run():
         opt.zero_grad(set_to_none=True)
-        loss = TF.cross_entropy(net(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
+            logits = net(x)
+        loss = TF.cross_entropy(logits.float(), y)
         loss.backward()
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()  # the timer must see the step finish, as block_until_ready does for JAX
         return loss.detach()
 
     return run

@@ -7,7 +7,13 @@ order), so a noisy shared machine slows everyone alike. Each step is timed
 from the Python call to the loss being ready (dispatch included).
 Reported: median step time, its ratio to the hand-written ``jax.lax``
 reference, the time of the first step (tracing + compilation), and the peak
-host-RSS growth during one step (the step's temporaries; CPU only).
+host-RSS growth during one step on CPU, or on a GPU the step's device memory
+(XLA's buffer assignment for the JAX steps that expose their lowering; torch's
+``max_memory_allocated`` over one step).
+
+``--dtype bfloat16`` runs the mixed-precision step (bf16 compute, float32
+params, optimizer state and BatchNorm statistics) where an implementation has
+one: fcnn (``compute_dtype``), the lax reference and torch (``autocast``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -35,6 +42,11 @@ def _parse(argv):
     ap.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {IMPLS}")
     ap.add_argument("--cases", default=None, help="e.g. lenet:128,bncnn:64 (default: all for the run size)")
     ap.add_argument("--xla-flags", default=None, help="extra XLA_FLAGS (set before jax is imported)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="compute dtype (bfloat16: mixed precision, for the implementations that have it)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds for the whole run: no new setup after 60%% of it, no new round after it "
+                         "(for runs on a lent machine; what was measured is still reported)")
     ap.add_argument("--json", default=None, help="also write the raw results to this JSON file")
     return ap.parse_args(argv)
 
@@ -57,6 +69,31 @@ def _peak_step_mb(run, block):
     before = _proc_kb("VmRSS")
     block(run())
     return max(0, _proc_kb("VmHWM") - before) / 1024
+
+
+def _device_step_mb(run, block):
+    """Device memory of one step on an accelerator (None where not measurable)."""
+    if hasattr(run, "lower"):  # JAX: XLA's own buffer assignment for the compiled step
+        mem = run.lower().compile().memory_analysis()
+        if mem is None:
+            return None
+        total = (mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
+                 + mem.temp_size_in_bytes)
+        return total / 2**20
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and getattr(run, "__module__", "").endswith("impl_torch"):
+        torch.cuda.reset_peak_memory_stats()
+        block(run())
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
+def _setup(mod, model, batch, dtype):
+    if dtype == "float32":
+        return mod.setup(model, batch)
+    if "dtype" not in inspect.signature(mod.setup).parameters:
+        raise NotImplementedError(f"no {dtype} variant")
+    return mod.setup(model, batch, dtype=dtype)
 
 
 def _block(out):
@@ -95,34 +132,45 @@ def main(argv=None):
             pass
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax backend {jax.default_backend()}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax backend {jax.default_backend()} ({jax.devices()[0].device_kind})",
         "versions": versions,
         "load_before": os.getloadavg(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "dtype": args.dtype,
         "rounds": rounds,
         "steps": steps,
     }
     print(json.dumps(meta), flush=True)
     results = []
+    on_cpu = jax.default_backend() == "cpu"
+    start = time.perf_counter()
+    limit = args.time_limit or float("inf")
+    over = lambda frac: time.perf_counter() - start > frac * limit
     for model, batch in cases:
-        runners, first, mem, notes = {}, {}, {}, {}
+        runners, first, mem, notes, loss0 = {}, {}, {}, {}, {}
         for name in impls:
+            if over(0.6):
+                notes[name] = "not run (--time-limit)"
+                continue
             try:
                 mod = importlib.import_module(f"benchmarks.impl_{name}")
                 t0 = time.perf_counter()
-                run = mod.setup(model, batch)
-                _block(run())
+                run = _setup(mod, model, batch, args.dtype)
+                loss0[name] = float(_block(run()))
                 first[name] = time.perf_counter() - t0
                 _block(run())
-                mem[name] = _peak_step_mb(run, _block)
+                mem[name] = _peak_step_mb(run, _block) if on_cpu else _device_step_mb(run, _block)
                 runners[name] = run
-            except (KeyError, ImportError, NotImplementedError, AttributeError) as e:
+            except (KeyError, ImportError, NotImplementedError, AttributeError, TypeError) as e:
                 notes[name] = f"n/a ({type(e).__name__}: {e})"[:120]
         times = {name: [] for name in runners}
-        r_rounds = max(2, rounds // 5) if model == "resnet18" else rounds
-        r_steps = 1 if model == "resnet18" else steps
+        slow = model == "resnet18" and on_cpu  # seconds per step on a CPU
+        r_rounds = max(2, rounds // 5) if slow else rounds
+        r_steps = 1 if slow else steps
         order = list(runners)
         for r in range(r_rounds):
+            if not order or (r >= 2 and over(1.0)):
+                break
             k = r % len(order)
             for name in order[k:] + order[:k]:
                 run = runners[name]
@@ -138,7 +186,7 @@ def main(argv=None):
                 q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [med, med, med]
                 row.update(median_ms=med * 1e3, q1_ms=q[0] * 1e3, q3_ms=q[2] * 1e3,
                            ratio=(med / ref) if ref else None, first_s=first[name], peak_mb=mem[name],
-                           n=len(times[name]))
+                           n=len(times[name]), first_loss=loss0[name])
             else:
                 row["note"] = notes.get(name, "skipped")
             results.append(row)
@@ -157,10 +205,13 @@ def table(results, meta) -> str:
         f"{meta['date']} — {meta['machine']}; load average before/after: "
         f"{' '.join(f'{v:.2f}' for v in meta['load_before'])} / {' '.join(f'{v:.2f}' for v in meta['load_after'])}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f"; dtype {meta.get('dtype', 'float32')}"
         + (f"; XLA_FLAGS={meta['xla_flags']}" if meta["xla_flags"] else ""),
         "",
-        "| model | batch | implementation | median ms/step (IQR) | × lax | first step s | peak step RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| model | batch | implementation | median ms/step (IQR) | × lax | first step s | "
+        + ("peak step RSS MB |" if "cpu" in meta["machine"].split("jax backend")[-1] else "step device MB |")
+        + " first loss |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "median_ms" in r:
@@ -168,10 +219,11 @@ def table(results, meta) -> str:
             ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
             lines.append(
                 f"| {r['model']} | {r['batch']} | {r['impl']} | {r['median_ms']:.2f} "
-                f"({r['q1_ms']:.2f}–{r['q3_ms']:.2f}) | {ratio} | {r['first_s']:.2f} | {mem} |"
+                f"({r['q1_ms']:.2f}–{r['q3_ms']:.2f}) | {ratio} | {r['first_s']:.2f} | {mem} | "
+                f"{r.get('first_loss', float('nan')):.4f} |"
             )
         else:
-            lines.append(f"| {r['model']} | {r['batch']} | {r['impl']} | {r['note']} | | | |")
+            lines.append(f"| {r['model']} | {r['batch']} | {r['impl']} | {r['note']} | | | | |")
     return "\n".join(lines)
 
 

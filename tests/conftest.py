@@ -10,4 +10,7 @@ import hypothesis  # noqa: E402
 # and without deadlines (compilation time varies a lot on a busy 2-core box).
 hypothesis.settings.register_profile("fcnn", max_examples=25, deadline=None, derandomize=True,
                                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
+# FCNN_HYPOTHESIS_PROFILE=quick: a smoke run (e.g. the parity tests on a lent GPU).
+hypothesis.settings.register_profile("quick", max_examples=4, deadline=None, derandomize=True,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
 hypothesis.settings.load_profile(os.environ.get("FCNN_HYPOTHESIS_PROFILE", "fcnn"))
