@@ -11,6 +11,11 @@ import optax
 from benchmarks import spec
 
 
+def _bn(train):
+    """Train-mode BN with torch's running-stat momentum 0.1 (Flax counts the other way: 0.9)."""
+    return fnn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
+
+
 class LeNet(fnn.Module):
     @fnn.compact
     def __call__(self, x, train=True):
@@ -30,15 +35,40 @@ class BNCNN(fnn.Module):
                 x = fnn.max_pool(x, (2, 2), (2, 2))
                 continue
             x = fnn.Conv(item[1], (3, 3), padding=1, use_bias=False)(x)
-            x = fnn.relu(fnn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+            x = fnn.relu(_bn(train)(x))
         return fnn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
+class BasicBlock(fnn.Module):
+    features: int
+    stride: int = 1
+
+    @fnn.compact
+    def __call__(self, x, train=True):
+        out = fnn.Conv(self.features, (3, 3), self.stride, padding=1, use_bias=False)(x)
+        out = fnn.relu(_bn(train)(out))
+        out = _bn(train)(fnn.Conv(self.features, (3, 3), padding=1, use_bias=False)(out))
+        if self.stride != 1 or x.shape[-1] != self.features:
+            x = _bn(train)(fnn.Conv(self.features, (1, 1), self.stride, padding="VALID", use_bias=False)(x))
+        return fnn.relu(out + x)
+
+
+class ResNet18(fnn.Module):
+    @fnn.compact
+    def __call__(self, x, train=True):
+        x = fnn.relu(_bn(train)(fnn.Conv(64, (7, 7), 2, padding=3, use_bias=False)(x)))
+        x = fnn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        for stage, features in enumerate((64, 128, 256, 512)):
+            for block in range(2):
+                x = BasicBlock(features, 2 if stage > 0 and block == 0 else 1)(x, train)
+        return fnn.Dense(spec.num_classes("resnet18"))(jnp.mean(x, (1, 2)))
 
 
 def setup(model: str, batch: int, seed: int = 0):
     x, y = spec.data(model, batch, seed)
     x = jnp.asarray(np.transpose(x, (0, 2, 3, 1)))
     y = jnp.asarray(y)
-    net = {"lenet": LeNet, "bncnn": BNCNN}[model]()
+    net = {"lenet": LeNet, "bncnn": BNCNN, "resnet18": ResNet18}[model]()
     variables = net.init(jax.random.key(seed), x)
     params = variables["params"]
     stats = variables.get("batch_stats", {})
