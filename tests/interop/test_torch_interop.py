@@ -13,101 +13,9 @@ from hypothesis import given, settings, strategies as st
 from fcnn import models, nn
 from fcnn.functional import cross_entropy
 from fcnn.interop import torch as interop
-from torch_twins import TUNet
+from torch_twins import TLeNet5, TResNet, TUNet, TVGG
 
 T = torch.nn
-
-
-# --- torch twins, written with torchvision's / fcnn.models' module names --------------------
-
-class TBasicBlock(T.Module):
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = T.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = T.BatchNorm2d(planes)
-        self.relu = T.ReLU(inplace=True)
-        self.conv2 = T.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = T.BatchNorm2d(planes)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-class TResNet(T.Module):
-    """torchvision.models.ResNet with BasicBlock (torchvision isn't installed)."""
-
-    def __init__(self, layers=(2, 2, 2, 2), num_classes=1000):
-        super().__init__()
-        self.inplanes = 64
-        self.conv1 = T.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = T.BatchNorm2d(64)
-        self.relu = T.ReLU(inplace=True)
-        self.maxpool = T.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(64, layers[0])
-        self.layer2 = self._make_layer(128, layers[1], 2)
-        self.layer3 = self._make_layer(256, layers[2], 2)
-        self.layer4 = self._make_layer(512, layers[3], 2)
-        self.avgpool = T.AdaptiveAvgPool2d((1, 1))
-        self.fc = T.Linear(512, num_classes)
-
-    def _make_layer(self, planes, blocks, stride=1):
-        down = None
-        if stride != 1 or self.inplanes != planes:
-            down = T.Sequential(T.Conv2d(self.inplanes, planes, 1, stride, bias=False), T.BatchNorm2d(planes))
-        out = [TBasicBlock(self.inplanes, planes, stride, down)]
-        self.inplanes = planes
-        out += [TBasicBlock(planes, planes) for _ in range(1, blocks)]
-        return T.Sequential(*out)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-class TLeNet5(T.Module):
-    """fcnn.models.LeNet5(input_size=28): tanh, average pooling, conv1 padded by 2."""
-
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.conv1 = T.Conv2d(1, 6, 5, padding=2)
-        self.pool1 = T.AvgPool2d(2)
-        self.conv2 = T.Conv2d(6, 16, 5)
-        self.pool2 = T.AvgPool2d(2)
-        self.fc1 = T.Linear(16 * 5 * 5, 120)
-        self.fc2 = T.Linear(120, 84)
-        self.fc3 = T.Linear(84, num_classes)
-
-    def forward(self, x):
-        x = self.pool1(torch.tanh(self.conv1(x)))
-        x = self.pool2(torch.tanh(self.conv2(x)))
-        x = torch.tanh(self.fc1(torch.flatten(x, 1)))
-        return self.fc3(torch.tanh(self.fc2(x)))
-
-
-class TVGG(T.Module):
-    """fcnn.models.VGG(cfg, batch_norm=True, pool_size=1) laid out like torchvision's vgg*_bn."""
-
-    def __init__(self, cfg, in_channels=3, num_classes=10, hidden=256, dropout=0.5):
-        super().__init__()
-        layers, c = [], in_channels
-        for v in cfg:
-            if v == "M":
-                layers.append(T.MaxPool2d(2, 2))
-            else:
-                layers += [T.Conv2d(c, v, 3, padding=1, bias=False), T.BatchNorm2d(v), T.ReLU()]
-                c = v
-        self.features = T.Sequential(*layers)
-        self.avgpool = T.AdaptiveAvgPool2d(1)
-        self.classifier = T.Sequential(T.Dropout(dropout), T.Linear(c, hidden), T.ReLU(), T.Dropout(dropout),
-                                       T.Linear(hidden, num_classes))
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 def _randomize_bn(module, seed=0):
@@ -316,7 +224,7 @@ def test_load_torchvision_resnet_from_pth_and_safetensors(tmp_path):
             np.testing.assert_array_equal(sd[k], v.numpy())
     # an explicit model; a 34-layer checkpoint is recognised by its block counts
     model, _, _ = interop.load_torchvision_resnet(tmp_path / "resnet18.pth", models.resnet18(num_classes=7))
-    torch.save(TResNet((3, 4, 6, 3), num_classes=3).state_dict(), tmp_path / "r34.pth")
+    torch.save(TResNet(layers=(3, 4, 6, 3), num_classes=3).state_dict(), tmp_path / "r34.pth")
     model, params, _ = interop.load_torchvision_resnet(tmp_path / "r34.pth")
     assert len(model.layer3) == 6 and params["fc"]["weight"].shape == (3, 512)
 

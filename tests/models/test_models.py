@@ -9,122 +9,7 @@ from hypothesis import given, settings, strategies as st
 from fcnn import models
 from fcnn.models import LeNet5, VGG
 from oracle import assert_close, check_layer, flatten, load_into_torch, randn, to_torch
-
-
-# ---------------------------------------------------------------- torch twins
-# torchvision is not a dependency: its ResNet is restated here with the same
-# attribute names, which is what fixes the state_dict keys.
-
-class TBasicBlock(tnn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(planes)
-        self.relu = tnn.ReLU(inplace=True)
-        self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(planes)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-
-class TBottleneck(tnn.Module):
-    expansion = 4
-
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = tnn.BatchNorm2d(planes)
-        self.conv2 = tnn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(planes)
-        self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = tnn.BatchNorm2d(planes * 4)
-        self.relu = tnn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-
-class TResNet(tnn.Module):
-    def __init__(self, block, layers, num_classes=1000):
-        super().__init__()
-        self.inplanes = 64
-        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = tnn.BatchNorm2d(64)
-        self.relu = tnn.ReLU(inplace=True)
-        self.maxpool = tnn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], 2)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2)
-        self.avgpool = tnn.AdaptiveAvgPool2d((1, 1))
-        self.fc = tnn.Linear(512 * block.expansion, num_classes)
-
-    def _make_layer(self, block, planes, blocks, stride=1):
-        downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = tnn.Sequential(tnn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                                        tnn.BatchNorm2d(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
-        return tnn.Sequential(*layers)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-class TLeNet5(tnn.Module):
-    def __init__(self, num_classes, in_channels, pad1, pad2, s2, act, pool):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(in_channels, 6, 5, padding=pad1)
-        self.pool1 = pool(2)
-        self.conv2 = tnn.Conv2d(6, 16, 5, padding=pad2)
-        self.pool2 = pool(2)
-        self.fc1 = tnn.Linear(16 * s2 * s2, 120)
-        self.fc2 = tnn.Linear(120, 84)
-        self.fc3 = tnn.Linear(84, num_classes)
-        self.act = act()
-
-    def forward(self, x):
-        x = self.pool1(self.act(self.conv1(x)))
-        x = self.pool2(self.act(self.conv2(x)))
-        x = self.act(self.fc1(torch.flatten(x, 1)))
-        return self.fc3(self.act(self.fc2(x)))
-
-
-def t_vgg(cfg, cin, num_classes, hidden, p, ps):
-    layers, c = [], cin
-    for v in cfg:
-        if v == "M":
-            layers.append(tnn.MaxPool2d(2, 2))
-        else:
-            layers += [tnn.Conv2d(c, v, 3, padding=1, bias=False), tnn.BatchNorm2d(v), tnn.ReLU()]
-            c = v
-
-    class TVGG(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features = tnn.Sequential(*layers)
-            self.avgpool = tnn.AdaptiveAvgPool2d(ps)
-            self.classifier = tnn.Sequential(tnn.Dropout(p), tnn.Linear(c * ps * ps, hidden), tnn.ReLU(),
-                                             tnn.Dropout(p), tnn.Linear(hidden, num_classes))
-
-        def forward(self, x):
-            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
-
-    return TVGG()
+from torch_twins import TBasicBlock, TBottleneck, TLeNet5, TResNet, TUNet, TVGG
 
 
 def _flat_shapes(tree, prefix=""):
@@ -184,7 +69,7 @@ def test_lenet5_unbatched_and_vmap():
 def test_vgg_matches_torch_train_and_eval():
     cfg = (8, "M", 16, 16, "M")
     layer = VGG(cfg, in_channels=3, num_classes=5, hidden=12, dropout=0.0, pool_size=2)
-    module = t_vgg(cfg, 3, 5, 12, 0.0, 2)
+    module = TVGG(cfg, 3, 5, 12, 0.0, 2)
     params, state = assert_same_state_dict_layout(layer, module)
     x = randn((4, 3, 12, 12))
     # train mode: batch statistics, updated running stats, gradients
@@ -271,47 +156,6 @@ def test_registry_and_bad_args():
 
 
 # ---------------------------------------------------------------- U-Net
-
-class TDoubleConv(tnn.Sequential):
-    def __init__(self, cin, cout):
-        super().__init__(tnn.Conv2d(cin, cout, 3, padding=1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU(),
-                         tnn.Conv2d(cout, cout, 3, padding=1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU())
-
-
-class TUp(tnn.Module):
-    def __init__(self, cin, cskip, cout, bilinear):
-        super().__init__()
-        if bilinear:
-            self.up, cup = tnn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), cin
-        else:
-            self.up, cup = tnn.ConvTranspose2d(cin, cin // 2, 2, stride=2), cin // 2
-        self.conv = TDoubleConv(cup + cskip, cout)
-
-    def forward(self, x, skip):
-        x = self.up(x)
-        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
-        x = torch.nn.functional.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-        return self.conv(torch.cat([skip, x], 1))
-
-
-class TUNet(tnn.Module):
-    def __init__(self, cin, ncls, c, depth, bilinear):
-        super().__init__()
-        w = [c * 2 ** i for i in range(depth + 1)]
-        self.inc = TDoubleConv(cin, c)
-        self.down = tnn.ModuleList([tnn.Sequential(tnn.MaxPool2d(2), TDoubleConv(w[i], w[i + 1])) for i in range(depth)])
-        self.up = tnn.ModuleList([TUp(w[i + 1], w[i], w[i], bilinear) for i in reversed(range(depth))])
-        self.outc = tnn.Conv2d(c, ncls, 1)
-
-    def forward(self, x):
-        skips = [self.inc(x)]
-        for d in self.down:
-            skips.append(d(skips[-1]))
-        x = skips.pop()
-        for u in self.up:
-            x = u(x, skips.pop())
-        return self.outc(x)
-
 
 @pytest.mark.parametrize("bilinear,size", [(False, (8, 8)), (True, (9, 7))])
 def test_unet_matches_torch_in_training(bilinear, size):
