@@ -76,16 +76,11 @@ def _head(maximize: bool, weight_decay: float, mask) -> list:
     return parts
 
 
-def _decay_value(weight_decay, where: str) -> float:
-    wd = _number(weight_decay, "weight_decay", where)
-    _check(wd >= 0.0, f"{where}: Invalid weight_decay value: {wd}")
-    return wd
-
-
-def _eps(eps, where: str) -> float:
-    eps = _number(eps, "eps", where)
-    _check(eps >= 0.0, f"{where}: Invalid epsilon value: {eps}")
-    return eps
+def _non_negative(value, name: str, where: str, label: str | None = None) -> float:
+    """A float >= 0; torch's message ``Invalid <label> value: <value>`` otherwise (``label`` defaults to ``name``)."""
+    value = _number(value, name, where)
+    _check(value >= 0.0, f"{where}: Invalid {label or name} value: {value}")
+    return value
 
 
 def SGD(lr: ScalarOrSchedule = 1e-3, momentum: ScalarOrSchedule = 0.0, dampening: float = 0.0,
@@ -103,10 +98,9 @@ def SGD(lr: ScalarOrSchedule = 1e-3, momentum: ScalarOrSchedule = 0.0, dampening
     where = "SGD"
     lr = _lr(lr, where)
     if not callable(momentum):
-        momentum = _number(momentum, "momentum", where)
-        _check(momentum >= 0.0, f"{where}: Invalid momentum value: {momentum}")
+        momentum = _non_negative(momentum, "momentum", where)
     dampening = _number(dampening, "dampening", where)
-    weight_decay = _decay_value(weight_decay, where)
+    weight_decay = _non_negative(weight_decay, "weight_decay", where)
     if nesterov and (not callable(momentum) and momentum <= 0 or dampening != 0):
         raise ValueError(f"{where}: Nesterov momentum requires a momentum and zero dampening")
     parts = _head(maximize, weight_decay, mask)
@@ -133,9 +127,9 @@ def _betas(betas, where: str):
 
 def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled, mask):
     lr = _lr(lr, where)
-    eps = _eps(eps, where)
+    eps = _non_negative(eps, "eps", where, "epsilon")
     b1, b2 = _betas(betas, where)
-    weight_decay = _decay_value(weight_decay, where)
+    weight_decay = _non_negative(weight_decay, "weight_decay", where)
     parts = _head(maximize, 0.0 if decoupled else weight_decay, mask)
     if amsgrad or callable(b1):
         parts.append(T.scale_by_torch_adam(b1, b2, eps, amsgrad))
@@ -182,12 +176,10 @@ def Adagrad(lr: ScalarOrSchedule = 1e-2, lr_decay: float = 0.0, weight_decay: fl
     """
     where = "Adagrad"
     lr = _lr(lr, where)
-    lr_decay = _number(lr_decay, "lr_decay", where)
-    _check(lr_decay >= 0.0, f"{where}: Invalid lr_decay value: {lr_decay}")
-    weight_decay = _decay_value(weight_decay, where)
-    init = _number(initial_accumulator_value, "initial_accumulator_value", where)
-    _check(init >= 0.0, f"{where}: Invalid initial_accumulator_value value: {init}")
-    eps = _eps(eps, where)
+    lr_decay = _non_negative(lr_decay, "lr_decay", where)
+    weight_decay = _non_negative(weight_decay, "weight_decay", where)
+    init = _non_negative(initial_accumulator_value, "initial_accumulator_value", where)
+    eps = _non_negative(eps, "eps", where, "epsilon")
     return optax.chain(
         *_head(maximize, weight_decay, mask),
         T.scale_by_torch_adagrad(init, eps),
@@ -207,12 +199,10 @@ def RMSprop(lr: ScalarOrSchedule = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
     """
     where = "RMSprop"
     lr = _lr(lr, where)
-    eps = _eps(eps, where)
-    momentum = _number(momentum, "momentum", where)
-    _check(momentum >= 0.0, f"{where}: Invalid momentum value: {momentum}")
-    weight_decay = _decay_value(weight_decay, where)
-    alpha = _number(alpha, "alpha", where)
-    _check(alpha >= 0.0, f"{where}: Invalid alpha value: {alpha}")
+    eps = _non_negative(eps, "eps", where, "epsilon")
+    momentum = _non_negative(momentum, "momentum", where)
+    weight_decay = _non_negative(weight_decay, "weight_decay", where)
+    alpha = _non_negative(alpha, "alpha", where)
     scale = optax.scale_by_stddev if centered else optax.scale_by_rms
     parts = [*_head(maximize, weight_decay, mask), scale(decay=alpha, eps=eps, eps_in_sqrt=False)]
     if momentum > 0:
@@ -233,8 +223,8 @@ def Adadelta(lr: ScalarOrSchedule = 1.0, rho: float = 0.9, eps: float = 1e-6, we
     lr = _lr(lr, where)
     rho = _number(rho, "rho", where)
     _check(0.0 <= rho <= 1.0, f"{where}: Invalid rho value: {rho}")
-    eps = _eps(eps, where)
-    weight_decay = _decay_value(weight_decay, where)
+    eps = _non_negative(eps, "eps", where, "epsilon")
+    weight_decay = _non_negative(weight_decay, "weight_decay", where)
     return optax.chain(
         *_head(maximize, weight_decay, mask),
         optax.scale_by_adadelta(rho=rho, eps=eps),
