@@ -21,6 +21,3 @@ from fcnn.nn.pool import (
 )
 from fcnn.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from fcnn.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-from fcnn.nn.loss import (
-    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
-)
