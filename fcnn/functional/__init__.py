@@ -27,7 +27,3 @@ from fcnn.functional.upsample import (
     interpolate, pixel_shuffle, pixel_unshuffle, upsample, upsample_bilinear, upsample_nearest,
 )
 from fcnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
-from fcnn.functional.loss import (
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
-    smooth_l1_loss,
-)
