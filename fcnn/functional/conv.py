@@ -8,6 +8,10 @@ weights ``(out_channels, in_channels // groups, *kernel)``, exactly torch's layo
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -53,6 +57,85 @@ def check_kernel_fits(spatial, pads, kernel, dilation, where: str) -> None:
         )
 
 
+def _window_dot_pays(c_in: int, groups: int, taps: int) -> bool:
+    """Whether the weight gradient should be one matrix product per tap (see :func:`conv_core`).
+
+    Measured on XLA:CPU (``benchmarks/ops_conv.py``): the per-tap products win
+    (up to several-fold) once each has a real contraction to do; for a single
+    input channel per group (LeNet's first layer, depthwise convolutions) the
+    products degenerate to outer products and XLA's own weight gradient is
+    as fast or faster. GPUs and TPUs keep XLA's convolution throughout: their
+    backward convolutions are library kernels (cuDNN) that are already fast.
+    """
+    return jax.default_backend() == "cpu" and c_in // groups >= 2 and taps <= 49
+
+
+def _window_conv(x, w, stride, pads, dilation, groups):
+    """``conv(x, w)`` as one matrix product per kernel tap (linear in ``w``).
+
+    Only its transpose with respect to ``w`` is ever computed: for each tap
+    ``t``, ``grad_w[..., t] = g (O, N·S_out) @ window_t(x) (N·S_out, C)``, a
+    plain matrix product over the channels-last input window. XLA:CPU runs
+    these at matrix-multiply speed, whereas its weight-gradient convolution
+    (a convolution whose "kernel" is the whole output map) is up to an order
+    of magnitude slower.
+    """
+    batch, c_in = x.shape[:2]
+    c_out, c_group = w.shape[:2]
+    kernel = w.shape[2:]
+    xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads])
+    xt = jnp.moveaxis(xp, 1, -1)  # channels last: each window row is C contiguous values
+    out_sp = tuple((p - d * (k - 1) - 1) // s + 1 for p, k, s, d in zip(xp.shape[2:], kernel, stride, dilation))
+    acc = None
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        index = ((slice(None),)
+                 + tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, dilation, stride, out_sp))
+                 + (slice(None),))
+        wt = w[(slice(None), slice(None)) + tap]  # (O, C/groups)
+        if groups == 1:
+            win = xt[index].reshape(-1, c_in)
+            y = jax.lax.dot_general(wt, win, (((1,), (1,)), ((), ())))  # (O, N·S_out)
+        else:
+            win = xt[index].reshape(-1, groups, c_group)
+            wt = wt.reshape(groups, c_out // groups, c_group)
+            y = jax.lax.dot_general(wt, win, (((2,), (2,)), ((0,), (1,)))).reshape(c_out, -1)
+        acc = y if acc is None else acc + y
+    return jnp.moveaxis(acc.reshape((c_out, batch) + out_sp), 0, 1)
+
+
+def _xla_conv(x, w, stride, pads, dilation, groups):
+    return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+                                        dimension_numbers=dimension_numbers(x.ndim - 2),
+                                        feature_group_count=groups)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
+def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto"):
+    """Batched, validated convolution ``(N, C, *S) ⊛ (O, C/groups, *k)`` with explicit (lo, hi) pads.
+
+    The value is XLA's convolution. The derivative rule is a custom JVP, so
+    every transformation (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``)
+    still works: the tangent is ``conv(dx, w) + conv(x, dw)``, with the second
+    term written per kernel tap where that pays (:func:`_window_conv`) so that
+    its transpose, the weight gradient, is a handful of matrix products.
+    ``weight_grad``: ``"auto"`` (by :func:`_window_dot_pays`), ``"window"`` or
+    ``"xla"`` (for benchmarks).
+    """
+    return _xla_conv(x, w, stride, pads, dilation, groups)
+
+
+@conv_core.defjvp
+def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, primals, tangents):
+    x, w = primals
+    dx, dw = tangents
+    y = _xla_conv(x, w, stride, pads, dilation, groups)
+    if weight_grad == "auto":
+        weight_grad = "window" if _window_dot_pays(x.shape[1], groups, math.prod(w.shape[2:])) else "xla"
+    weight_term = _window_conv if weight_grad == "window" else _xla_conv
+    dy = _xla_conv(dx, w, stride, pads, dilation, groups) + weight_term(x, dw, stride, pads, dilation, groups)
+    return y, dy
+
+
 def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where: str):
     x, unbatched = _checks.spatial_input(input, n, where)
     w = _checks.as_array(weight, "weight", where)
@@ -81,15 +164,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where:
     kernel = tuple(w.shape[2:])
     pads = conv_padding(padding, kernel, dilation, stride, n, where)
     check_kernel_fits(x.shape[2:], pads, kernel, dilation, where)
-    y = jax.lax.conv_general_dilated(
-        x,
-        w,
-        window_strides=stride,
-        padding=pads,
-        rhs_dilation=dilation,
-        dimension_numbers=dimension_numbers(n),
-        feature_group_count=groups,
-    )
+    y = conv_core(x, w, stride, pads, dilation, groups)
     if bias is not None:
         b = _checks.as_array(bias, "bias", where)
         if b.shape != (out_ch,):

@@ -8,21 +8,19 @@ phases, followed by a depth-to-space interleave and a crop. Output phase ``ρ``
 nothing is multiplied by the zeros that the textbook formulation
 (``lhs_dilation=stride``, what ``jax.lax.conv_transpose`` does) inserts
 between input pixels: the forward pass does ``prod(stride)`` times fewer
-multiply-adds, and both gradients are ordinary stride-1 convolutions.
+multiply-adds, and both gradients are ordinary stride-1 convolutions (the
+weight gradient formulated as in :func:`fcnn.functional.conv.conv_core`).
 Dilation is handled by zero-inserting the kernel first (rare in practice).
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 
-import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
-from fcnn.functional.conv import dimension_numbers
+from fcnn.functional.conv import conv_core
 
 
 def output_padding_error(output_padding, stride, dilation, where: str) -> None:
@@ -49,51 +47,6 @@ def _dilate_kernel(w: jnp.ndarray, dilation: tuple[int, ...]) -> jnp.ndarray:
     return jnp.zeros(shape, w.dtype).at[index].set(w) if n else w
 
 
-def _pad_or_crop(x, pads):
-    """Zero-pad (or crop, for negative amounts) the spatial axes of ``x``."""
-    config = [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads]
-    return jax.lax.pad(x, jnp.zeros((), x.dtype), config)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _stride1_conv(x, w, pads, groups):
-    """Stride-1 convolution whose weight gradient is computed as per-tap matrix products.
-
-    XLA's CPU weight-gradient convolution (a "convolution" whose kernel is the
-    whole output map) is an order of magnitude slower than torch's; the same
-    sums written as one ``einsum`` per kernel tap run at matrix-multiply speed.
-    """
-    return jax.lax.conv_general_dilated(x, w, (1,) * (x.ndim - 2), pads,
-                                        dimension_numbers=dimension_numbers(x.ndim - 2),
-                                        feature_group_count=groups)
-
-
-def _stride1_conv_fwd(x, w, pads, groups):
-    return _stride1_conv(x, w, pads, groups), (x, w)
-
-
-def _stride1_conv_bwd(pads, groups, res, g):
-    x, w = res
-    n = x.ndim - 2
-    _, x_vjp = jax.vjp(lambda x_: _stride1_conv.fun(x_, w, pads, groups), x)
-    (gx,) = x_vjp(g)
-    xp = _pad_or_crop(x, pads)
-    out_sp, taps = g.shape[2:], w.shape[2:]
-    batch, c_in = x.shape[:2]
-    xg = xp.reshape((batch, groups, c_in // groups) + xp.shape[2:])
-    gg = g.reshape((batch, groups, g.shape[1] // groups) + out_sp)
-    sp = "hwd"[:n]
-    gw = []
-    for offset in itertools.product(*(range(t) for t in taps)):
-        window = xg[(slice(None),) * 3 + tuple(slice(o, o + m) for o, m in zip(offset, out_sp))]
-        gw.append(jnp.einsum(f"ngo{sp},ngi{sp}->goi", gg, window))
-    gw = jnp.stack(gw, axis=-1).reshape((w.shape[0], w.shape[1]) + taps)
-    return gx, gw
-
-
-_stride1_conv.defvjp(_stride1_conv_fwd, _stride1_conv_bwd)
-
-
 def _conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
     """Batched core: ``x (N, C_in, *S)``, ``w (C_in, C_out/groups, *k)``; arguments validated."""
     n = x.ndim - 2
@@ -118,7 +71,9 @@ def _conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
     lo = tuple(t - 1 - p // s for t, p, s in zip(taps, padding, stride))
     m_len = tuple(-(-(o + p % s) // s) for o, p, s in zip(out, padding, stride))
     hi = tuple(m - i - l + t - 1 for m, i, l, t in zip(m_len, spatial, lo, taps))
-    y = _stride1_conv(x, w, tuple(zip(lo, hi)), groups)
+    # a stride-1 convolution, differentiated like every fcnn convolution (its
+    # weight gradient as per-tap matrix products where that is faster on CPU)
+    y = conv_core(x, w, (1,) * n, tuple(zip(lo, hi)), (1,) * n, groups)
     # depth-to-space: (N, C_out, *s, *m) → (N, C_out, m0, s0, m1, s1, …) → crop
     if any(s > 1 for s in stride):
         y = y.reshape((x.shape[0], c_out) + tuple(stride) + m_len)

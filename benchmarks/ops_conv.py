@@ -1,0 +1,148 @@
+"""Convolution forward+backward: fcnn's weight-gradient formulations against XLA's and torch's.
+
+Run: ``python -m benchmarks.ops_conv [--repeats 7] [--batch-scale 1] [--cases bncnn,lenet,resnet,other]``.
+
+For each layer shape of the benchmarked networks (and a few others) it times,
+interleaved in one process, one jitted forward+backward (gradients for input
+and weight) of:
+  ``xla``     the convolution with XLA's own derivative (``weight_grad="xla"``);
+  ``window``  fcnn's per-tap matrix-product weight gradient (``weight_grad="window"``);
+  ``fcnn``    ``fcnn.functional.conv*`` as users call it (the ``auto`` choice);
+  ``torch``   ``torch.nn.functional.conv*`` forward + ``backward`` (CUDA when present).
+It also prints the weight gradient alone for ``xla`` and ``window``.
+Results: ``benchmarks/results_conv.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fcnn import functional as F
+from fcnn.functional import conv as C
+
+# name -> (batch, C_in, C_out, spatial, kernel, stride, padding, groups)
+CASES = {
+    "bncnn": [
+        ("bncnn conv0 3→32 32²", 64, 3, 32, (32, 32), 3, 1, 1, 1),
+        ("bncnn conv1 32→32 32²", 64, 32, 32, (32, 32), 3, 1, 1, 1),
+        ("bncnn conv2 32→64 16²", 64, 32, 64, (16, 16), 3, 1, 1, 1),
+        ("bncnn conv3 64→64 16²", 64, 64, 64, (16, 16), 3, 1, 1, 1),
+    ],
+    "lenet": [
+        ("lenet conv1 1→6 28² k5", 128, 1, 6, (28, 28), 5, 1, 2, 1),
+        ("lenet conv2 6→16 14² k5", 128, 6, 16, (14, 14), 5, 1, 0, 1),
+    ],
+    "resnet": [
+        ("resnet stem 3→64 224² k7 s2", 4, 3, 64, (224, 224), 7, 2, 3, 1),
+        ("resnet 64→64 56²", 4, 64, 64, (56, 56), 3, 1, 1, 1),
+        ("resnet 64→128 56² s2", 4, 64, 128, (56, 56), 3, 2, 1, 1),
+        ("resnet 1x1 64→128 s2", 4, 64, 128, (56, 56), 1, 2, 0, 1),
+        ("resnet 128→128 28²", 4, 128, 128, (28, 28), 3, 1, 1, 1),
+        ("resnet 256→256 14²", 4, 256, 256, (14, 14), 3, 1, 1, 1),
+        ("resnet 512→512 7²", 4, 512, 512, (7, 7), 3, 1, 1, 1),
+    ],
+    "other": [
+        ("depthwise 32 56² g32", 8, 32, 32, (56, 56), 3, 1, 1, 32),
+        ("grouped 64→64 28² g4", 8, 64, 64, (28, 28), 3, 1, 1, 4),
+        ("alexnet stem 3→64 224² k11 s4", 4, 3, 64, (224, 224), 11, 4, 2, 1),
+        ("conv1d 64→64 L1024 k5", 16, 64, 64, (1024,), 5, 1, 2, 1),
+        ("conv3d 16→16 16³", 4, 16, 16, (16, 16, 16), 3, 1, 1, 1),
+    ],
+}
+
+
+def _median_ms(f, repeats, times):
+    t0 = time.perf_counter()
+    f()
+    times.append(time.perf_counter() - t0)
+
+
+def run_case(case, repeats, batch_scale, torch_mod):
+    name, n, cin, cout, spatial, k, s, p, groups = case
+    n = max(1, n * batch_scale)
+    nd = len(spatial)
+    rs = np.random.RandomState(0)
+    x = rs.standard_normal((n, cin) + spatial).astype(np.float32)
+    w = (rs.standard_normal((cout, cin // groups) + (k,) * nd) * 0.1).astype(np.float32)
+    stride, pads, dil = (s,) * nd, ((p, p),) * nd, (1,) * nd
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    xj, wj = jnp.asarray(x), jnp.asarray(w)
+    gj = jnp.asarray(rs.standard_normal(fn(xj, wj, stride=s, padding=p, groups=groups).shape).astype(np.float32))
+
+    def both(core):
+        return jax.jit(lambda x, w, g: jax.vjp(core, x, w)[1](g))
+
+    def wonly(core):
+        return jax.jit(lambda x, w, g: jax.vjp(lambda w_: core(x, w_), w)[1](g)[0])
+
+    fs = {
+        "xla": both(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "xla")),
+        "window": both(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "window")),
+        "fcnn": both(lambda x, w: fn(x, w, stride=s, padding=p, groups=groups)),
+        "xla wgrad": wonly(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "xla")),
+        "window wgrad": wonly(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "window")),
+    }
+    calls = {key: (lambda f=f: jax.block_until_ready(f(xj, wj, gj))) for key, f in fs.items()}
+    ref = fs["xla"](xj, wj, gj)
+    got = fs["window"](xj, wj, gj)
+    err = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)) for a, b in zip(got, ref))
+    if torch_mod is not None:
+        torch = torch_mod
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        tx = torch.tensor(x, device=dev, requires_grad=True)
+        tw = torch.tensor(w, device=dev, requires_grad=True)
+        tg = torch.tensor(np.asarray(gj), device=dev)
+        tconv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[nd]
+
+        def tcall():
+            y = tconv(tx, tw, stride=s, padding=p, groups=groups)
+            torch.autograd.grad(y, (tx, tw), tg)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+
+        calls["torch"] = tcall
+    for c in calls.values():  # warm up (compile, cuDNN autotune)
+        c()
+    times = {key: [] for key in calls}
+    for r in range(repeats):
+        for key in list(calls)[r % len(calls):] + list(calls)[: r % len(calls)]:
+            _median_ms(calls[key], repeats, times[key])
+    med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+    auto = "window" if C._window_dot_pays(cin, groups, k ** nd) else "xla"
+    line = (f"| {name} (N={n}) | {med['xla']:.2f} | {med['window']:.2f} | {med['fcnn']:.2f} ({auto}) | "
+            + (f"{med['torch']:.2f} | {med['fcnn'] / med['torch']:.2f} | " if "torch" in med else "— | — | ")
+            + f"{med['xla wgrad']:.2f} | {med['window wgrad']:.2f} | {err:.1e} |")
+    return line
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.ops_conv", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batch-scale", type=int, default=1, help="multiply every batch size (e.g. 32 on a GPU)")
+    ap.add_argument("--cases", default="bncnn,lenet,resnet,other")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args(argv)
+    torch_mod = None
+    if not args.no_torch:
+        import torch
+
+        torch.backends.cudnn.benchmark = True
+        torch_mod = torch
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; "
+          + (f"torch {torch_mod.__version__}" if torch_mod else "no torch"), flush=True)
+    print("| case | xla fwd+bwd ms | window fwd+bwd ms | fcnn fwd+bwd ms (auto) | torch fwd+bwd ms | fcnn/torch "
+          "| xla wgrad ms | window wgrad ms | max rel diff |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    for group in args.cases.split(","):
+        for case in CASES[group]:
+            print(run_case(case, args.repeats, args.batch_scale, torch_mod), flush=True)
+
+
+if __name__ == "__main__":
+    main()
