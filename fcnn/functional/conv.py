@@ -57,6 +57,26 @@ def check_kernel_fits(spatial, pads, kernel, dilation, where: str) -> None:
         )
 
 
+def conv_arguments(input, weight, groups, stride, dilation, n: int, weight_layout: str, where: str):
+    """The checks every convolution (plain or transposed) makes of its common arguments.
+
+    Returns ``(x, unbatched, w, groups, stride, dilation)`` with ``x`` batched
+    and the int arguments as ``n``-tuples.
+    """
+    x, unbatched = _checks.spatial_input(input, n, where)
+    w = _checks.as_array(weight, "weight", where)
+    _checks.floating(x, "input", where)
+    if w.ndim != n + 2:
+        raise ValueError(f"{where}: weight must be {n + 2}D {weight_layout}, got shape {tuple(w.shape)}")
+    _checks.same_dtype(x, w, "input", "weight", where)
+    groups = _checks.positive_int(groups, "groups", where)
+    stride = _checks.ntuple(stride, n, "stride", where)
+    _checks.positive(stride, "stride", where)
+    dilation = _checks.ntuple(dilation, n, "dilation", where)
+    _checks.positive(dilation, "dilation", where)
+    return x, unbatched, w, groups, stride, dilation
+
+
 def _window_dot_pays(c_in: int, groups: int, taps: int) -> bool:
     """Whether the weight gradient should be one matrix product per tap (see :func:`conv_core`).
 
@@ -137,20 +157,8 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, primals, tangent
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where: str):
-    x, unbatched = _checks.spatial_input(input, n, where)
-    w = _checks.as_array(weight, "weight", where)
-    _checks.floating(x, "input", where)
-    if w.ndim != n + 2:
-        raise ValueError(
-            f"{where}: weight must be {n + 2}D (out_channels, in_channels/groups, *kernel), "
-            f"got shape {tuple(w.shape)}"
-        )
-    _checks.same_dtype(x, w, "input", "weight", where)
-    groups = _checks.positive_int(groups, "groups", where)
-    stride = _checks.ntuple(stride, n, "stride", where)
-    _checks.positive(stride, "stride", where)
-    dilation = _checks.ntuple(dilation, n, "dilation", where)
-    _checks.positive(dilation, "dilation", where)
+    x, unbatched, w, groups, stride, dilation = conv_arguments(
+        input, weight, groups, stride, dilation, n, "(out_channels, in_channels/groups, *kernel)", where)
     out_ch, in_per_group = w.shape[0], w.shape[1]
     if out_ch % groups != 0:
         raise ValueError(

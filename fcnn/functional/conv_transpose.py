@@ -20,7 +20,7 @@ import math
 import jax.numpy as jnp
 
 from fcnn import _checks
-from fcnn.functional.conv import conv_core
+from fcnn.functional.conv import conv_arguments, conv_core
 
 
 def output_padding_error(output_padding, stride, dilation, where: str) -> None:
@@ -84,20 +84,8 @@ def _conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
 
 
 def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, n, where):
-    x, unbatched = _checks.spatial_input(input, n, where)
-    w = _checks.as_array(weight, "weight", where)
-    _checks.floating(x, "input", where)
-    if w.ndim != n + 2:
-        raise ValueError(
-            f"{where}: weight must be {n + 2}D (in_channels, out_channels/groups, *kernel), "
-            f"got shape {tuple(w.shape)}"
-        )
-    _checks.same_dtype(x, w, "input", "weight", where)
-    groups = _checks.positive_int(groups, "groups", where)
-    stride = _checks.ntuple(stride, n, "stride", where)
-    _checks.positive(stride, "stride", where)
-    dilation = _checks.ntuple(dilation, n, "dilation", where)
-    _checks.positive(dilation, "dilation", where)
+    x, unbatched, w, groups, stride, dilation = conv_arguments(
+        input, weight, groups, stride, dilation, n, "(in_channels, out_channels/groups, *kernel)", where)
     if isinstance(padding, str):
         raise TypeError(f"{where}: padding must be an int or a tuple of {n} ints (no 'same'/'valid'), got {padding!r}")
     padding = _checks.ntuple(padding, n, "padding", where)
