@@ -99,27 +99,38 @@ def _window_conv(x, w, stride, pads, dilation, groups):
     these at matrix-multiply speed, whereas its weight-gradient convolution
     (a convolution whose "kernel" is the whole output map) is up to an order
     of magnitude slower.
+
+    The taps are a ``lax.scan`` whose body is rematerialised, so the backward
+    pass cuts one window at a time from ``x``: unrolled, XLA kept all the
+    windows (one activation-sized copy per tap) alive at once, and the scan is
+    also the faster of the two (``benchmarks/results_conv.md``).
     """
     batch, c_in = x.shape[:2]
     c_out, c_group = w.shape[:2]
     kernel = w.shape[2:]
+    n = len(kernel)
     xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads])
     xt = jnp.moveaxis(xp, 1, -1)  # channels last: each window row is C contiguous values
     out_sp = tuple((p - d * (k - 1) - 1) // s + 1 for p, k, s, d in zip(xp.shape[2:], kernel, stride, dilation))
-    acc = None
-    for tap in itertools.product(*(range(k) for k in kernel)):
-        index = ((slice(None),)
-                 + tuple(slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, dilation, stride, out_sp))
-                 + (slice(None),))
-        wt = w[(slice(None), slice(None)) + tap]  # (O, C/groups)
+    span = tuple(s * (o - 1) + 1 for s, o in zip(stride, out_sp))
+    starts = jnp.asarray([[t * d for t, d in zip(tap, dilation)]
+                          for tap in itertools.product(*(range(k) for k in kernel))], jnp.int32)
+    w_taps = jnp.moveaxis(w.reshape(c_out, c_group, -1), -1, 0)  # (taps, O, C/groups), same tap order
+
+    @jax.checkpoint
+    def tap(acc, inputs):
+        start, wt = inputs
+        win = jax.lax.dynamic_slice(xt, (0, *(start[i] for i in range(n)), 0), (batch, *span, c_in))
+        win = win[(slice(None), *(slice(None, None, s) for s in stride), slice(None))]
         if groups == 1:
-            win = xt[index].reshape(-1, c_in)
-            y = jax.lax.dot_general(wt, win, (((1,), (1,)), ((), ())))  # (O, N·S_out)
+            y = jax.lax.dot_general(wt, win.reshape(-1, c_in), (((1,), (1,)), ((), ())))  # (O, N·S_out)
         else:
-            win = xt[index].reshape(-1, groups, c_group)
-            wt = wt.reshape(groups, c_out // groups, c_group)
-            y = jax.lax.dot_general(wt, win, (((2,), (2,)), ((0,), (1,)))).reshape(c_out, -1)
-        acc = y if acc is None else acc + y
+            y = jax.lax.dot_general(wt.reshape(groups, c_out // groups, c_group), win.reshape(-1, groups, c_group),
+                                    (((2,), (2,)), ((0,), (1,)))).reshape(c_out, -1)
+        return acc + y, None
+
+    acc = jnp.zeros((c_out, batch * math.prod(out_sp)), jnp.result_type(x, w))
+    acc, _ = jax.lax.scan(tap, acc, (starts, w_taps))
     return jnp.moveaxis(acc.reshape((c_out, batch) + out_sp), 0, 1)
 
 
