@@ -1,6 +1,6 @@
 """Pooling ops: fcnn (jit) against torch, forward and forward+backward, on the same machine in one run.
 
-Run: ``python -m benchmarks.ops_pool [--repeats 7] [--shape 32 64 56 56] [--alternatives]``.
+Run: ``python -m benchmarks.ops_pool [--repeats 7] [--shape 32 64 56 56] [--alternatives] [--only NAME]``.
 Each case is timed after a warm-up call; fcnn and torch calls are interleaved
 (one fcnn call, one torch call, ...) so that load from other processes hits
 both alike, and the median of the repeats is printed with the ratio fcnn/torch.
@@ -11,6 +11,7 @@ both alike, and the median of the repeats is printed with the ratio fcnn/torch.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import jax
@@ -29,6 +30,7 @@ CASES = [
     ("avg_pool2d k3 s1 p1", lambda x: F.avg_pool2d(x, 3, 1, 1), lambda x: TF.avg_pool2d(x, 3, 1, 1)),
     ("adaptive_avg_pool2d 56->7", lambda x: F.adaptive_avg_pool2d(x, 7), lambda x: TF.adaptive_avg_pool2d(x, 7)),
     ("adaptive_avg_pool2d ->1", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: TF.adaptive_avg_pool2d(x, 1)),
+    ("adaptive_max_pool2d 56->7", lambda x: F.adaptive_max_pool2d(x, 7), lambda x: TF.adaptive_max_pool2d(x, 7)),
 ]
 
 
@@ -39,7 +41,7 @@ def _alt_max_xla(k, s, p):
 
 
 def _alt_max_custom(k, s, p, fwd_impl, bwd_impl):
-    """fcnn's custom VJP with another forward (values, arg-max) or backward formulation."""
+    """A custom VJP (fcnn's former formulation) with a given forward (values, arg-max) and backward."""
     from fcnn.functional import pool as P
 
     kernel, stride, padding, dilation = P.pool_args(k, s, p, 1, 2, "bench")
@@ -88,9 +90,51 @@ def _scatter(g, arg, spatial, geom):
 
 
 def _phase_bwd(g, arg, spatial, geom):
+    """Tiling-window backward of fcnn's former custom VJP (now the transpose of the
+    one-hot tangent rule): route ``g`` to the arg-max elements phase by phase of the stride.
+
+    Input position ``i = q·s + r`` (phase ``r``) is element ``k`` of window
+    ``o = q + (r + p − k·d) / s`` exactly when ``r + p − k·d`` is divisible by
+    ``s``; so each kernel offset feeds exactly one phase, through a shifted
+    copy of ``where(arg == k, g, 0)``. The phases are then interleaved by a
+    reshape.
+    """
     from fcnn.functional import pool as P
 
-    return P._phase_bwd(g, arg, spatial, geom)
+    kernel, stride, padding, dilation, out, pads = geom
+    n = len(kernel)
+    lead = g.shape[:2]
+    zero = jnp.array(0, g.dtype)
+    q = tuple(-(-length // s) for length, s in zip(spatial, stride))  # positions per phase
+    phases = {}
+    for k, offs in enumerate(P._offsets(kernel)):
+        phase, cfg = [], [(0, 0, 0), (0, 0, 0)]
+        for off, o, s, p, d, qq in zip(offs, out, stride, padding, dilation, q):
+            r = (off * d - p) % s
+            c = (r + p - off * d) // s  # window o = q + c
+            phase.append(r)
+            cfg.append((-c, qq - o + c, 0))
+        part = lax.pad(jnp.where(arg == k, g, zero), zero, cfg)
+        phase = tuple(phase)
+        phases[phase] = part if phase not in phases else phases[phase] + part
+    zeros = None
+    stacked = []
+    for phase in itertools.product(*(range(s) for s in stride)):
+        if phase not in phases:
+            zeros = jnp.zeros(lead + q, g.dtype) if zeros is None else zeros
+        stacked.append(phases.get(phase, zeros))
+    dx = jnp.stack(stacked, axis=-1).reshape(lead + q + tuple(stride))
+    perm = (0, 1) + tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
+    dx = dx.transpose(perm).reshape(lead + tuple(qq * s for qq, s in zip(q, stride)))
+    if dx.shape[2:] != tuple(spatial):
+        dx = dx[(slice(None), slice(None)) + tuple(slice(0, length) for length in spatial)]
+    return dx
+
+
+def _fwd_impl(x, geom):
+    from fcnn.functional import pool as P
+
+    return P._max_pool_fwd_impl(x, geom)
 
 
 def _alt_avg_slices(k, s, p):
@@ -135,6 +179,12 @@ def _alt_adaptive_matmul(o):
 
 
 ALTERNATIVES = [
+    # fcnn's custom VJP before the max-pool derivative became a custom JVP (for forward-mode
+    # autodiff): the same forward, the backward written by hand instead of transposed by JAX
+    ("max_pool2d k2 s2 [former custom VJP: reduce + phase backward]", _alt_max_custom(2, 2, 0, _fwd_impl, _phase_bwd),
+     lambda x: TF.max_pool2d(x, 2, 2)),
+    ("max_pool2d k3 s2 p1 [former custom VJP: window scan + scatter backward]",
+     _alt_max_custom(3, 2, 1, _fwd_impl, _scatter), lambda x: TF.max_pool2d(x, 3, 2, 1)),
     ("max_pool2d k2 s2 [window scan + scatter backward]", _alt_max_custom(2, 2, 0, _scan_fwd, _scatter),
      lambda x: TF.max_pool2d(x, 2, 2)),
     ("max_pool2d k2 s2 [window scan + phase backward]", _alt_max_custom(2, 2, 0, _scan_fwd, _phase_bwd),
@@ -195,10 +245,12 @@ def _time_pair(a, b, repeats):
     return float(np.median(ta)), float(np.median(tb))
 
 
-def run(cases, shape, repeats):
+def run(cases, shape, repeats, only=""):
     x = jnp.asarray(np.random.RandomState(0).standard_normal(shape).astype(np.float32))
     rows = []
     for name, fj, ft in cases:
+        if only and only not in name:
+            continue
         jf, jfb = _fcnn_fns(fj, x)
         tf, tfb = _torch_fns(ft, x)
         f_ms, t_ms = (v * 1e3 for v in _time_pair(jf, tf, repeats))
@@ -214,14 +266,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--shape", type=int, nargs=4, default=(32, 64, 56, 56))
     ap.add_argument("--alternatives", action="store_true")
+    ap.add_argument("--only", default="", help="run only the cases whose name contains this")
     args = ap.parse_args()
     print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), input {tuple(args.shape)} float32, median of {args.repeats}")
     print("| op | fcnn fwd ms | torch fwd ms | ratio | fcnn fwd+bwd ms | torch fwd+bwd ms | ratio |")
     print("|---|---|---|---|---|---|---|")
-    run(CASES, tuple(args.shape), args.repeats)
+    run(CASES, tuple(args.shape), args.repeats, args.only)
     if args.alternatives:
-        run(ALTERNATIVES, tuple(args.shape), args.repeats)
+        run(ALTERNATIVES, tuple(args.shape), args.repeats, args.only)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Forward and forward+backward timings of fcnn's resampling ops vs torch (CPU), with alternatives.
 
     .venv/bin/python -m benchmarks.ops_resample [--batch 32 --channels 64 --size 56 --repeats 7] [--slow-alternatives]
+        [--only NAME]
 
 Each op is jitted and warmed up; fcnn and torch runs are interleaved in the
 same process (the machine may be shared), and medians are printed together
@@ -58,6 +59,43 @@ def nearest_by_broadcast(x, r):
     return x
 
 
+def bilinear_former_custom_vjp(x, scale):
+    """fcnn's former formulation (before forward-mode support): gathers + lerp forward under a
+    custom VJP whose backward is the transposed matrix. fcnn now gets the same backward by
+    transposing a custom JVP's matrix-form tangent."""
+    for axis in (3, 2):
+        n = x.shape[axis]
+        m = _linear_matrix(n, int(n * scale), False, scale)
+        i0 = np.array([np.flatnonzero(r)[0] for r in m]).astype(np.int32)
+        i1 = np.array([np.flatnonzero(r)[-1] for r in m]).astype(np.int32)
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        w0 = np.asarray(m[np.arange(len(m)), i0].reshape(shape), np.float32)
+        w1 = np.asarray((m[np.arange(len(m)), i1] * (i1 != i0)).reshape(shape), np.float32)
+
+        def interp(a, axis=axis, m=m, i0=i0, i1=i1, w0=w0, w1=w1):
+            f = jax.custom_vjp(lambda a: jnp.take(a, i0, axis=axis) * w0 + jnp.take(a, i1, axis=axis) * w1)
+            f.defvjp(lambda a: (f(a), None), lambda _, g: (_matmul_axis(g, m.T, axis),))
+            return f(a)
+
+        x = interp(x)
+    return x
+
+
+def nearest_former_custom_vjp(x, r):
+    """fcnn's former formulation: broadcast + reshape forward, custom VJP summing r strided slices.
+    fcnn now gets that backward by transposing a tangent made of r interleaving pads."""
+    for axis in (3, 2):
+        def rep(a, axis=axis):
+            f = jax.custom_vjp(lambda a: jnp.repeat(a, r, axis=axis))
+            f.defvjp(lambda a: (f(a), None),
+                     lambda _, g: (sum(jax.lax.slice_in_dim(g, j, None, r, axis) for j in range(r)),))
+            return f(a)
+
+        x = rep(x)
+    return x
+
+
 def nearest_by_gather(x, r):
     """Alternative: a gather per axis (gradient: scatter-add)."""
     for axis in (3, 2):
@@ -93,8 +131,13 @@ def time_once(fn) -> float:
     return time.perf_counter() - t
 
 
+ONLY = ""  # --only: run the benchmarks whose name contains this
+
+
 def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0,)):
     """Median seconds of fcnn and torch, forward and forward+backward, interleaved."""
+    if ONLY not in name:
+        return None
     fwd = jax.jit(jax_fn)
     out = fwd(*jax_args)
     cot = jnp.asarray(np.random.RandomState(0).standard_normal(out.shape).astype(np.float32))
@@ -141,9 +184,12 @@ def main():
     ap.add_argument("--size", type=int, default=56)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-alternatives", action="store_true")
+    ap.add_argument("--only", default="", help="run only the benchmarks whose name contains this")
     ap.add_argument("--slow-alternatives", action="store_true",
                     help="also time conv_transpose2d via lhs_dilation / vjp (~20x slower backward: minutes)")
     args = ap.parse_args()
+    global ONLY
+    ONLY = args.only
     shape = (args.batch, args.channels, args.size, args.size)
     x = np.random.RandomState(0).standard_normal(shape).astype(np.float32)
     c = args.channels
@@ -168,7 +214,10 @@ def main():
         nearest_ref = lambda a: TF.interpolate(a, scale_factor=2)
         bench("alt: bilinear x2 by dense matrices", lambda a: bilinear_by_matrices(a, 2.0), (jx,), bilinear_ref, (tx,), r)
         bench("alt: bilinear x2 by gathers, autodiff", lambda a: bilinear_by_gather(a, 2.0), (jx,), bilinear_ref, (tx,), r)
+        bench("alt: bilinear x2, former custom VJP", lambda a: bilinear_former_custom_vjp(a, 2.0), (jx,), bilinear_ref,
+              (tx,), r)
         bench("alt: nearest x2 by broadcast, autodiff", lambda a: nearest_by_broadcast(a, 2), (jx,), nearest_ref, (tx,), r)
+        bench("alt: nearest x2, former custom VJP", lambda a: nearest_former_custom_vjp(a, 2), (jx,), nearest_ref, (tx,), r)
         bench("alt: nearest x2 by gathers", lambda a: nearest_by_gather(a, 2), (jx,), nearest_ref, (tx,), r)
     if args.slow_alternatives:
         ct_ref = lambda a, b: TF.conv_transpose2d(a, b, stride=2, padding=1)

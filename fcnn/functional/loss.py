@@ -23,6 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from fcnn import _checks
 
@@ -190,25 +191,38 @@ def _non_negative_float(v, name: str, where: str) -> float:
 _LOG_FLOOR = -100.0  # torch clamps log(p) and log(1 - p) at -100 so BCE stays finite at 0 and 1
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _bce(x, t):
     return -(t * jnp.maximum(jnp.log(x), _LOG_FLOOR) + (1 - t) * jnp.maximum(jnp.log1p(-x), _LOG_FLOOR))
 
 
-def _bce_fwd(x, t):
-    return _bce(x, t), (x, t)
+def _bce_jvp(primals, tangents):
+    # torch's closed-form derivative, not that of the clamped logs: it stays
+    # finite at x in {0, 1} thanks to the 1e-12 floor on x (1 - x). Written
+    # linearly in the tangents so that JAX transposes it into torch's gradient
+    # ``g * (x - t) / max(x (1 - x), 1e-12)``, in that order of operations.
+    x, t = primals
+    dx, dt = tangents
+    out = _bce(x, t)
+    # jax.checkpoint: reverse mode saves x and t only and recomputes the
+    # coefficients in the backward pass, as the custom VJP did.
+    parts = []  # JAX calls this rule only when at least one tangent is not zero
+    if type(dx) is not SymbolicZero:
+        parts.append(jax.checkpoint(_bce_dx, prevent_cse=False)(dx, x, t))
+    if type(dt) is not SymbolicZero:
+        parts.append(jax.checkpoint(_bce_dt, prevent_cse=False)(dt, x))
+    return out, sum(parts[1:], parts[0])
 
 
-def _bce_bwd(res, g):
-    x, t = res
-    # torch's closed-form gradient, not the gradient of the clamped logs: it
-    # stays finite at x in {0, 1} thanks to the 1e-12 floor on x (1 - x).
-    gx = g * (x - t) / jnp.maximum((1 - x) * x, 1e-12)
-    gt = g * (jnp.log1p(-x) - jnp.log(x))
-    return gx, gt
+def _bce_dx(dx, x, t):
+    return dx / jnp.maximum((1 - x) * x, 1e-12) * (x - t)
 
 
-_bce.defvjp(_bce_fwd, _bce_bwd)
+def _bce_dt(dt, x):
+    return dt * (jnp.log1p(-x) - jnp.log(x))
+
+
+_bce.defjvp(_bce_jvp, symbolic_zeros=True)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

@@ -210,16 +210,21 @@ def _torch_max_reducer(a, b):
     return jnp.where(take_b, bv, av), jnp.where(take_b, bi, ai)
 
 
-def _tiled_max_arg(x, geom):
-    """Tiling windows: gather each window's elements on a new axis and reduce it once."""
-    kernel, stride, padding, dilation, out, pads = geom
+def _windows_last(x, kernel, out):
+    """Tiling windows ``(N, C, *spatial)`` -> ``(N, C, *out, prod(kernel))``, in torch's scan order."""
     n = len(kernel)
     lead = x.shape[:2]
     xc = x[(slice(None), slice(None)) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
     w = xc.reshape(lead + tuple(v for o, k in zip(out, kernel) for v in (o, k)))
     # (N, C, o1, k1, ..., on, kn) -> (N, C, o1..on, k1..kn)
     w = w.transpose((0, 1) + tuple(2 + 2 * i for i in range(n)) + tuple(3 + 2 * i for i in range(n)))
-    w = w.reshape(lead + out + (-1,))
+    return w.reshape(lead + out + (-1,))
+
+
+def _tiled_max_arg(x, geom):
+    """Tiling windows: gather each window's elements on a new axis and reduce it once."""
+    kernel, stride, padding, dilation, out, pads = geom
+    w = _windows_last(x, kernel, out)
     pos = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
     inits = (np.array(-np.inf, x.dtype), np.array(np.iinfo(np.int32).max, np.int32))
     return lax.reduce((w, pos), inits, _torch_max_reducer, (w.ndim - 1,))
@@ -241,107 +246,77 @@ def _empty_window_arg(out, kernel, stride, padding, dilation):
     return arg.astype(np.int32)
 
 
-def _max_pool_bwd_impl(g, arg, spatial, geom):
-    """Send each output gradient to its window's arg-max element.
+def _arg_tangent(t, arg, spatial, geom):
+    """The tangent of max pooling: ``t`` (shaped like the input) read at each window's arg-max.
 
-    Tiling windows use a reshape (:func:`_phase_bwd`); overlapping or padded
-    ones a scatter-add at the flat indices, which reads the saved arg-max once
-    per output element. (Elementwise formulations let XLA fuse the whole
-    forward window scan into the backward loop, recomputing it for every
-    input element: 5x slower, see benchmarks/results_pool.md.)
+    A linear map of ``t`` (``arg`` is a fixed int32 array), written so that its
+    transpose, which JAX derives for reverse mode, is the fast backward:
+
+    - tiling windows: the windows on a trailing axis (the reshape of
+      :func:`_tiled_max_arg`) and a one-hot select summed over that axis; the
+      transpose is a select, a transpose and a reshape, all output-sized, plus
+      a zero pad for an uncovered edge;
+    - overlapping or padded windows: a gather at torch's flat indices, whose
+      transpose is a scatter-add reading the arg-max once per output element.
+      (Elementwise formulations of that backward let XLA fuse the whole forward
+      window scan into the backward loop, recomputing it for every input
+      element: 5x slower, see benchmarks/results_pool.md.)
     """
+    # Under jax.checkpoint what is derived from the arg-max (the one-hot mask,
+    # the flat indices, zero constants) is recomputed in the backward pass
+    # instead of being saved: reverse mode keeps only the int32 arg-max, as a
+    # custom VJP would. prevent_cse=False: under jit no optimization barrier
+    # stops XLA from sharing that work with the forward pass (with one, XLA
+    # recomputed the whole window scan for the indices).
+    return jax.checkpoint(_arg_tangent_impl, prevent_cse=False, static_argnums=(2, 3))(t, arg, tuple(spatial), geom)
+
+
+def _arg_tangent_impl(t, arg, spatial, geom):
+    kernel, stride, padding, dilation, out, pads = geom
     if _tiles(geom, spatial):
-        return _phase_bwd(g, arg, spatial, geom)
-    kernel, stride, padding, dilation, out, pads = geom
+        w = _windows_last(t, kernel, out)
+        hit = arg[..., None] == lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
+        return jnp.sum(jnp.where(hit, w, jnp.zeros((), t.dtype)), axis=-1)
     idx = _flat_indices(arg, kernel, stride, padding, dilation, spatial, out)
-    n, c = g.shape[:2]
-    dx = jnp.zeros((n, c, math.prod(spatial)), g.dtype)
-    dx = dx.at[jnp.arange(n)[:, None, None], jnp.arange(c)[None, :, None], idx.reshape(n, c, -1)].add(
-        g.reshape(n, c, -1), mode="drop")
-    return dx.reshape((n, c) + tuple(spatial))
+    n, c = t.shape[:2]
+    flat = jnp.take_along_axis(t.reshape(n, c, -1), idx.reshape(n, c, -1), axis=2, mode="fill", fill_value=0)
+    return flat.reshape(arg.shape)
 
 
-def _phase_bwd(g, arg, spatial, geom):
-    """Route ``g`` to the arg-max elements, working phase by phase of the stride.
-
-    Input position ``i = q·s + r`` (phase ``r``) is element ``k`` of window
-    ``o = q + (r + p − k·d) / s`` exactly when ``r + p − k·d`` is divisible by
-    ``s``; so each kernel offset feeds exactly one phase, through a shifted
-    copy of ``where(arg == k, g, 0)``. The phases are then interleaved by a
-    reshape. All work is output-sized plus one pass over the input.
-    """
-    kernel, stride, padding, dilation, out, pads = geom
-    n = len(kernel)
-    lead = g.shape[:2]
-    zero = jnp.array(0, g.dtype)
-    q = tuple(-(-length // s) for length, s in zip(spatial, stride))  # positions per phase
-    phases = {}
-    for k, offs in enumerate(_offsets(kernel)):
-        phase, cfg = [], [(0, 0, 0), (0, 0, 0)]
-        for off, o, s, p, d, qq in zip(offs, out, stride, padding, dilation, q):
-            r = (off * d - p) % s
-            c = (r + p - off * d) // s  # window o = q + c
-            phase.append(r)
-            cfg.append((-c, qq - o + c, 0))
-        part = lax.pad(jnp.where(arg == k, g, zero), zero, cfg)
-        phase = tuple(phase)
-        phases[phase] = part if phase not in phases else phases[phase] + part
-    zeros = None
-    stacked = []
-    for phase in itertools.product(*(range(s) for s in stride)):
-        if phase not in phases:
-            zeros = jnp.zeros(lead + q, g.dtype) if zeros is None else zeros
-        stacked.append(phases.get(phase, zeros))
-    dx = jnp.stack(stacked, axis=-1).reshape(lead + q + tuple(stride))
-    # (N, C, q1..qn, s1..sn) -> (N, C, q1, s1, ..., qn, sn)
-    perm = (0, 1) + tuple(a for i in range(n) for a in (2 + i, 2 + n + i))
-    dx = dx.transpose(perm).reshape(lead + tuple(qq * s for qq, s in zip(q, stride)))
-    if dx.shape[2:] != tuple(spatial):
-        dx = dx[(slice(None), slice(None)) + tuple(slice(0, length) for length in spatial)]
-    return dx
+# Two entry points share one derivative rule: ``_max_pool_values`` gives the
+# values only, ``_max_pool_with_arg`` also the arg-max. The rule computes the
+# arg-max (int32) and the tangent is the input tangent read there
+# (:func:`_arg_tangent`), so forward mode (jvp, jacfwd, Hessian-vector
+# products) works, and reverse mode keeps the arg-max as its only residual
+# instead of letting XLA re-derive it (select_and_scatter, 2-4x slower).
 
 
-# Two entry points share one VJP, which saves the arg-max (int32) for the
-# backward pass instead of letting XLA re-derive it (select_and_scatter, 2-4x
-# slower): ``_max_pool_values`` gives the values only, ``_max_pool_with_arg``
-# also the arg-max.
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_pool_values(x, geom):
     # The elementwise window scan (its unused arg-max is dead code) is 2-5x
     # faster on CPU than lax.reduce_window, see benchmarks/results_pool.md.
     return _window_scan(x, geom)[0]
 
 
-def _max_pool_values_fwd(x, geom):
-    best, arg = _max_pool_fwd_impl(x, geom)
-    return best, (arg, x.shape[2:])
+@_max_pool_values.defjvp
+def _max_pool_values_jvp(geom, primals, tangents):
+    (x,), (t,) = primals, tangents
+    best, arg = _max_pool_with_arg(x, geom)
+    return best, _arg_tangent(t, arg, x.shape[2:], geom)
 
 
-def _max_pool_values_bwd(geom, res, g):
-    arg, spatial = res
-    return (_max_pool_bwd_impl(g, arg, spatial, geom),)
-
-
-_max_pool_values.defvjp(_max_pool_values_fwd, _max_pool_values_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_pool_with_arg(x, geom):
     return _max_pool_fwd_impl(x, geom)
 
 
-def _max_pool_with_arg_fwd(x, geom):
-    best, arg = _max_pool_fwd_impl(x, geom)
-    return (best, arg), (arg, x.shape[2:])
-
-
-def _max_pool_with_arg_bwd(geom, res, cts):
-    return _max_pool_values_bwd(geom, res, cts[0])
-
-
-_max_pool_with_arg.defvjp(_max_pool_with_arg_fwd, _max_pool_with_arg_bwd)
+@_max_pool_with_arg.defjvp
+def _max_pool_with_arg_jvp(geom, primals, tangents):
+    (x,), (t,) = primals, tangents
+    # The rule calls the function itself, so that a further derivative of the
+    # values goes through this rule again (and the arg-max is computed once).
+    best, arg = _max_pool_with_arg(x, geom)
+    return (best, arg), (_arg_tangent(t, arg, x.shape[2:], geom), np.zeros(arg.shape, jax.dtypes.float0))
 
 
 def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out):
@@ -445,33 +420,41 @@ def unpool_output_size(in_spatial, kernel, stride, padding, output_size, where: 
     return size
 
 
-@jax.custom_vjp
-def _unpool_scatter(values, indices, zeros):
-    return _unpool_scatter_impl(values, indices, zeros)
-
-
-def _unpool_scatter_impl(values, indices, zeros):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _unpool_scatter(values, indices, size):
+    """Write ``values`` (N, C, L) at ``indices`` of a zero (N, C, size) output; an index past the end is dropped."""
     n, c = values.shape[:2]
     rows = jnp.arange(n)[:, None, None]
     cols = jnp.arange(c)[None, :, None]
-    return zeros.at[rows, cols, indices].set(values, mode="drop")
+    return jnp.zeros((n, c, size), values.dtype).at[rows, cols, indices].set(values, mode="drop")
 
 
-def _unpool_scatter_fwd(values, indices, zeros):
-    return _unpool_scatter_impl(values, indices, zeros), (indices, zeros.shape[2])
-
-
-def _unpool_scatter_bwd(res, g):
+@_unpool_scatter.defjvp
+def _unpool_scatter_jvp(size, primals, tangents):
     # torch's backward gathers the output gradient at every index, so each of
-    # several inputs written to the same place receives it (a scatter's
-    # transpose would give it to one of them only).
-    indices, size = res
-    gi = jnp.take_along_axis(g, jnp.clip(indices, 0, size - 1), axis=2)
-    gi = jnp.where((indices >= 0) & (indices < size), gi, 0)
-    return gi, None, None
+    # several inputs written to the same place receives it. The tangent is
+    # therefore a scatter-*add* of the input tangent, whose transpose is that
+    # gather (a scatter-set's transpose would give it to one of them only).
+    # Where indices repeat, the tangent is the sum of theirs, consistent with
+    # the gradient; torch's forward mode (a scatter-set) keeps one of them.
+    # (jax.checkpoint: reverse mode keeps the indices only, see _arg_tangent.)
+    values, indices = primals
+    dy = jax.checkpoint(_scatter_add, prevent_cse=False, static_argnums=(2,))(tangents[0], indices, size)
+    return _unpool_scatter(values, indices, size), dy
 
 
-_unpool_scatter.defvjp(_unpool_scatter_fwd, _unpool_scatter_bwd)
+def _scatter_add(t, indices, size):
+    # Dropping the out-of-range indices by a mask and a clamp (rather than
+    # mode="drop") makes the transpose a clamped gather and a select, with no
+    # bounds check on the batch and channel coordinates: the custom VJP's
+    # backward of earlier fcnn versions. (A negative index gets no tangent or
+    # gradient, as before, though the forward counts it from the end.)
+    n, c = t.shape[:2]
+    rows = jnp.arange(n)[:, None, None]
+    cols = jnp.arange(c)[None, :, None]
+    valid = (indices >= 0) & (indices < size)
+    t = jnp.where(valid, t, jnp.zeros((), t.dtype))
+    return jnp.zeros((n, c, size), t.dtype).at[rows, cols, jnp.clip(indices, 0, size - 1)].add(t, mode="clip")
 
 
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
@@ -489,8 +472,7 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, wh
     kernel, stride, padding = _unpool_args(kernel_size, stride, padding, n, where)
     size = unpool_output_size(x.shape[2:], kernel, stride, padding, output_size, where)
     lead = x.shape[:2]
-    zeros = jnp.zeros(lead + (math.prod(size),), x.dtype)
-    y = _unpool_scatter(x.reshape(lead + (-1,)), idx.reshape(lead + (-1,)).astype(jnp.int32), zeros)
+    y = _unpool_scatter(x.reshape(lead + (-1,)), idx.reshape(lead + (-1,)).astype(jnp.int32), math.prod(size))
     y = y.reshape(lead + size)
     return y[0] if unbatched else y
 

@@ -10,7 +10,8 @@ chosen by measurement on CPU (``benchmarks/results_resample.md``):
 
 * linear modes when upsampling: two gathers and a lerp forward, the
   transposed ``(out, in)`` weight matrix backward (a gather's own gradient, a
-  scatter-add, is slow);
+  scatter-add, is slow): the tangent rule applies the matrix, so that its
+  transpose is that backward;
 * bicubic, antialias, area and any downsampling: the dense ``(out, in)``
   matrix contracted with the input (``einsum``), both ways;
 * nearest: a broadcast when every pixel repeats the same number of times
@@ -195,27 +196,37 @@ def _apply_matrix(x: jnp.ndarray, m: np.ndarray, axis: int) -> jnp.ndarray:
 
 
 def _two_tap(x, m, axis):
-    """Upsampling with at most two taps per output (linear modes): two gathers and a lerp forward,
-    the transposed matrix backward (a gather's own gradient, a scatter-add, is slow on CPU)."""
+    """Upsampling with at most two taps per output (linear modes): two gathers and a lerp forward.
+
+    The tangent is the same linear map in its matrix form, so that its
+    transpose (the gradient) is the transposed matrix, not the transpose of a
+    gather (a scatter-add, slow on CPU).
+    """
     rows = np.arange(m.shape[0])
     i0 = np.array([np.flatnonzero(r)[0] if r.any() else 0 for r in m])
     i1 = np.array([np.flatnonzero(r)[-1] if r.any() else 0 for r in m])
     shape = [1] * x.ndim
     shape[axis] = -1
     # NumPy constants, not jnp arrays: under jit a jnp array made here is a
-    # tracer, and a custom_vjp function may not close over tracers.
+    # tracer, and a custom_jvp function may not close over tracers.
     w0 = np.asarray(m[rows, i0].reshape(shape), x.dtype)
     w1 = np.asarray((m[rows, i1] * (i1 != i0)).reshape(shape), x.dtype)
     i0, i1 = i0.astype(np.int32), i1.astype(np.int32)
 
-    @jax.custom_vjp
+    @jax.custom_jvp
     def interp(a):
         return jnp.take(a, i0, axis=axis) * w0 + jnp.take(a, i1, axis=axis) * w1
 
-    def bwd(_, g):
-        return (_matmul_axis(g, m.T, axis),)
+    @interp.defjvp
+    def interp_jvp(primals, tangents):
+        # contracting with the (in, out) matrix, whose transpose contracts the
+        # gradient with it: the very product the custom VJP of earlier fcnn
+        # versions computed, with the same rounding
+        t = tangents[0]
+        idx = _LETTERS[: t.ndim]
+        out = idx[:axis] + "z" + idx[axis + 1:]
+        return interp(primals[0]), jnp.einsum(f"{idx},{idx[axis]}z->{out}", t, jnp.asarray(m.T, t.dtype))
 
-    interp.defvjp(lambda a: (interp(a), None), bwd)
     return interp(x)
 
 
@@ -230,41 +241,43 @@ def _apply_nearest(x: jnp.ndarray, src: np.ndarray, grad_src: np.ndarray, axis: 
     return jnp.take(x, jnp.asarray(src, jnp.int32), axis=axis)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _repeat(x, axis: int, r: int):
     """Every pixel repeated ``r`` times along ``axis`` (a broadcast + reshape)."""
     y = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), x.shape[: axis + 1] + (r,) + x.shape[axis + 1:])
     return y.reshape(x.shape[:axis] + (x.shape[axis] * r,) + x.shape[axis + 1:])
 
 
-def _repeat_fwd(x, axis, r):
-    return _repeat(x, axis, r), None
-
-
-def _repeat_bwd(axis, r, _, g):
-    # The automatic gradient is a reduce over an inner axis of size r, which
-    # XLA's CPU backend runs ~40x slower than this sum of r strided slices.
-    parts = [jax.lax.slice_in_dim(g, j, None, r, axis) for j in range(r)]
-    return (functools.reduce(jnp.add, parts),)
-
-
-_repeat.defvjp(_repeat_fwd, _repeat_bwd)
+@_repeat.defjvp
+def _repeat_jvp(axis, r, primals, tangents):
+    # The tangent is the same repetition written as r stacked copies, so that
+    # its transpose, the gradient, is a sum of r strided slices: the transpose
+    # of the broadcast, a reduce over an inner axis of size r, runs ~40x slower
+    # on XLA's CPU backend. (Copies interleaved by interior padding give the
+    # same gradient but a 2x slower tangent.)
+    t = tangents[0]
+    dy = jnp.stack([t] * r, axis=axis + 1)
+    return _repeat(primals[0], axis, r), dy.reshape(t.shape[:axis] + (t.shape[axis] * r,) + t.shape[axis + 1:])
 
 
 def _take_with_other_grad(x, src, grad_src, axis):
-    """Gather ``src`` but send the gradient through ``grad_src`` (torch's nearest quirk, see _resize_axis)."""
-    # NumPy constants: a custom_vjp function may not close over (jit) tracers.
-    src, grad_src = np.asarray(src, np.int32), np.asarray(grad_src, np.int32)
-    index = (slice(None),) * axis + (grad_src,)
+    """Gather ``src`` but send the gradient through ``grad_src`` (torch's nearest quirk, see _resize_axis).
 
-    @jax.custom_vjp
+    The tangent is therefore the gather at ``grad_src`` (the transpose of the
+    gradient), not at ``src``: forward and reverse mode agree with each other,
+    and with torch's gradient.
+    """
+    # NumPy constants: a custom_jvp function may not close over (jit) tracers.
+    src, grad_src = np.asarray(src, np.int32), np.asarray(grad_src, np.int32)
+
+    @jax.custom_jvp
     def take(a):
         return jnp.take(a, src, axis=axis)
 
-    def bwd(_, g):
-        return (jnp.zeros(x.shape, g.dtype).at[index].add(g),)
+    @take.defjvp
+    def take_jvp(primals, tangents):
+        return take(primals[0]), jnp.take(tangents[0], grad_src, axis=axis)
 
-    take.defvjp(lambda a: (take(a), None), bwd)
     return take(x)
 
 
