@@ -293,6 +293,10 @@ def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
         src = _nearest_indices(in_size, out_size, scale, exact, shortcut=x.ndim == 4)
         grad_src = _nearest_indices(in_size, out_size, scale, exact, shortcut=True)
         return _apply_nearest(x, src, grad_src, axis)
+    if mode in ("linear", "bilinear", "trilinear") and not antialias and out_size == in_size:
+        # torch's linear kernels copy an axis whose size does not change, even
+        # when scale_factor (say 1.1 on 3 pixels) would place the samples elsewhere.
+        return x
     if mode == "area":
         m = _area_matrix(in_size, out_size)
     elif antialias:

@@ -193,3 +193,19 @@ def test_gradient_inside_jit_matches_torch(mode, kwargs, scale):
     xt = torch.from_numpy(x).requires_grad_(True)
     (torch.nn.functional.interpolate(xt, scale_factor=scale, mode=mode, **kwargs) * torch.from_numpy(cot)).sum().backward()
     np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode, shape, scale", [
+    ("linear", (1, 2, 3), 1.1),
+    ("bilinear", (1, 2, 3, 4), 1.1),
+    ("bilinear", (1, 2, 3, 4), (1.1, 1.5)),
+    ("bilinear", (1, 2, 3, 4), (1.6, 1.2)),
+    ("trilinear", (1, 1, 2, 3, 2), (1.2, 1.7, 1.3)),
+    ("bicubic", (1, 2, 3, 4), (1.1, 1.5)),
+])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_scale_factor_that_keeps_an_axis_size(mode, shape, scale, align_corners):
+    """An axis whose size a scale_factor leaves unchanged is copied by torch's linear kernels (not bicubic)."""
+    x = randn(shape, seed=5)
+    kwargs = dict(scale_factor=scale, mode=mode, align_corners=align_corners)
+    check_against_torch(lambda a: F.interpolate(a, **kwargs), lambda a: torch.nn.functional.interpolate(a, **kwargs), x)
