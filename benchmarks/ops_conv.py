@@ -114,7 +114,7 @@ def run_case(case, repeats, batch_scale, torch_mod):
         for key in list(calls)[r % len(calls):] + list(calls)[: r % len(calls)]:
             _median_ms(calls[key], repeats, times[key])
     med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
-    auto = "window" if C._window_dot_pays(cin, groups, k ** nd) else "xla"
+    auto = "window" if C._window_dot_pays(xj.shape, wj.shape, gj.shape, groups) else "xla"
     line = (f"| {name} (N={n}) | {med['xla']:.2f} | {med['window']:.2f} | {med['fcnn']:.2f} ({auto}) | "
             + (f"{med['torch']:.2f} | {med['fcnn'] / med['torch']:.2f} | " if "torch" in med else "— | — | ")
             + f"{med['xla wgrad']:.2f} | {med['window wgrad']:.2f} | {err:.1e} |")

@@ -77,17 +77,23 @@ def conv_arguments(input, weight, groups, stride, dilation, n: int, weight_layou
     return x, unbatched, w, groups, stride, dilation
 
 
-def _window_dot_pays(c_in: int, groups: int, taps: int) -> bool:
+def _window_dot_pays(x_shape, w_shape, out_shape, groups: int) -> bool:
     """Whether the weight gradient should be one matrix product per tap (see :func:`conv_core`).
 
-    Measured on XLA:CPU (``benchmarks/ops_conv.py``): the per-tap products win
-    (up to several-fold) once each has a real contraction to do; for a single
-    input channel per group (LeNet's first layer, depthwise convolutions) the
-    products degenerate to outer products and XLA's own weight gradient is
-    as fast or faster. GPUs and TPUs keep XLA's convolution throughout: their
-    backward convolutions are library kernels (cuDNN) that are already fast.
+    Measured on XLA:CPU (``benchmarks/results_conv.md``): the per-tap products
+    win (up to 45×) once each has a real contraction to do. XLA's own weight
+    gradient stays as fast or faster for a single input channel per group
+    (LeNet's first layer, depthwise convolutions: the products degenerate to
+    outer products), for very many taps (an 11×11 kernel), and for small
+    problems (under about 2^20 multiply-adds per tap, e.g. LeNet at batch 1),
+    where the loop over the taps costs more than it saves. GPUs and TPUs keep
+    XLA's convolution throughout: their backward convolutions are library
+    kernels (cuDNN) that are already fast (``benchmarks/results_gpu.md``).
     """
-    return jax.default_backend() == "cpu" and c_in // groups >= 2 and taps <= 49
+    c_group, taps = w_shape[1], math.prod(w_shape[2:])
+    rows = out_shape[0] * math.prod(out_shape[2:])
+    per_tap = rows * c_group * (w_shape[0] // groups)
+    return jax.default_backend() == "cpu" and c_group >= 2 and taps <= 49 and per_tap >= 2**20
 
 
 def _window_conv(x, w, stride, pads, dilation, groups):
@@ -161,7 +167,7 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, primals, tangent
     dx, dw = tangents
     y = _xla_conv(x, w, stride, pads, dilation, groups)
     if weight_grad == "auto":
-        weight_grad = "window" if _window_dot_pays(x.shape[1], groups, math.prod(w.shape[2:])) else "xla"
+        weight_grad = "window" if _window_dot_pays(x.shape, w.shape, y.shape, groups) else "xla"
     weight_term = _window_conv if weight_grad == "window" else _xla_conv
     dy = _xla_conv(dx, w, stride, pads, dilation, groups) + weight_term(x, dw, stride, pads, dilation, groups)
     return y, dy

@@ -69,15 +69,25 @@ def test_conv_forward_mode_matches_torch(cfg):
     _, ref = torch.func.jvp(lambda x, w: TORCH_CONV[n](x, w, None, stride, padding, dilation, groups),
                             (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
     assert_close(tangent, ref, 1e-4, 1e-4)
+    # the per-tap formulation's tangent too (auto picks XLA's for problems this small)
+    pads = tuple((p, p) for p in padding)
+    _, tangent = jax.jvp(lambda x, w: C.conv_core(x, w, stride, pads, dilation, groups, "window"),
+                         (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    assert_close(tangent, ref, 1e-4, 1e-4, "window")
 
 
-@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def _window_conv2d(x, w, padding):
+    return C.conv_core(x, w, (1, 1), ((padding, padding),) * 2, (1, 1), 1, "window")
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv2d_window", "conv_transpose2d"])
 def test_conv_hessian_matches_torch(op):
     """Second order through the custom JVP: the Hessian of a scalar loss w.r.t. the weight."""
     x = randn((2, 3, 5, 5), seed=8)
     # conv2d weight (O=2, I=3, 2, 2); conv_transpose2d weight (I=3, O=2, 2, 2)
-    w = randn((2, 3, 2, 2) if op == "conv2d" else (3, 2, 2, 2), seed=9) * 0.5
+    w = randn((3, 2, 2, 2) if op == "conv_transpose2d" else (2, 3, 2, 2), seed=9) * 0.5
     jf, tf = {"conv2d": (F.conv2d, torch.nn.functional.conv2d),
+              "conv2d_window": (_window_conv2d, torch.nn.functional.conv2d),
               "conv_transpose2d": (F.conv_transpose2d, torch.nn.functional.conv_transpose2d)}[op]
     kw = {"stride": 2} if op == "conv_transpose2d" else {"padding": 1}
 
@@ -94,12 +104,14 @@ def test_conv_hessian_matches_torch(op):
     assert_close(fwd, np.asarray(rev), 1e-4, 1e-5)
 
 
-def test_per_example_gradients_under_vmap():
+@pytest.mark.parametrize("weight_grad", ["auto", "window"])
+def test_per_example_gradients_under_vmap(weight_grad):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     x, w = randn((4, 3, 6, 6), seed=10), randn((5, 3, 3, 3), seed=11)
 
-    def loss(w, xi):
-        return jnp.sum(F.conv2d(xi, w, padding=1) ** 2)
+    def loss(w, xi):  # xi unbatched (3, 6, 6)
+        y = C.conv_core(xi[None], w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, weight_grad)
+        return jnp.sum(y ** 2)
 
     grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(jnp.asarray(w), jnp.asarray(x))
     for i in range(4):
