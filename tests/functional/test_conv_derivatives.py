@@ -8,7 +8,6 @@ differentiation (which a custom VJP would forbid) agree with torch.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -99,9 +98,7 @@ def test_conv_hessian_matches_torch(op):
 
     hess = jax.hessian(loss_j)(jnp.asarray(w))
     ref = torch.autograd.functional.hessian(loss_t, to_torch(w))
-    assert_close(hess, ref, 1e-4, 1e-4)
-    fwd, rev = jax.jacfwd(jax.grad(loss_j))(jnp.asarray(w)), jax.jacrev(jax.grad(loss_j))(jnp.asarray(w))
-    assert_close(fwd, np.asarray(rev), 1e-4, 1e-5)
+    assert_close(hess, ref, 1e-4, 1e-4)  # jax.hessian is jacfwd(jacrev): forward over reverse
 
 
 @pytest.mark.parametrize("weight_grad", ["auto", "window"])
