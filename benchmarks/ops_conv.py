@@ -57,7 +57,7 @@ CASES = {
 }
 
 
-def _median_ms(f, repeats, times):
+def _time_into(f, times):
     t0 = time.perf_counter()
     f()
     times.append(time.perf_counter() - t0)
@@ -112,7 +112,7 @@ def run_case(case, repeats, batch_scale, torch_mod):
     times = {key: [] for key in calls}
     for r in range(repeats):
         for key in list(calls)[r % len(calls):] + list(calls)[: r % len(calls)]:
-            _median_ms(calls[key], repeats, times[key])
+            _time_into(calls[key], times[key])
     med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     auto = "window" if C._window_dot_pays(xj.shape, wj.shape, gj.shape, groups) else "xla"
     line = (f"| {name} (N={n}) | {med['xla']:.2f} | {med['window']:.2f} | {med['fcnn']:.2f} ({auto}) | "

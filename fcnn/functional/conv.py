@@ -99,9 +99,10 @@ def _window_dot_pays(x_shape, w_shape, out_shape, groups: int) -> bool:
 def _window_conv(x, w, stride, pads, dilation, groups):
     """``conv(x, w)`` as one matrix product per kernel tap (linear in ``w``).
 
-    Only its transpose with respect to ``w`` is ever computed: for each tap
-    ``t``, ``grad_w[..., t] = g (O, N·S_out) @ window_t(x) (N·S_out, C)``, a
-    plain matrix product over the channels-last input window. XLA:CPU runs
+    It serves as the weight term of :func:`conv_core`'s tangent; reverse mode
+    uses its transpose: for each tap ``t``,
+    ``grad_w[..., t] = g (O, N·S_out) @ window_t(x) (N·S_out, C)``, a plain
+    matrix product over the channels-last input window. XLA:CPU runs
     these at matrix-multiply speed, whereas its weight-gradient convolution
     (a convolution whose "kernel" is the whole output map) is up to an order
     of magnitude slower.

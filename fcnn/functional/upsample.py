@@ -102,6 +102,11 @@ def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bo
 
 
 def _linear_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+    if out_size == in_size:
+        # torch's linear kernels copy an axis whose size does not change, even when
+        # a scale_factor (say 1.1 on 3 pixels) would place the samples elsewhere;
+        # _apply_matrix then returns the input itself.
+        return np.eye(in_size, dtype=_f32)
     s = _area_scale(in_size, out_size, align_corners, scale)
     real = _source_index(s, out_size, align_corners, cubic=False)
     i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
@@ -293,10 +298,6 @@ def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
         src = _nearest_indices(in_size, out_size, scale, exact, shortcut=x.ndim == 4)
         grad_src = _nearest_indices(in_size, out_size, scale, exact, shortcut=True)
         return _apply_nearest(x, src, grad_src, axis)
-    if mode in ("linear", "bilinear", "trilinear") and not antialias and out_size == in_size:
-        # torch's linear kernels copy an axis whose size does not change, even
-        # when scale_factor (say 1.1 on 3 pixels) would place the samples elsewhere.
-        return x
     if mode == "area":
         m = _area_matrix(in_size, out_size)
     elif antialias:
