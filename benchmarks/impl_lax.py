@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import spec
+from fcnn import xla
 
 # Activation layout inside the step. The API (inputs, params) is NCHW/OIHW
 # either way; "NHWC" transposes the input once and lets XLA pick conv layouts
@@ -173,9 +174,11 @@ def cross_entropy(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def make_step(model: str, dtype=jnp.float32):
+def make_step(model: str, dtype=jnp.float32, compiler_options=None):
     """The jitted step; ``dtype=bfloat16`` casts params and input inside the differentiated
-    function (float32 master params, momentum and BN statistics), as fcnn's ``compute_dtype``."""
+    function (float32 master params, momentum and BN statistics), as fcnn's ``compute_dtype``.
+    ``compiler_options``: XLA's options for the step (default: the ones fcnn compiles with,
+    ``fcnn.compiler_options()``, so that the reference and fcnn get the same XLA)."""
 
     def step(p, s, buf, x, y):
         def loss_fn(p):
@@ -189,14 +192,16 @@ def make_step(model: str, dtype=jnp.float32):
         p = jax.tree_util.tree_map(lambda w, b: w - spec.LR * b, p, buf)
         return p, new_s, buf, loss
 
-    return jax.jit(step, donate_argnums=(0, 1, 2))
+    if compiler_options is None:
+        compiler_options = xla.compiler_options()
+    return jax.jit(step, donate_argnums=(0, 1, 2), compiler_options=compiler_options)
 
 
-def setup(model: str, batch: int, seed: int = 0, dtype=jnp.float32):
+def setup(model: str, batch: int, seed: int = 0, dtype=jnp.float32, compiler_options=None):
     x, y = (jnp.asarray(a) for a in spec.data(model, batch, seed))
     p, s = init(model, seed)
     buf = jax.tree_util.tree_map(jnp.zeros_like, p)
-    step = make_step(model, jnp.dtype(dtype))
+    step = make_step(model, jnp.dtype(dtype), compiler_options)
     carry = [p, s, buf]
 
     def run():

@@ -5,11 +5,14 @@ Run: ``python -m benchmarks.ops_conv [--repeats 7] [--batch-scale 1] [--cases bn
 For each layer shape of the benchmarked networks (and a few others) it times,
 interleaved in one process, one jitted forward+backward (gradients for input
 and weight) of:
-  ``xla``     the convolution with XLA's own derivative (``weight_grad="xla"``);
-  ``window``  fcnn's per-tap matrix-product weight gradient (``weight_grad="window"``);
-  ``fcnn``    ``fcnn.functional.conv*`` as users call it (the ``auto`` choice);
+  ``xla``     the convolution with XLA's own derivative, compiled with XLA's default
+              options (on CPU: YNNPACK convolutions);
+  ``window``  fcnn's per-tap matrix-product weight gradient (``weight_grad="window"``),
+              XLA's default options;
+  ``fcnn``    ``fcnn.functional.conv*`` compiled as fcnn's steps compile it
+              (``fcnn.compiler_options()``: on CPU, Eigen convolutions);
   ``torch``   ``torch.nn.functional.conv*`` forward + ``backward`` (CUDA when present).
-It also prints the weight gradient alone for ``xla`` and ``window``.
+It also prints the weight gradient alone for each of the three JAX forms.
 Results: ``benchmarks/results_conv.md``.
 """
 
@@ -24,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnn import functional as F
+from fcnn import xla
 from fcnn.functional import conv as C
 
 # name -> (batch, C_in, C_out, spatial, kernel, stride, padding, groups)
@@ -75,18 +79,27 @@ def run_case(case, repeats, batch_scale, torch_mod):
     xj, wj = jnp.asarray(x), jnp.asarray(w)
     gj = jnp.asarray(rs.standard_normal(fn(xj, wj, stride=s, padding=p, groups=groups).shape).astype(np.float32))
 
-    def both(core):
-        return jax.jit(lambda x, w, g: jax.vjp(core, x, w)[1](g))
+    fcnn_options = xla.compiler_options()
 
-    def wonly(core):
-        return jax.jit(lambda x, w, g: jax.vjp(lambda w_: core(x, w_), w)[1](g)[0])
+    def both(core, options):
+        return jax.jit(lambda x, w, g: jax.vjp(core, x, w)[1](g), compiler_options=options)
+
+    def wonly(core, options):
+        return jax.jit(lambda x, w, g: jax.vjp(lambda w_: core(x, w_), w)[1](g)[0], compiler_options=options)
+
+    def core(weight_grad):
+        return lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, weight_grad)
+
+    def user(x, w):
+        return fn(x, w, stride=s, padding=p, groups=groups)
 
     fs = {
-        "xla": both(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "xla")),
-        "window": both(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "window")),
-        "fcnn": both(lambda x, w: fn(x, w, stride=s, padding=p, groups=groups)),
-        "xla wgrad": wonly(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "xla")),
-        "window wgrad": wonly(lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, "window")),
+        "xla": both(core("xla"), {}),
+        "window": both(core("window"), {}),
+        "fcnn": both(user, fcnn_options),
+        "xla wgrad": wonly(core("xla"), {}),
+        "window wgrad": wonly(core("window"), {}),
+        "fcnn wgrad": wonly(user, fcnn_options),
     }
     calls = {key: (lambda f=f: jax.block_until_ready(f(xj, wj, gj))) for key, f in fs.items()}
     ref = fs["xla"](xj, wj, gj)
@@ -114,10 +127,9 @@ def run_case(case, repeats, batch_scale, torch_mod):
         for key in list(calls)[r % len(calls):] + list(calls)[: r % len(calls)]:
             _time_into(calls[key], times[key])
     med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
-    auto = "window" if C._window_dot_pays(xj.shape, wj.shape, gj.shape, groups) else "xla"
-    line = (f"| {name} (N={n}) | {med['xla']:.2f} | {med['window']:.2f} | {med['fcnn']:.2f} ({auto}) | "
+    line = (f"| {name} (N={n}) | {med['xla']:.2f} | {med['window']:.2f} | {med['fcnn']:.2f} | "
             + (f"{med['torch']:.2f} | {med['fcnn'] / med['torch']:.2f} | " if "torch" in med else "— | — | ")
-            + f"{med['xla wgrad']:.2f} | {med['window wgrad']:.2f} | {err:.1e} |")
+            + f"{med['xla wgrad']:.2f} | {med['window wgrad']:.2f} | {med['fcnn wgrad']:.2f} | {err:.1e} |")
     return line
 
 
@@ -136,9 +148,9 @@ def main(argv=None):
         torch_mod = torch
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; "
           + (f"torch {torch_mod.__version__}" if torch_mod else "no torch"), flush=True)
-    print("| case | xla fwd+bwd ms | window fwd+bwd ms | fcnn fwd+bwd ms (auto) | torch fwd+bwd ms | fcnn/torch "
-          "| xla wgrad ms | window wgrad ms | max rel diff |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| case | xla fwd+bwd ms | window fwd+bwd ms | fcnn fwd+bwd ms | torch fwd+bwd ms | fcnn/torch "
+          "| xla wgrad ms | window wgrad ms | fcnn wgrad ms | max rel diff (window vs xla) |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for group in args.cases.split(","):
         for case in CASES[group]:
             print(run_case(case, args.repeats, args.batch_scale, torch_mod), flush=True)

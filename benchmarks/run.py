@@ -31,7 +31,7 @@ import time
 
 IMPLS = ["lax", "fcnn", "flax_linen", "flax_nnx", "equinox", "haiku", "torch"]
 # formulation experiments, run only when named in --impls
-EXTRA_IMPLS = ["lax_nhwc"]
+EXTRA_IMPLS = ["lax_nhwc", "lax_default"]
 
 
 def _parse(argv):

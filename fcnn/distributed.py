@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from fcnn import _checks
+from fcnn import _checks, xla
 
 ENV_NUM_PROCESSES = "FCNN_NUM_PROCESSES"
 ENV_PROCESS_ID = "FCNN_PROCESS_ID"
@@ -196,8 +196,8 @@ def data_parallel_jit(step, mesh: Mesh, data_axis: str = "data", *, donate: bool
     rep = replicated(mesh)
     in_shardings = [rep] * (batch_argnum + 1)
     in_shardings[batch_argnum] = batch_sharding(mesh, data_axis)
-    return jax.jit(step, in_shardings=tuple(in_shardings), out_shardings=rep,
-                   donate_argnums=(0,) if donate else ())
+    return xla.jit(step, platform=mesh.devices.flat[0].platform, in_shardings=tuple(in_shardings),
+                       out_shardings=rep, donate_argnums=(0,) if donate else ())
 
 
 def add_arguments(parser) -> None:

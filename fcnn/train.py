@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fcnn import _checks
+from fcnn import _checks, xla
 
 Batch = tuple  # (inputs, target)
 Metrics = dict
@@ -249,7 +249,7 @@ def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransform
         from fcnn import distributed
 
         return distributed.data_parallel_jit(step, mesh, data_axis, donate=donate)
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
+    return xla.jit(step, donate_argnums=(0,) if donate else ())
 
 
 def eval_step_fn(model, loss_fn: Callable):
@@ -267,7 +267,7 @@ def eval_step_fn(model, loss_fn: Callable):
 def make_eval_step(model, loss_fn: Callable, *, jit: bool = True):
     """The jit-compiled eval step (nothing donated: the train state lives on)."""
     step = eval_step_fn(model, loss_fn)
-    return jax.jit(step) if jit else step
+    return xla.jit(step) if jit else step
 
 
 def _epoch_batches(data, epoch: int):

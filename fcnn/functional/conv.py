@@ -77,25 +77,6 @@ def conv_arguments(input, weight, groups, stride, dilation, n: int, weight_layou
     return x, unbatched, w, groups, stride, dilation
 
 
-def _window_dot_pays(x_shape, w_shape, out_shape, groups: int) -> bool:
-    """Whether the weight gradient should be one matrix product per tap (see :func:`conv_core`).
-
-    Measured on XLA:CPU (``benchmarks/results_conv.md``): the per-tap products
-    win (up to 45×) once each has a real contraction to do. XLA's own weight
-    gradient stays as fast or faster for a single input channel per group
-    (LeNet's first layer, depthwise convolutions: the products degenerate to
-    outer products), for very many taps (an 11×11 kernel), and for small
-    problems (under about 2^20 multiply-adds per tap, e.g. LeNet at batch 1),
-    where the loop over the taps costs more than it saves. GPUs and TPUs keep
-    XLA's convolution throughout: their backward convolutions are library
-    kernels (cuDNN) that are already fast (``benchmarks/results_gpu.md``).
-    """
-    c_group, taps = w_shape[1], math.prod(w_shape[2:])
-    rows = out_shape[0] * math.prod(out_shape[2:])
-    per_tap = rows * c_group * (w_shape[0] // groups)
-    return jax.default_backend() == "cpu" and c_group >= 2 and taps <= 49 and per_tap >= 2**20
-
-
 def _window_conv(x, w, stride, pads, dilation, groups):
     """``conv(x, w)`` as one matrix product per kernel tap (linear in ``w``).
 
@@ -150,16 +131,20 @@ def _xla_conv(x, w, stride, pads, dilation, groups):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
-def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto"):
+def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla"):
     """Batched, validated convolution ``(N, C, *S) ⊛ (O, C/groups, *k)`` with explicit (lo, hi) pads.
 
     The value is XLA's convolution. The derivative rule is a custom JVP, so
     every transformation (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``)
-    still works: the tangent is ``conv(dx, w) + conv(x, dw)``, with the second
-    term written per kernel tap where that pays (:func:`_window_conv`) so that
-    its transpose, the weight gradient, is a handful of matrix products.
-    ``weight_grad``: ``"auto"`` (by :func:`_window_dot_pays`), ``"window"`` or
-    ``"xla"`` (for benchmarks).
+    works: the tangent is ``conv(dx, w) + conv(x, dw)``.
+
+    ``weight_grad`` chooses how the second term (whose transpose is the weight
+    gradient) is written. ``"xla"`` is XLA's convolution, the fastest form
+    everywhere once XLA:CPU runs convolutions on Eigen, as fcnn's compiled
+    steps do (:mod:`fcnn.xla`). ``"window"`` is one matrix product per kernel
+    tap (:func:`_window_conv`). It is 7-45× faster than the weight gradient of
+    XLA:CPU's default YNNPACK convolutions, but about 25 % slower than Eigen's
+    on BN-CNN (``benchmarks/results_conv.md``), so only the benchmarks select it.
     """
     return _xla_conv(x, w, stride, pads, dilation, groups)
 
@@ -169,8 +154,6 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, primals, tangent
     x, w = primals
     dx, dw = tangents
     y = _xla_conv(x, w, stride, pads, dilation, groups)
-    if weight_grad == "auto":
-        weight_grad = "window" if _window_dot_pays(x.shape, w.shape, y.shape, groups) else "xla"
     weight_term = _window_conv if weight_grad == "window" else _xla_conv
     dy = _xla_conv(dx, w, stride, pads, dilation, groups) + weight_term(x, dw, stride, pads, dilation, groups)
     return y, dy

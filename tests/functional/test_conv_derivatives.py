@@ -35,7 +35,7 @@ def core_configs(draw):
 
 
 @settings(max_examples=8)
-@given(core_configs(), st.sampled_from(["window", "xla", "auto"]))
+@given(core_configs(), st.sampled_from(["window", "xla"]))
 def test_conv_core_gradients_match_torch(cfg, weight_grad):
     n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
     x = randn((batch, cin) + size, seed=1)
@@ -101,7 +101,7 @@ def test_conv_hessian_matches_torch(op):
     assert_close(hess, ref, 1e-4, 1e-4)  # jax.hessian is jacfwd(jacrev): forward over reverse
 
 
-@pytest.mark.parametrize("weight_grad", ["auto", "window"])
+@pytest.mark.parametrize("weight_grad", ["xla", "window"])
 def test_per_example_gradients_under_vmap(weight_grad):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     x, w = randn((4, 3, 6, 6), seed=10), randn((5, 3, 3, 3), seed=11)

@@ -1,0 +1,74 @@
+"""XLA compiler options for fcnn's networks, and :func:`jit` to compile your own functions with them.
+
+fcnn's own compiled steps (:func:`fcnn.train.make_train_step`, ``make_eval_step``,
+``fit``) already use these options. Pass them to your own ``jax.jit`` when you
+write the training loop yourself::
+
+    step = jax.jit(step, donate_argnums=0, compiler_options=fcnn.compiler_options())
+    step = fcnn.jit(step, donate_argnums=0)          # the same
+
+Why: XLA:CPU (jaxlib 0.10) sends 2-D float32 convolutions with more than 16
+channels to its YNNPACK library by default. On the x86 CPUs measured
+(``benchmarks/README.md``), YNNPACK's forward and input-gradient convolutions
+are about 2× slower than XLA's Eigen convolutions. Its weight-gradient
+convolution is 10-15× slower (about 500 ms against 35 ms for a 32→32 3×3 layer
+at batch 64, 32×32). The options keep YNNPACK for what it does well (matrix
+products, reductions) and give convolutions back to Eigen. On GPU and TPU
+there is nothing to change and the options are empty.
+
+These are per-compilation options (``jax.jit(..., compiler_options=)``), not
+process-wide flags: nothing else in the process is affected. A jaxlib that
+does not know them gets empty options (checked once, by compiling a tiny
+function), so fcnn keeps working, with XLA's defaults, across JAX versions.
+The process-wide equivalent, for code fcnn does not compile, is
+``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce``
+set before JAX starts.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+# jaxlib 0.10's default YNNPACK fusion list is (individual dot, individual
+# convolution, reduce); these options keep it minus the convolutions.
+_CPU = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+@functools.cache
+def _cpu_options_supported() -> bool:
+    """Whether this jaxlib accepts :data:`_CPU` (compiles a scalar function once per process)."""
+    cpu = jax.devices("cpu")[0]
+    try:
+        fn = jax.jit(lambda v: v + 1, compiler_options=_CPU)
+        fn.lower(jax.ShapeDtypeStruct((), np.float32, sharding=jax.sharding.SingleDeviceSharding(cpu))).compile()
+    except Exception:  # an unknown option or enum value: keep XLA's defaults
+        return False
+    return True
+
+
+def compiler_options(platform: str | None = None) -> dict[str, str]:
+    """The XLA options fcnn compiles with on ``platform`` (default: JAX's default backend).
+
+    Returns a new dict each call: on ``"cpu"`` the option that routes
+    convolutions to XLA's Eigen kernels instead of YNNPACK (see the module
+    docstring); on other platforms, or with a jaxlib that lacks the option,
+    ``{}``. Pass it as ``jax.jit(fn, compiler_options=...)``.
+    """
+    platform = jax.default_backend() if platform is None else platform
+    if platform == "cpu" and _cpu_options_supported():
+        return dict(_CPU)
+    return {}
+
+
+def jit(fun, *, platform: str | None = None, **jit_kwargs):
+    """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`compiler_options` merged in.
+
+    Options given in ``jit_kwargs["compiler_options"]`` take precedence.
+    ``platform`` chooses the options (default: JAX's default backend); pass
+    the platform your arrays live on if it differs.
+    """
+    options = {**compiler_options(platform), **(jit_kwargs.pop("compiler_options", None) or {})}
+    return jax.jit(fun, compiler_options=options or None, **jit_kwargs)

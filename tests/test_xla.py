@@ -1,0 +1,88 @@
+"""fcnn.xla: the compiler options fcnn's compiled steps use, and fcnn.jit."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+import torch
+
+import fcnn
+from fcnn import functional as F
+from fcnn import nn, train, xla
+from oracle import assert_close, randn, to_torch
+
+
+def _conv_grads(x, w):
+    return jax.grad(lambda x, w: jnp.sum(jnp.tanh(F.conv2d(x, w, padding=1)) ** 2), argnums=(0, 1))(x, w)
+
+
+def _ynnpack_convolutions(compiled) -> int:
+    """How many convolutions XLA:CPU handed to YNNPACK (fusions of kind ``__ynn_fusion``)."""
+    text = compiled.as_text()
+    bodies, name = {}, None
+    for line in text.splitlines():
+        head = re.match(r"^(?:ENTRY )?%([\w.\-]+) \(", line)
+        if head:
+            name = head.group(1)
+        if name is not None:
+            bodies[name] = bodies.get(name, "") + line + "\n"
+    called = [re.search(r"calls=%([\w.\-]+)", line).group(1)
+              for line in text.splitlines() if '"kind":"__ynn_fusion"' in line]
+    return sum(" convolution(" in bodies[c] for c in called)
+
+
+@pytest.fixture(scope="module")
+def conv_case():
+    # 32 channels: XLA:CPU's default sends this convolution to YNNPACK
+    return jnp.asarray(randn((2, 32, 6, 6), seed=0)), jnp.asarray(randn((32, 32, 3, 3), seed=1) * 0.1)
+
+
+def test_options_move_convolutions_off_ynnpack_on_cpu(conv_case):
+    if jax.default_backend() != "cpu" or not xla.compiler_options():
+        pytest.skip("the options only exist for XLA:CPU with a jaxlib that knows them")
+    default = jax.jit(_conv_grads).lower(*conv_case).compile()
+    ours = fcnn.jit(_conv_grads).lower(*conv_case).compile()
+    assert _ynnpack_convolutions(default) >= 2  # otherwise the options have nothing left to do
+    assert _ynnpack_convolutions(ours) == 0
+    assert " convolution(" in ours.as_text()
+
+
+def test_jit_values_and_gradients_match_torch(conv_case):
+    x, w = conv_case
+    gx, gw = fcnn.jit(_conv_grads)(x, w)
+    tx, tw = to_torch(x, requires_grad=True), to_torch(w, requires_grad=True)
+    torch.sum(torch.tanh(torch.nn.functional.conv2d(tx, tw, padding=1)) ** 2).backward()
+    assert_close(gx, tx.grad, 1e-4, 1e-4, "input gradient")
+    assert_close(gw, tw.grad, 1e-4, 1e-4, "weight gradient")
+
+
+def test_options_per_platform_and_precedence():
+    assert xla.compiler_options("gpu") == {} and xla.compiler_options("tpu") == {}
+    cpu = xla.compiler_options("cpu")
+    assert cpu is not xla.compiler_options("cpu")  # a fresh dict: callers may change theirs
+    fn = fcnn.jit(lambda v: v * 2, compiler_options={"xla_cpu_enable_fast_math": False})
+    assert float(fn(jnp.float32(3))) == 6.0
+
+
+def test_unknown_option_falls_back_to_defaults(monkeypatch):
+    monkeypatch.setattr(xla, "_CPU", {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_NO_SUCH_THING"})
+    xla._cpu_options_supported.cache_clear()
+    try:
+        assert xla.compiler_options("cpu") == {}
+        assert float(fcnn.jit(lambda v: v + 1, platform="cpu")(jnp.float32(1))) == 2.0
+    finally:
+        xla._cpu_options_supported.cache_clear()
+
+
+def test_train_step_compiles_with_the_options():
+    if jax.default_backend() != "cpu" or not xla.compiler_options():
+        pytest.skip("the options only exist for XLA:CPU with a jaxlib that knows them")
+    model = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32 * 36, 2))
+    ts = train.create_train_state(model, optax.sgd(0.1), 0)
+    batch = (jnp.asarray(randn((2, 32, 6, 6), seed=2)), jnp.array([0, 1]))
+    step = train.make_train_step(model, nn.CrossEntropyLoss(), optax.sgd(0.1), donate=False)
+    assert _ynnpack_convolutions(jax.jit(train.train_step_fn(model, nn.CrossEntropyLoss(), optax.sgd(0.1)))
+                                 .lower(ts, batch).compile()) >= 1
+    assert _ynnpack_convolutions(step.lower(ts, batch).compile()) == 0
