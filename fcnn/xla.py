@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 # jaxlib 0.10's default YNNPACK fusion list is (individual dot, individual
@@ -72,3 +73,28 @@ def jit(fun, *, platform: str | None = None, **jit_kwargs):
     """
     options = {**compiler_options(platform), **(jit_kwargs.pop("compiler_options", None) or {})}
     return jax.jit(fun, compiler_options=options or None, **jit_kwargs)
+
+
+def channels_last(platform: str | None = None) -> bool:
+    """Whether fcnn's channel-first ops compute channels-last inside on ``platform`` (default: JAX's default backend).
+
+    XLA:CPU's convolutions work on channels-last data. When the convolution,
+    batch norm and max pooling each transpose their ``(N, C, *spatial)``
+    input to ``(N, *spatial, C)``, compute, and transpose back, XLA removes
+    the transposes between consecutive ops and the whole network runs
+    channels-last. The API, the values and the gradients stay channel-first
+    (only float rounding can differ). On BN-CNN this cuts the CPU step by
+    about 20 % (``benchmarks/README.md``). Other platforms keep the direct
+    channel-first formulation, which has not been measured against this one there.
+    """
+    return (jax.default_backend() if platform is None else platform) == "cpu"
+
+
+def to_channels_last(x):
+    """``(N, C, *spatial)`` -> ``(N, *spatial, C)``."""
+    return jnp.moveaxis(x, 1, -1)
+
+
+def to_channels_first(x):
+    """``(N, *spatial, C)`` -> ``(N, C, *spatial)``."""
+    return jnp.moveaxis(x, -1, 1)

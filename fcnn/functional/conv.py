@@ -15,14 +15,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks
+from fcnn import _checks, xla
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
-
-
-def dimension_numbers(n: int) -> tuple[str, str, str]:
-    s = _SPATIAL[n]
-    return ("NC" + s, "OI" + s, "NC" + s)
 
 
 def conv_padding(padding, kernel, dilation, stride, n: int, where: str) -> tuple[tuple[int, int], ...]:
@@ -124,14 +119,19 @@ def _window_conv(x, w, stride, pads, dilation, groups):
     return jnp.moveaxis(acc.reshape((c_out, batch) + out_sp), 0, 1)
 
 
-def _xla_conv(x, w, stride, pads, dilation, groups):
-    return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
-                                        dimension_numbers=dimension_numbers(x.ndim - 2),
-                                        feature_group_count=groups)
+def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
+    def conv(x, lhs_layout):
+        return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+                                            dimension_numbers=(lhs_layout, "OI" + s, lhs_layout),
+                                            feature_group_count=groups)
+
+    s = _SPATIAL[x.ndim - 2]
+    if channels_last:
+        return xla.to_channels_first(conv(xla.to_channels_last(x), "N" + s + "C"))
+    return conv(x, "NC" + s)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
-def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla"):
+def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla", channels_last=None):
     """Batched, validated convolution ``(N, C, *S) ⊛ (O, C/groups, *k)`` with explicit (lo, hi) pads.
 
     The value is XLA's convolution. The derivative rule is a custom JVP, so
@@ -145,18 +145,32 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla"):
     tap (:func:`_window_conv`). It is 7-45× faster than the weight gradient of
     XLA:CPU's default YNNPACK convolutions, but about 25 % slower than Eigen's
     on BN-CNN (``benchmarks/results_conv.md``), so only the benchmarks select it.
+
+    ``channels_last``: compute on ``(N, *S, C)`` between two transposes
+    (:func:`fcnn.xla.channels_last`; same values). ``None`` chooses it for
+    1-D and 2-D convolutions where the backend prefers it; 3-D convolutions
+    measured 30 % slower channels-last on XLA:CPU.
     """
-    return _xla_conv(x, w, stride, pads, dilation, groups)
+    if channels_last is None:
+        channels_last = x.ndim <= 4 and xla.channels_last()
+    return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last))
 
 
-@conv_core.defjvp
-def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, primals, tangents):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
+def _conv_core(x, w, stride, pads, dilation, groups, weight_grad, channels_last):
+    return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+
+
+@_conv_core.defjvp
+def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, primals, tangents):
     x, w = primals
     dx, dw = tangents
-    y = _xla_conv(x, w, stride, pads, dilation, groups)
-    weight_term = _window_conv if weight_grad == "window" else _xla_conv
-    dy = _xla_conv(dx, w, stride, pads, dilation, groups) + weight_term(x, dw, stride, pads, dilation, groups)
-    return y, dy
+    y = _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+    if weight_grad == "window":
+        weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
+    else:
+        weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
+    return y, _xla_conv(dx, w, stride, pads, dilation, groups, channels_last) + weight_term
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where: str):

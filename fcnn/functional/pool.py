@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fcnn import _checks
+from fcnn import _checks, xla
 
 # --------------------------------------------------------------------------------------------
 # arguments and geometry
@@ -126,8 +126,11 @@ def _offsets(kernel):
     return list(itertools.product(*(range(k) for k in kernel)))
 
 
-def _valid_mask(offs, spatial, out, stride, padding, dilation):
-    """Static mask (broadcastable to the output) of windows whose element ``offs`` is inside the input."""
+def _valid_mask(offs, spatial, out, stride, padding, dilation, last=False):
+    """Static mask (broadcastable to the output) of windows whose element ``offs`` is inside the input.
+
+    ``last``: the output is channels-last ``(N, *out, C)`` (the mask gets a trailing axis).
+    """
     n = len(spatial)
     mask = np.ones((1,) * n, bool)
     for i, (off, length, o, s, p, d) in enumerate(zip(offs, spatial, out, stride, padding, dilation)):
@@ -135,16 +138,19 @@ def _valid_mask(offs, spatial, out, stride, padding, dilation):
         shape = [1] * n
         shape[i] = o
         mask = mask & ((pos >= 0) & (pos < length)).reshape(shape)
-    return mask
+    return mask[..., None] if last else mask
 
 
-def _window_slice(xp, offs, out, stride, dilation):
-    start = (0, 0) + tuple(o * d for o, d in zip(offs, dilation))
-    limit = xp.shape[:2] + tuple(st + (o - 1) * s + 1 for st, o, s in zip(start[2:], out, stride))
-    return lax.slice(xp, start, limit, (1, 1) + tuple(stride))
+def _window_slice(xp, offs, out, stride, dilation, last=False):
+    """The window element ``offs`` of every output position: ``(N, C, *out)`` (``(N, *out, C)`` if ``last``)."""
+    start = tuple(o * d for o, d in zip(offs, dilation))
+    limit = tuple(st + (o - 1) * s + 1 for st, o, s in zip(start, out, stride))
+    if last:
+        return lax.slice(xp, (0,) + start + (0,), xp.shape[:1] + limit + xp.shape[-1:], (1,) + tuple(stride) + (1,))
+    return lax.slice(xp, (0, 0) + start, xp.shape[:2] + limit, (1, 1) + tuple(stride))
 
 
-def _scan_max(slices_and_masks, shape, dtype, arg0=0):
+def _scan_max(slices_and_masks, shape, dtype, arg0=0, last=False):
     """Torch's arg-max scan over a window given as a list of (values, static validity mask).
 
     An element replaces the running maximum when it is strictly greater or NaN;
@@ -154,7 +160,7 @@ def _scan_max(slices_and_masks, shape, dtype, arg0=0):
     """
     best = jnp.full(shape, -jnp.inf, dtype)
     arg = jnp.broadcast_to(jnp.asarray(arg0, jnp.int32), shape)
-    seen = np.zeros((1,) * (len(shape) - 2), bool)
+    seen = np.zeros((1,) * (len(shape) - 2 + last), bool)  # shaped like the masks
     for k, (v, valid) in enumerate(slices_and_masks):
         take = (v > best) | jnp.isnan(v)
         if not seen.all():
@@ -172,29 +178,37 @@ def _scan_max(slices_and_masks, shape, dtype, arg0=0):
 def _tiles(geom, spatial) -> bool:
     """Windows tile the input: kernel == stride, no padding, no dilation, and
     every window lies inside the input (a ceil_mode window may hang over the edge)."""
-    kernel, stride, padding, dilation, out, pads = geom
+    kernel, stride, padding, dilation, out, pads, last = geom
     n = len(kernel)
     return (stride == kernel and padding == (0,) * n and dilation == (1,) * n
             and all(o * k <= length for o, k, length in zip(out, kernel, spatial)))
 
 
+def _spatial(x, geom):
+    """The spatial sizes of ``x``, channel-first or (``geom``'s last flag) channels-last."""
+    return x.shape[1:-1] if geom[-1] else x.shape[2:]
+
+
 def _max_pool_fwd_impl(x, geom):
     """Values and arg-max (window position, int32) of every window."""
-    if _tiles(geom, x.shape[2:]):
+    if _tiles(geom, _spatial(x, geom)):
         return _tiled_max_arg(x, geom)
     return _window_scan(x, geom)
 
 
 def _window_scan(x, geom):
-    kernel, stride, padding, dilation, out, pads = geom
-    spatial = x.shape[2:]
-    cfg = [(0, 0, 0), (0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads]
+    kernel, stride, padding, dilation, out, pads, last = geom
+    spatial = _spatial(x, geom)
+    cfg = [(lo, hi, 0) for lo, hi in pads]
+    cfg = [(0, 0, 0)] + cfg + [(0, 0, 0)] if last else [(0, 0, 0), (0, 0, 0)] + cfg
     xp = lax.pad(x, jnp.array(-jnp.inf, x.dtype), cfg)
     items = [
-        (_window_slice(xp, offs, out, stride, dilation), _valid_mask(offs, spatial, out, stride, padding, dilation))
+        (_window_slice(xp, offs, out, stride, dilation, last),
+         _valid_mask(offs, spatial, out, stride, padding, dilation, last))
         for offs in _offsets(kernel)
     ]
-    return _scan_max(items, x.shape[:2] + out, x.dtype, _empty_window_arg(out, kernel, stride, padding, dilation))
+    shape = x.shape[:1] + out + x.shape[-1:] if last else x.shape[:2] + out
+    return _scan_max(items, shape, x.dtype, _empty_window_arg(out, kernel, stride, padding, dilation, last), last)
 
 
 def _torch_max_reducer(a, b):
@@ -210,9 +224,18 @@ def _torch_max_reducer(a, b):
     return jnp.where(take_b, bv, av), jnp.where(take_b, bi, ai)
 
 
-def _windows_last(x, kernel, out):
-    """Tiling windows ``(N, C, *spatial)`` -> ``(N, C, *out, prod(kernel))``, in torch's scan order."""
+def _windows_last(x, kernel, out, last=False):
+    """Tiling windows ``(N, C, *spatial)`` -> ``(N, C, *out, prod(kernel))``, in torch's scan order.
+
+    ``last``: ``(N, *spatial, C)`` -> ``(N, *out, C, prod(kernel))``.
+    """
     n = len(kernel)
+    if last:
+        xc = x[(slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, kernel)) + (slice(None),)]
+        w = xc.reshape(x.shape[:1] + tuple(v for o, k in zip(out, kernel) for v in (o, k)) + x.shape[-1:])
+        # (N, o1, k1, ..., on, kn, C) -> (N, o1..on, C, k1..kn)
+        w = w.transpose((0,) + tuple(1 + 2 * i for i in range(n)) + (2 * n + 1,) + tuple(2 + 2 * i for i in range(n)))
+        return w.reshape(x.shape[:1] + out + x.shape[-1:] + (-1,))
     lead = x.shape[:2]
     xc = x[(slice(None), slice(None)) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
     w = xc.reshape(lead + tuple(v for o, k in zip(out, kernel) for v in (o, k)))
@@ -223,14 +246,14 @@ def _windows_last(x, kernel, out):
 
 def _tiled_max_arg(x, geom):
     """Tiling windows: gather each window's elements on a new axis and reduce it once."""
-    kernel, stride, padding, dilation, out, pads = geom
-    w = _windows_last(x, kernel, out)
+    kernel, stride, padding, dilation, out, pads, last = geom
+    w = _windows_last(x, kernel, out, last)
     pos = lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
     inits = (np.array(-np.inf, x.dtype), np.array(np.iinfo(np.int32).max, np.int32))
     return lax.reduce((w, pos), inits, _torch_max_reducer, (w.ndim - 1,))
 
 
-def _empty_window_arg(out, kernel, stride, padding, dilation):
+def _empty_window_arg(out, kernel, stride, padding, dilation, last=False):
     """Torch's starting arg-max: the first window element at a non-negative position.
 
     It only survives in a (dilated) window that has no element inside the
@@ -243,7 +266,7 @@ def _empty_window_arg(out, kernel, stride, padding, dilation):
         shape = [1] * n
         shape[i] = o
         arg = arg * k + first.reshape(shape)
-    return arg.astype(np.int32)
+    return arg.astype(np.int32)[..., None] if last else arg.astype(np.int32)
 
 
 def _arg_tangent(t, arg, spatial, geom):
@@ -272,14 +295,18 @@ def _arg_tangent(t, arg, spatial, geom):
 
 
 def _arg_tangent_impl(t, arg, spatial, geom):
-    kernel, stride, padding, dilation, out, pads = geom
+    kernel, stride, padding, dilation, out, pads, last = geom
     if _tiles(geom, spatial):
-        w = _windows_last(t, kernel, out)
+        w = _windows_last(t, kernel, out, last)
         hit = arg[..., None] == lax.broadcasted_iota(jnp.int32, w.shape, w.ndim - 1)
         return jnp.sum(jnp.where(hit, w, jnp.zeros((), t.dtype)), axis=-1)
-    idx = _flat_indices(arg, kernel, stride, padding, dilation, spatial, out)
-    n, c = t.shape[:2]
-    flat = jnp.take_along_axis(t.reshape(n, c, -1), idx.reshape(n, c, -1), axis=2, mode="fill", fill_value=0)
+    idx = _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last)
+    if last:
+        n, c = t.shape[0], t.shape[-1]
+        flat = jnp.take_along_axis(t.reshape(n, -1, c), idx.reshape(n, -1, c), axis=1, mode="fill", fill_value=0)
+    else:
+        n, c = t.shape[:2]
+        flat = jnp.take_along_axis(t.reshape(n, c, -1), idx.reshape(n, c, -1), axis=2, mode="fill", fill_value=0)
     return flat.reshape(arg.shape)
 
 
@@ -302,7 +329,7 @@ def _max_pool_values(x, geom):
 def _max_pool_values_jvp(geom, primals, tangents):
     (x,), (t,) = primals, tangents
     best, arg = _max_pool_with_arg(x, geom)
-    return best, _arg_tangent(t, arg, x.shape[2:], geom)
+    return best, _arg_tangent(t, arg, _spatial(x, geom), geom)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
@@ -316,11 +343,14 @@ def _max_pool_with_arg_jvp(geom, primals, tangents):
     # The rule calls the function itself, so that a further derivative of the
     # values goes through this rule again (and the arg-max is computed once).
     best, arg = _max_pool_with_arg(x, geom)
-    return (best, arg), (_arg_tangent(t, arg, x.shape[2:], geom), np.zeros(arg.shape, jax.dtypes.float0))
+    return (best, arg), (_arg_tangent(t, arg, _spatial(x, geom), geom), np.zeros(arg.shape, jax.dtypes.float0))
 
 
-def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out):
-    """Window position (0..K-1) → torch's flat index into the unpadded input channel."""
+def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=False):
+    """Window position (0..K-1) → torch's flat index into the unpadded input channel.
+
+    ``arg`` is ``(N, C, *out)``, or ``(N, *out, C)`` if ``last``.
+    """
     n = len(kernel)
     flat = jnp.zeros(arg.shape, jnp.int32)
     rem = arg
@@ -328,7 +358,7 @@ def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out):
         off = rem % kernel[i]
         rem = rem // kernel[i]
         shape = [1] * (n + 2)
-        shape[2 + i] = out[i]
+        shape[1 + i if last else 2 + i] = out[i]
         base = jnp.asarray((np.arange(out[i]) * stride[i] - padding[i]).reshape(shape), jnp.int32)
         pos = base + off * dilation[i]
         flat = flat + pos * int(math.prod(spatial[i + 1:]))
@@ -342,15 +372,19 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return_indices = _bool(return_indices, "return_indices", where)
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
-    geom = (kernel, stride, padding, dilation, out, pads)
+    # channels-last inside where the convolutions around it are (see fcnn.xla.channels_last)
+    last = n <= 2 and xla.channels_last()
+    geom = (kernel, stride, padding, dilation, out, pads, last)
+    xw = xla.to_channels_last(x) if last else x
     if not return_indices:
-        y = _max_pool_values(x, geom)
+        y = _max_pool_values(xw, geom)
+        y = xla.to_channels_first(y) if last else y
         return y[0] if unbatched else y
-    y, arg = _max_pool_with_arg(x, geom)
-    if unbatched:
-        y = y[0]
-    idx = _flat_indices(arg, kernel, stride, padding, dilation, x.shape[2:], out)
-    return y, (idx[0] if unbatched else idx)
+    y, arg = _max_pool_with_arg(xw, geom)
+    idx = _flat_indices(arg, kernel, stride, padding, dilation, x.shape[2:], out, last)
+    if last:
+        y, idx = xla.to_channels_first(y), xla.to_channels_first(idx)
+    return (y[0], idx[0]) if unbatched else (y, idx)
 
 
 _MAX_POOL_DOC = """{n}-D max pooling over ``{shape}`` or unbatched; same as ``torch.nn.functional.max_pool{n}d``.
