@@ -373,7 +373,7 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     # channels-last inside where the convolutions around it are (see fcnn.xla.channels_last)
-    last = n <= 2 and xla.channels_last()
+    last = n <= 2 and xla.channels_last(x.shape)
     geom = (kernel, stride, padding, dilation, out, pads, last)
     xw = xla.to_channels_last(x) if last else x
     if not return_indices:

@@ -28,7 +28,7 @@ LAYOUTS = [False, True]
 def layout(last: bool):
     """Make fcnn's ops compute channels-last (or not) for the code traced inside."""
     saved = xla.channels_last
-    xla.channels_last = lambda platform=None: last
+    xla.channels_last = lambda shape, platform=None: last
     try:
         yield
     finally:
@@ -117,6 +117,12 @@ def test_max_pool_both_layouts(last, cfg):
         _, idx = fj(jnp.asarray(x), k, s, p, d, ceil, True)
     _, idx_t = ft(to_torch(x), k, s, p, d, ceil, True)
     np.testing.assert_array_equal(np.asarray(idx), idx_t.numpy())
+
+
+def test_channels_last_only_on_cpu_and_for_large_inputs():
+    big, small = (8, 16, 32, 32), (1, 6, 14, 14)
+    assert xla.channels_last(big, "cpu") and not xla.channels_last(small, "cpu")
+    assert not xla.channels_last(big, "gpu") and not xla.channels_last(big, "tpu")
 
 
 def test_the_switch_changes_the_traced_program():
