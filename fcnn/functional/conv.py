@@ -4,6 +4,7 @@ One N-dimensional implementation on ``jax.lax.conv_general_dilated``; the
 public 1-D/2-D/3-D functions only fix the number of spatial dimensions.
 Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``,
 weights ``(out_channels, in_channels // groups, *kernel)``, exactly torch's layout.
+1-D and 2-D convolutions may compute channels-last inside (:func:`fcnn.xla.channels_last`).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
     return conv(x, "NC" + s)
 
 
-def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla", channels_last=None):
+def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels_last=None):
     """Batched, validated convolution ``(N, C, *S) ⊛ (O, C/groups, *k)`` with explicit (lo, hi) pads.
 
     The value is XLA's convolution. The derivative rule is a custom JVP, so
@@ -139,12 +140,15 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla", channels_
     works: the tangent is ``conv(dx, w) + conv(x, dw)``.
 
     ``weight_grad`` chooses how the second term (whose transpose is the weight
-    gradient) is written. ``"xla"`` is XLA's convolution, the fastest form
-    everywhere once XLA:CPU runs convolutions on Eigen, as fcnn's compiled
-    steps do (:mod:`fcnn.xla`). ``"window"`` is one matrix product per kernel
-    tap (:func:`_window_conv`). It is 7-45× faster than the weight gradient of
-    XLA:CPU's default YNNPACK convolutions, but about 25 % slower than Eigen's
-    on BN-CNN (``benchmarks/results_conv.md``), so only the benchmarks select it.
+    gradient) is written. ``"xla"`` is XLA's convolution. ``"window"`` is one
+    matrix product per kernel tap (:func:`_window_conv`). ``"auto"`` takes
+    ``"window"`` on CPU for grouped and for 3-D convolutions with at least 2
+    input channels per group and at most 49 taps, where XLA's weight gradient
+    is 4-40× slower than the per-tap products, and ``"xla"`` otherwise: with
+    XLA:CPU's 1-D and 2-D convolutions on Eigen, as fcnn's compiled steps have
+    them (:mod:`fcnn.xla`), XLA's own weight gradient is the faster one there,
+    as it is for depthwise convolutions and large kernels
+    (``benchmarks/results_conv.md``).
 
     ``channels_last``: compute on ``(N, *S, C)`` between two transposes
     (:func:`fcnn.xla.channels_last`; same values). ``None`` chooses it for
@@ -153,6 +157,9 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="xla", channels_
     """
     if channels_last is None:
         channels_last = x.ndim <= 4 and xla.channels_last(x.shape)
+    if weight_grad == "auto":
+        per_tap = (groups > 1 or x.ndim == 5) and w.shape[1] >= 2 and math.prod(w.shape[2:]) <= 49
+        weight_grad = "window" if per_tap and jax.default_backend() == "cpu" else "xla"
     return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last))
 
 

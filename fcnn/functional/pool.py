@@ -2,7 +2,8 @@
 
 One N-dimensional implementation per kind of pooling; the public
 ``*_pool1d/2d/3d`` functions only fix the number of spatial dimensions.
-Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``;
+1-D and 2-D max pooling may compute channels-last inside (:func:`fcnn.xla.channels_last`).
 
 Torch semantics reproduced exactly (and tested against torch):
 

@@ -35,7 +35,7 @@ def core_configs(draw):
 
 
 @settings(max_examples=8)
-@given(core_configs(), st.sampled_from(["window", "xla"]))
+@given(core_configs(), st.sampled_from(["window", "xla", "auto"]))
 def test_conv_core_gradients_match_torch(cfg, weight_grad):
     n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
     x = randn((batch, cin) + size, seed=1)
