@@ -11,8 +11,8 @@ Why: XLA:CPU (jaxlib 0.10) sends 2-D float32 convolutions with more than 16
 channels to its YNNPACK library by default. On the x86 CPUs measured
 (``benchmarks/README.md``), YNNPACK's forward and input-gradient convolutions
 are about 2× slower than XLA's Eigen convolutions. Its weight-gradient
-convolution is 10-15× slower (about 500 ms against 35 ms for a 32→32 3×3 layer
-at batch 64, 32×32). The options keep YNNPACK for what it does well (matrix
+convolution is 10-20× slower (489 ms against 26 ms for a 32→32 3×3 layer
+at batch 64, 32×32; ``benchmarks/results_conv.md``). The options keep YNNPACK for what it does well (matrix
 products, reductions) and give convolutions back to Eigen. On GPU and TPU
 there is nothing to change and the options are empty.
 
