@@ -87,8 +87,8 @@ def run_case(case, repeats, batch_scale, torch_mod):
     def wonly(core, options):
         return jax.jit(lambda x, w, g: jax.vjp(lambda w_: core(x, w_), w)[1](g)[0], compiler_options=options)
 
-    def core(weight_grad):
-        return lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, weight_grad)
+    def core(weight_grad):  # XLA's forward convolution, the given weight gradient
+        return lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, weight_grad, forward="xla")
 
     def user(x, w):
         return fn(x, w, stride=s, padding=p, groups=groups)

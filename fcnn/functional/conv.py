@@ -132,12 +132,47 @@ def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
     return conv(x, "NC" + s)
 
 
-def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels_last=None):
+def _stencil_conv(x, w, stride, pads, dilation, groups):
+    """``conv(x, w)`` for one input channel per group, as a sum over taps of window × weight.
+
+    Each kernel tap contributes ``window_t(x)[..., g] · w[o, 0, t]`` to the
+    outputs ``o`` of group ``g``: an elementwise product, so XLA fuses all taps
+    into one pass over the output (channels-last inside). XLA:CPU's grouped
+    convolution handles depthwise layers badly: forward + backward of a
+    32-channel 3×3 depthwise layer at 56², batch 8, takes 67 ms that way and
+    15 ms this way (torch: 5-7 ms; ``benchmarks/results_conv.md``).
+    """
+    batch, c_in = x.shape[:2]
+    c_out, kernel = w.shape[0], w.shape[2:]
+    per_group = c_out // groups
+    xt = jax.lax.pad(xla.to_channels_last(x), jnp.zeros((), x.dtype),
+                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
+    out_sp = tuple((p - d * (k - 1) - 1) // st + 1 for p, k, st, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    y = None
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = tuple(t * d for t, d in zip(tap, dilation))
+        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
+        win = jax.lax.slice(xt, (0,) + start + (0,), (batch,) + limit + (c_in,), (1,) + tuple(stride) + (1,))
+        if per_group > 1:  # input channel g feeds outputs g·per_group … (g+1)·per_group − 1
+            win = jnp.repeat(win, per_group, axis=-1)
+        term = win * w[(slice(None), 0) + tap]
+        y = term if y is None else y + term
+    return xla.to_channels_first(y)
+
+
+def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil):
+    if stencil:
+        return _stencil_conv(x, w, stride, pads, dilation, groups)
+    return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+
+
+def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels_last=None, forward="auto"):
     """Batched, validated convolution ``(N, C, *S) ⊛ (O, C/groups, *k)`` with explicit (lo, hi) pads.
 
-    The value is XLA's convolution. The derivative rule is a custom JVP, so
-    every transformation (``grad``, ``jvp``, ``jacfwd``, ``hessian``, ``vmap``)
-    works: the tangent is ``conv(dx, w) + conv(x, dw)``.
+    The value is XLA's convolution, or for depthwise convolutions on CPU a sum
+    of window products (``forward``, below). The derivative rule is a
+    custom JVP, so every transformation (``grad``, ``jvp``, ``jacfwd``,
+    ``hessian``, ``vmap``) works: the tangent is ``conv(dx, w) + conv(x, dw)``.
 
     ``weight_grad`` chooses how the second term (whose transpose is the weight
     gradient) is written. ``"xla"`` is XLA's convolution. ``"window"`` is one
@@ -150,34 +185,48 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels
     as it is for depthwise convolutions and large kernels
     (``benchmarks/results_conv.md``).
 
-    ``channels_last``: compute on ``(N, *S, C)`` between two transposes
-    (:func:`fcnn.xla.channels_last`; same values). ``None`` chooses it for
-    1-D and 2-D convolutions where that function says so; 3-D convolutions
-    measured 30 % slower channels-last on XLA:CPU.
+    ``forward`` chooses how the value and the input term are written:
+    ``"xla"``, ``"stencil"`` (:func:`_stencil_conv`; one input channel per
+    group only) or ``"auto"``: ``"stencil"`` on CPU for depthwise-style
+    convolutions (several groups of one input channel, at most 49 taps). For a
+    single-channel input (``groups=1``, LeNet's first layer) XLA's is kept:
+    the stencil's forward is faster, but its input gradient slower, and in
+    LeNet's training step the two came out even.
+
+    ``channels_last``: compute XLA's convolution on ``(N, *S, C)`` between two
+    transposes (:func:`fcnn.xla.channels_last`; same values). ``None`` chooses
+    it for 1-D and 2-D convolutions where that function says so; 3-D
+    convolutions measured 30 % slower channels-last on XLA:CPU.
     """
+    cpu = jax.default_backend() == "cpu"
+    small_kernel = math.prod(w.shape[2:]) <= 49
     if channels_last is None:
         channels_last = x.ndim <= 4 and xla.channels_last(x.shape)
     if weight_grad == "auto":
-        per_tap = (groups > 1 or x.ndim == 5) and w.shape[1] >= 2 and math.prod(w.shape[2:]) <= 49
-        weight_grad = "window" if per_tap and jax.default_backend() == "cpu" else "xla"
-    return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last))
+        per_tap = (groups > 1 or x.ndim == 5) and w.shape[1] >= 2 and small_kernel
+        weight_grad = "window" if per_tap and cpu else "xla"
+    if forward == "auto":
+        forward = "stencil" if w.shape[1] == 1 and groups > 1 and small_kernel and cpu else "xla"
+    if forward == "stencil" and w.shape[1] != 1:
+        raise ValueError(f"conv_core: forward='stencil' needs one input channel per group, got weight {w.shape}")
+    return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last), forward == "stencil")
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
-def _conv_core(x, w, stride, pads, dilation, groups, weight_grad, channels_last):
-    return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))
+def _conv_core(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil):
+    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
 
 
 @_conv_core.defjvp
-def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, primals, tangents):
+def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, primals, tangents):
     x, w = primals
     dx, dw = tangents
-    y = _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
     else:
         weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
-    return y, _xla_conv(dx, w, stride, pads, dilation, groups, channels_last) + weight_term
+    return y, _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil) + weight_term
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where: str):

@@ -115,3 +115,49 @@ def test_per_example_gradients_under_vmap(weight_grad):
         tw = to_torch(w, requires_grad=True)
         torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=1) ** 2).backward()
         assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
+
+
+@st.composite
+def one_channel_per_group_configs(draw):
+    n = draw(st.sampled_from([1, 2, 2, 3]))
+    groups = draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 3))
+    k = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(n))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
+    size = tuple(draw(st.integers(d * (kk - 1) + 1, d * (kk - 1) + 5)) for kk, d in zip(k, dilation))
+    return n, draw(st.integers(1, 3)), groups, cout, k, stride, padding, dilation, size
+
+
+@settings(max_examples=10)
+@given(one_channel_per_group_configs())
+def test_stencil_forward_matches_torch(cfg):
+    """The window-product formulation (depthwise and single-channel convolutions): values, both gradients, jvp."""
+    n, batch, groups, cout, k, stride, padding, dilation, size = cfg
+    x, w = randn((batch, groups) + size, seed=8), randn((cout, 1) + k, seed=9)
+    pads = tuple((p, p) for p in padding)
+
+    def f(x, w):
+        return C.conv_core(x, w, stride, pads, dilation, groups, "xla", forward="stencil")
+
+    y, vjp = jax.vjp(f, jnp.asarray(x), jnp.asarray(w))
+    g = randn(y.shape, seed=10)
+    gx, gw = vjp(jnp.asarray(g))
+    tx, tw = to_torch(x, requires_grad=True), to_torch(w, requires_grad=True)
+    ty = TORCH_CONV[n](tx, tw, None, stride, padding, dilation, groups)
+    ty.backward(to_torch(g))
+    assert_close(y, ty, 1e-4, 1e-5, "output")
+    assert_close(gx, tx.grad, 1e-4, 1e-4, "grad input")
+    assert_close(gw, tw.grad, 1e-4, 1e-4, "grad weight")
+    dx, dw = randn(x.shape, seed=11), randn(w.shape, seed=12)
+    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    _, ref = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
+                            (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
+    assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
+
+
+def test_stencil_needs_one_input_channel_per_group():
+    x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="one input channel per group"):
+        C.conv_core(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, forward="stencil")
