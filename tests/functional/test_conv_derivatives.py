@@ -20,10 +20,10 @@ TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: t
 
 
 @st.composite
-def core_configs(draw):
+def core_configs(draw, one_channel_per_group=False):
     n = draw(st.sampled_from([1, 2, 2, 3]))
-    groups = draw(st.sampled_from([1, 1, 2]))
-    cin = groups * draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3) if one_channel_per_group else st.sampled_from([1, 1, 2]))
+    cin = groups * (1 if one_channel_per_group else draw(st.integers(1, 3)))
     cout = groups * draw(st.integers(1, 2))
     k = tuple(draw(st.integers(1, 3)) for _ in range(n))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
@@ -120,25 +120,12 @@ def test_per_example_gradients_under_vmap(weight_grad):
         assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
 
 
-@st.composite
-def one_channel_per_group_configs(draw):
-    n = draw(st.sampled_from([1, 2, 2, 3]))
-    groups = draw(st.integers(1, 3))
-    cout = groups * draw(st.integers(1, 3))
-    k = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    stride = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
-    size = tuple(draw(st.integers(d * (kk - 1) + 1, d * (kk - 1) + 5)) for kk, d in zip(k, dilation))
-    return n, draw(st.integers(1, 3)), groups, cout, k, stride, padding, dilation, size
-
-
 @settings(max_examples=10)
-@given(one_channel_per_group_configs())
+@given(core_configs(one_channel_per_group=True))
 def test_stencil_forward_matches_torch(cfg):
     """The window-product formulation (depthwise and single-channel convolutions): values, both gradients, jvp."""
-    n, batch, groups, cout, k, stride, padding, dilation, size = cfg
-    x, w = randn((batch, groups) + size, seed=8), randn((cout, 1) + k, seed=9)
+    n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
+    x, w = randn((batch, cin) + size, seed=8), randn((cout, 1) + k, seed=9)
     pads = tuple((p, p) for p in padding)
 
     def f(x, w):
