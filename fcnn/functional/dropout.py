@@ -10,6 +10,8 @@ accepted and ignored.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -29,12 +31,22 @@ def _require_key(key, where):
     return key
 
 
+def _keep_mask(key, keep_probability, shape):
+    """``jax.random.bernoulli(key, keep_probability, shape)``, drawn flat.
+
+    The same values (JAX's default threefry numbers elements by flat index),
+    but XLA:CPU compiles the flat draw much faster: a 4-D mask added 4.1 s
+    to a step's compilation, the flat one 0.45 s.
+    """
+    return jax.random.bernoulli(key, keep_probability, (math.prod(shape),)).reshape(shape)
+
+
 def _masked(x, p, key, mask_shape, where):
     if p == 0.0:
         return x
     if p == 1.0:
         return jnp.zeros_like(x)
-    keep = jax.random.bernoulli(_require_key(key, where), 1.0 - p, mask_shape)
+    keep = _keep_mask(_require_key(key, where), 1.0 - p, mask_shape)
     return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - p), x.dtype), jnp.zeros_like(x))
 
 
@@ -97,7 +109,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     if p == 1.0:
         # torch: keep probability 0 makes the affine map degenerate; it returns zeros.
         return jnp.zeros_like(x)
-    keep = jax.random.bernoulli(_require_key(key, where), 1.0 - p, x.shape)
+    keep = _keep_mask(_require_key(key, where), 1.0 - p, x.shape)
     alpha_p = -_SELU_ALPHA * _SELU_SCALE
     a = ((1 - p) * (1 + p * alpha_p**2)) ** -0.5
     b = -a * alpha_p * p
