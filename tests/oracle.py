@@ -54,12 +54,12 @@ def load_into_torch(module: torch.nn.Module, params, state) -> None:
 
 def check_layer(layer, module: torch.nn.Module, inputs, *, train: bool = False, rng=None, key=0,
                 rtol: float = RTOL, atol: float = ATOL, params=None, state=None, grads: bool = True,
-                apply_kwargs=None, torch_kwargs=None):
+                apply_kwargs=None, torch_kwargs=None, eager: bool = False):
     """Run ``layer`` (fcnn) and ``module`` (torch) on the same weights and inputs.
 
     Compares forward outputs, the gradients w.r.t. every input and parameter
     for a random cotangent, and the updated state (buffers). Returns the fcnn
-    output and new state.
+    output and new state. The fcnn side runs jitted, or op by op with ``eager=True``.
     """
     if params is None:
         params, state = layer.init(jax.random.key(key))
@@ -71,7 +71,18 @@ def check_layer(layer, module: torch.nn.Module, inputs, *, train: bool = False, 
     def f(p, *xs):
         return layer.apply(p, state, *xs, train=train, rng=rng, **apply_kwargs)
 
-    out, vjp_fn, new_state = jax.vjp(f, params, *inputs, has_aux=True)
+    # The cotangent depends only on the output's shape, so forward and backward
+    # compile as one function: eagerly, every primitive compiles on its own for
+    # each new shape, which made the generated-configuration tests several times slower.
+    out_struct = jax.eval_shape(f, params, *inputs)[0]
+    cot = np.random.RandomState(key + 1).standard_normal(out_struct.shape).astype(out_struct.dtype)
+
+    def forward_and_vjp(p, xs, cot):
+        out, vjp_fn, new_state = jax.vjp(f, p, *xs, has_aux=True)
+        return out, new_state, vjp_fn(cot)
+
+    out, new_state, (g_params, *g_inputs) = (forward_and_vjp if eager else jax.jit(forward_and_vjp))(
+        params, inputs, jnp.asarray(cot))
 
     t_inputs = [to_torch(x, requires_grad=grads and jnp.issubdtype(x.dtype, jnp.floating)) for x in inputs]
     t_out = module(*t_inputs, **(torch_kwargs or {}))
@@ -82,9 +93,6 @@ def check_layer(layer, module: torch.nn.Module, inputs, *, train: bool = False, 
         assert_close(v, t_state[k], rtol, atol, f"state {k}")
 
     if grads:
-        rs = np.random.RandomState(key + 1)
-        cot = rs.standard_normal(np.shape(out)).astype(np.asarray(out).dtype)
-        g_params, *g_inputs = vjp_fn(jnp.asarray(cot))
         t_out.backward(torch.from_numpy(cot))
         for i, (g, t) in enumerate(zip(g_inputs, t_inputs)):
             if t.requires_grad:
