@@ -60,6 +60,8 @@ def test_conv2d_functional_matches_torch(cfg):
 def test_depthwise_conv_matches_torch():
     layer = nn.Conv2d(4, 8, 3, padding=1, groups=4)
     check_layer(layer, torch.nn.Conv2d(4, 8, 3, padding=1, groups=4), randn((2, 4, 7, 7)))
+    # and op by op, as in a notebook cell without jit
+    check_layer(layer, torch.nn.Conv2d(4, 8, 3, padding=1, groups=4), randn((2, 4, 7, 7)), eager=True)
 
 
 def test_state_dict_keys_and_default_init_distribution():

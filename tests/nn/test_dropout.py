@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fcnn import functional as F, nn
-from oracle import assert_close, check_layer, randn
+from oracle import check_layer, randn
 
 KEY = jax.random.key(0)
 

@@ -31,20 +31,6 @@ LAYERS = [
 ]
 
 
-class _Jitted(nn.Layer):
-    """The layer under one jax.jit: a few compiles instead of one per primitive in eager mode."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self._apply = jax.jit(lambda p, s, x: inner.apply(p, s, x))
-
-    def init(self, key):
-        return self.inner.init(key)
-
-    def apply(self, params, state, x, *, train=False, rng=None):
-        return self._apply(params, state, x)
-
-
 @pytest.mark.parametrize("layer, module, shape", LAYERS, ids=lambda v: type(v).__name__ if not isinstance(v, tuple)
                          else str(v))
 def test_layer_matches_torch_module(layer, module, shape):
@@ -53,7 +39,7 @@ def test_layer_matches_torch_module(layer, module, shape):
         x = np.abs(x) + 0.1
     params, state = layer.init(jax.random.key(0))
     assert params == {} and state == {}
-    check_layer(_Jitted(layer), module, x)
+    check_layer(layer, module, x)
 
 
 def test_attributes_are_normalised_tuples_like_torch_names():
