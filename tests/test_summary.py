@@ -117,7 +117,7 @@ def _chain_rf_empirical(layers, size, centre):
 
 @st.composite
 def stacks(draw):
-    layers, size_needed = [], []
+    layers = []
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["conv", "conv", "max", "avg"]))
         k = draw(st.integers(1, 3))
