@@ -121,13 +121,20 @@ def ones(key, shape, dtype=jnp.float32):
     return jnp.ones(shape, dtype)
 
 
+def _empty_is_zeros(init):
+    """As torch's fan-based initialisers: a zero-element tensor has no fan, and is returned as is."""
+    def wrapped(key, shape, dtype=jnp.float32):
+        return jnp.zeros(shape, dtype) if not math.prod(shape) else init(key, shape, dtype)
+    return wrapped
+
+
 def xavier_uniform(gain: float = 1.0):
     """U(±gain·√(6 / (fan_in + fan_out)))."""
     def init(key, shape, dtype=jnp.float32):
         fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
         bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
         return _draw(functools.partial(jax.random.uniform, minval=-bound, maxval=bound), key, shape, dtype)
-    return init
+    return _empty_is_zeros(init)
 
 
 def xavier_normal(gain: float = 1.0):
@@ -136,7 +143,7 @@ def xavier_normal(gain: float = 1.0):
         fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
         std = gain * math.sqrt(2.0 / (fan_in + fan_out))
         return _draw(jax.random.normal, key, shape, dtype, std)
-    return init
+    return _empty_is_zeros(init)
 
 
 def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
@@ -144,7 +151,7 @@ def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "l
     def init(key, shape, dtype=jnp.float32):
         bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))
         return _draw(functools.partial(jax.random.uniform, minval=-bound, maxval=bound), key, shape, dtype)
-    return init
+    return _empty_is_zeros(init)
 
 
 def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
@@ -152,7 +159,7 @@ def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "le
     def init(key, shape, dtype=jnp.float32):
         std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
         return _draw(jax.random.normal, key, shape, dtype, std)
-    return init
+    return _empty_is_zeros(init)
 
 
 def orthogonal(gain: float = 1.0):
