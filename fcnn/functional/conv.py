@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks, xla
+from fcnn.functional._compiled import compiled
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -229,6 +230,7 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, s
     return y, _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil) + weight_term
 
 
+@compiled
 def _conv(input, weight, bias, stride, padding, dilation, groups, n: int, where: str):
     x, unbatched, w, groups, stride, dilation = conv_arguments(
         input, weight, groups, stride, dilation, n, "(out_channels, in_channels/groups, *kernel)", where)

@@ -20,6 +20,7 @@ import math
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 from fcnn.functional.conv import conv_arguments, conv_core
 
 
@@ -83,6 +84,7 @@ def _conv_transpose(x, w, stride, padding, output_padding, dilation, groups):
     return y[index]
 
 
+@compiled
 def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, n, where):
     x, unbatched, w, groups, stride, dilation = conv_arguments(
         input, weight, groups, stride, dilation, n, "(in_channels, out_channels/groups, *kernel)", where)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 
 def _prepare(input, p, key, where):
@@ -41,6 +42,7 @@ def _keep_mask(key, keep_probability, shape):
     return jax.random.bernoulli(key, keep_probability, (math.prod(shape),)).reshape(shape)
 
 
+@compiled
 def _masked(x, p, key, mask_shape, where):
     if p == 0.0:
         return x
@@ -95,6 +97,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
+@compiled
 def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, *, key=None):
     """Dropout for SELU networks, as ``torch.nn.functional.alpha_dropout`` (note ``training=False`` default).
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 
+@compiled
 def linear(input, weight, bias=None):
     """``y = input @ weight.T + bias``, as ``torch.nn.functional.linear``.
 

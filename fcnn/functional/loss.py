@@ -26,6 +26,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -108,6 +109,7 @@ def _abs(d):
 
 # ------------------------------------------------------- regression losses
 
+@compiled
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean absolute error ``|input - target|``.
 
@@ -127,6 +129,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _weighted(_abs(x - t), w, reduction, mean_over_weight=True)
 
 
+@compiled
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target)**2``.
 
@@ -140,6 +143,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     return _weighted(jnp.square(x - t), w, reduction, mean_over_weight=True)
 
 
+@compiled
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """Smooth L1: ``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``.
 
@@ -158,6 +162,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(loss, reduction)
 
 
+@compiled
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """Huber: ``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``.
 
@@ -242,16 +247,22 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     outside ``[0, 1]`` raise ``ValueError`` when the input is concrete (not
     traced; under ``jit`` no check is possible).
     """
+    value = _concrete(input)
+    if value is not None and not np.all((value >= 0) & (value <= 1)):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    return _binary_cross_entropy(input, target, weight, size_average, reduce, reduction)
+
+
+@compiled
+def _binary_cross_entropy(input, target, weight, size_average, reduce, reduction):
     where = "binary_cross_entropy"
     reduction = _reduction(reduction, size_average, reduce, where)
     x, t = _float_pair(input, target, where)
     w = _optional_weight(weight, x.shape, "weight", where)
-    value = _concrete(x)
-    if value is not None and not np.all((value >= 0) & (value <= 1)):
-        raise ValueError(f"{where}: all elements of input should be between 0 and 1")
     return _weighted(_bce(x, t), w, reduction, mean_over_weight=False)
 
 
+@compiled
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     """Sigmoid + binary cross entropy in one numerically stable expression.
@@ -319,22 +330,32 @@ def _index_target(target, x: jnp.ndarray, unbatched: bool, ignore_index: int, wh
             f"{where}: expected target of shape {tuple(shown)} for input of shape "
             f"{tuple(x.shape[1:] if unbatched else x.shape)}, got target of shape {tuple(t.shape)}"
         )
-    value = _concrete(t)
-    if value is not None:
-        n_classes = x.shape[1]
-        bad = (value != ignore_index) & ((value < 0) | (value >= n_classes))
-        if bad.any():
-            raise ValueError(
-                f"{where}: target {int(value[bad].flat[0])} is out of bounds: class indices must be in "
-                f"[0, {n_classes}) or equal to ignore_index={ignore_index}"
-            )
     return t.reshape(got)
+
+
+def _check_labels(input, target, ignore_index: int, where: str) -> None:
+    """Raise for class labels outside ``[0, C)`` (other than ``ignore_index``), when the labels are concrete.
+
+    Runs before the compiled loss (:mod:`fcnn.functional._compiled`), which
+    only ever sees traced labels.
+    """
+    value = _concrete(target)
+    shape = np.shape(input)
+    if value is None or not np.issubdtype(value.dtype, np.integer) or len(shape) == 0:
+        return
+    n_classes = shape[0] if len(shape) == 1 else shape[1]
+    bad = (value != ignore_index) & ((value < 0) | (value >= n_classes))
+    if bad.any():
+        raise ValueError(
+            f"{where}: target {int(value[bad].flat[0])} is out of bounds: class indices must be in "
+            f"[0, {n_classes}) or equal to ignore_index={ignore_index}"
+        )
 
 
 def _nll(logp, t, w, ignore_index: int, reduction: str, unbatched: bool, label_smoothing: float = 0.0):
     """NLL over class axis 1 of ``logp`` (N, C, *d) with integer targets ``t`` (N, *d)."""
-    # Out-of-range labels can only reach here under a trace (concrete ones
-    # raise in _index_target); they are treated as ignored.
+    # Out-of-range labels can only reach here from a caller's trace (concrete
+    # ones raise in _check_labels); they are treated as ignored.
     valid = (t != ignore_index) & (t >= 0) & (t < logp.shape[1])
     safe = jnp.where(valid, t, 0)
     picked = jnp.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
@@ -373,6 +394,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
     Shape: output scalar, or target's shape for ``'none'``.
     """
+    _check_labels(input, target, ignore_index, "nll_loss")
+    return _nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction)
+
+
+@compiled
+def _nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction):
     where = "nll_loss"
     reduction = _reduction(reduction, size_average, reduce, where)
     x, unbatched = _class_input(input, where)
@@ -399,6 +426,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
     Shape: output scalar, or ``()``, ``(N,)``, ``(N, d1, ..., dK)`` for ``'none'``.
     """
+    _check_labels(input, target, ignore_index, "cross_entropy")
+    return _cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing)
+
+
+@compiled
+def _cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing):
     where = "cross_entropy"
     reduction = _reduction(reduction, size_average, reduce, where)
     label_smoothing = _checks.probability(label_smoothing, "label_smoothing", where)

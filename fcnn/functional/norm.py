@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 
 def _acc_dtype(dtype):
@@ -113,6 +114,7 @@ def _update(running, batch, factor):
     return new.astype(running.dtype)
 
 
+@compiled(dynamic=("num_batches_tracked",))
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float | None = 0.1, eps: float = 1e-5, *, num_batches_tracked=None,
                axis_name=None, single_pass: bool = True):
@@ -178,6 +180,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y, running_mean, running_var
 
 
+@compiled
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5):
     """Normalise each channel of each sample over its spatial dims, as ``torch.nn.functional.instance_norm``.
@@ -231,6 +234,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     return (y, running_mean, running_var) if tracked else y
 
 
+@compiled
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Normalise each sample over groups of ``C / num_groups`` channels (and all spatial dims).
 
@@ -269,6 +273,7 @@ def normalized_shape_tuple(normalized_shape, where: str) -> tuple[int, ...]:
     return shape
 
 
+@compiled
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the trailing ``normalized_shape`` dims, as ``torch.nn.functional.layer_norm``.
 

@@ -7,10 +7,12 @@ from typing import Sequence
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 _JNP_MODE = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
+@compiled
 def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None = None):
     """Pad (or, with negative amounts in ``constant`` mode, crop) the trailing dimensions.
 

@@ -36,6 +36,7 @@ import numpy as np
 from jax import lax
 
 from fcnn import _checks, xla
+from fcnn.functional._compiled import compiled
 
 # --------------------------------------------------------------------------------------------
 # arguments and geometry
@@ -366,6 +367,7 @@ def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=Fal
     return flat
 
 
+@compiled
 def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, n, where):
     x, unbatched = _input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, n, where)
@@ -492,6 +494,7 @@ def _scatter_add(t, indices, size):
     return jnp.zeros((n, c, size), t.dtype).at[rows, cols, jnp.clip(indices, 0, size - 1)].add(t, mode="clip")
 
 
+@compiled
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
     x, unbatched = _input(input, n, where)
     idx = _checks.as_array(indices, "indices", where)
@@ -597,6 +600,7 @@ def _window_sum(x, kernel, stride, out, pads):
     )
 
 
+@compiled
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n, where):
     x, unbatched = _input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, 1, n, where)
@@ -684,6 +688,7 @@ def _bins(length, o):
     return start, end
 
 
+@compiled
 def _adaptive_avg(input, output_size, n, where):
     x, unbatched = _input(input, n, where)
     out = adaptive_output_size(output_size, x.shape[2:], n, where)
@@ -716,6 +721,7 @@ def _adaptive_avg(input, output_size, n, where):
     return y[0] if unbatched else y
 
 
+@compiled
 def _adaptive_max(input, output_size, return_indices, n, where):
     x, unbatched = _input(input, n, where)
     return_indices = _bool(return_indices, "return_indices", where)
@@ -818,6 +824,7 @@ for _n, _shape in ((1, "(N, C, L)"), (2, "(N, C, H, W)"), (3, "(N, C, D, H, W)")
 # power-average pooling
 
 
+@compiled
 def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, n, where):
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}: norm_type must be a number, got {norm_type!r}")

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 # Interpolating modes only work for one input rank each, as in torch.
@@ -371,6 +372,7 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
     return sizes, scales
 
 
+@compiled
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """Resize ``(N, C, *spatial)`` inputs; same as ``torch.nn.functional.interpolate``.
@@ -474,6 +476,7 @@ def _shuffle_checks(x, factor, name, where):
     return x, int(factor)
 
 
+@compiled
 def pixel_shuffle(input, upscale_factor):
     """Rearrange ``(*, C·r², H, W)`` into ``(*, C, H·r, W·r)``; same as ``torch.nn.functional.pixel_shuffle``.
 
@@ -494,6 +497,7 @@ def pixel_shuffle(input, upscale_factor):
     return y.reshape(*batch, c // (r * r), h * r, w * r)
 
 
+@compiled
 def pixel_unshuffle(input, downscale_factor):
     """Rearrange ``(*, C, H·r, W·r)`` into ``(*, C·r², H, W)``; the inverse of :func:`pixel_shuffle`,
     same as ``torch.nn.functional.pixel_unshuffle``."""

@@ -19,6 +19,7 @@ from hypothesis import given, settings, strategies as st
 from fcnn import functional as F
 from fcnn import xla
 from fcnn.functional.pool import pool_output_size
+from fcnn.functional import _compiled
 from oracle import assert_close, to_torch
 
 LAYOUTS = [False, True]
@@ -26,13 +27,19 @@ LAYOUTS = [False, True]
 
 @contextlib.contextmanager
 def layout(last: bool):
-    """Make fcnn's ops compute channels-last (or not) for the code traced inside."""
+    """Make fcnn's ops compute channels-last (or not) for the code traced inside.
+
+    The ops' compiled programs are cached by configuration (``fcnn.functional._compiled``),
+    not by this switch, so the cache is emptied on the way in and out.
+    """
     saved = xla.channels_last
     xla.channels_last = lambda shape, platform=None: last
+    _compiled._program.cache_clear()
     try:
         yield
     finally:
         xla.channels_last = saved
+        _compiled._program.cache_clear()
 
 
 def _grads(f, args, cot):

@@ -1,0 +1,80 @@
+"""``compiled``: run a functional op as one XLA program instead of primitive by primitive.
+
+Called outside ``jax.jit`` (a notebook cell, a quick check, ``jax.grad`` of a
+plain function), JAX runs every primitive of an op on its own, compiling each
+for every new shape: a first ``max_pool2d(..., return_indices=True)`` took
+2.4 s and each later call 11 ms on the CPU, where the same op under one
+``jax.jit`` compiles in 0.3 s and runs in 0.5 ms. :func:`compiled` gives
+eager callers the latter. Inside a caller's own ``jit``, ``grad`` or ``vmap``
+the op's program is inlined into the caller's, so compiled code is unchanged.
+
+Array arguments are traced; every other argument (sizes, strides, modes,
+flags, Python numbers) is configuration, part of the compilation key. Value
+checks that need concrete data (the losses' label and probability checks) can't
+run inside a compiled op, so those functions are not wrapped.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import jax
+import numpy as np
+
+
+def _is_array(value) -> bool:
+    return isinstance(value, (jax.Array, np.ndarray, jax.core.Tracer))
+
+
+def _hashable(value):
+    """``value`` with lists turned into tuples (torch accepts lists for sizes), or raise TypeError."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    hash(value)
+    return value
+
+
+def _typed(value):
+    """A cache key that tells ``2`` from ``2.0`` and ``True`` from ``1``, which the op's checks treat differently."""
+    if isinstance(value, tuple):
+        return tuple, tuple(_typed(v) for v in value)
+    return type(value), value
+
+
+@functools.lru_cache(maxsize=4096)
+def _program(fn, static: tuple, key: tuple):
+    del key  # only distinguishes configurations that compare equal with different types
+    config = dict(static)
+    return jax.jit(lambda arrays: fn(**arrays, **config))
+
+
+def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
+    """Wrap ``fn`` so that a call traces its arrays and compiles once per configuration and shapes.
+
+    ``dynamic`` names parameters that are data even when given as Python
+    numbers (e.g. a step counter), so that a new value does not recompile.
+    Arguments that cannot serve as a compilation key (unhashable objects)
+    make the call run uncompiled, as before.
+    """
+    if fn is None:
+        return functools.partial(compiled, dynamic=dynamic)
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        arrays, static = {}, []
+        try:
+            for name, value in bound.arguments.items():
+                if _is_array(value) or (name in dynamic and value is not None):
+                    arrays[name] = value
+                else:
+                    static.append((name, _hashable(value)))
+            static = tuple(static)
+            program = _program(fn, static, _typed(static))
+        except TypeError:
+            return fn(*args, **kwargs)
+        return program(arrays)
+
+    return wrapper
