@@ -9,7 +9,6 @@ or unbatched ``(C, *spatial)``, as in torch.
 
 from __future__ import annotations
 
-from fcnn import _checks
 from fcnn.functional import pool as _P
 from fcnn.nn.module import Layer, check_bool
 
