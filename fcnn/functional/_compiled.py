@@ -23,6 +23,10 @@ import jax
 import numpy as np
 
 
+_NEEDS_VALUES = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                 jax.errors.TracerIntegerConversionError, jax.errors.TracerBoolConversionError)
+
+
 def _is_array(value) -> bool:
     return isinstance(value, (jax.Array, np.ndarray, jax.core.Tracer))
 
@@ -54,8 +58,9 @@ def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
 
     ``dynamic`` names parameters that are data even when given as Python
     numbers (e.g. a step counter), so that a new value does not recompile.
-    Arguments that cannot serve as a compilation key (unhashable objects)
-    make the call run uncompiled, as before.
+    Arguments that cannot serve as a compilation key (unhashable objects),
+    and arrays that the op needs as values (a NumPy array as a size), make
+    the call run uncompiled, as before.
     """
     if fn is None:
         return functools.partial(compiled, dynamic=dynamic)
@@ -75,6 +80,11 @@ def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
             program = _program(fn, static, _typed(static))
         except TypeError:
             return fn(*args, **kwargs)
-        return program(arrays)
+        try:
+            return program(arrays)
+        except _NEEDS_VALUES:
+            # an array given where the op needs a value (a NumPy size, say): run it as written,
+            # which also re-raises the error if the caller's own trace is the reason
+            return fn(*args, **kwargs)
 
     return wrapper

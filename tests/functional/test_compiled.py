@@ -85,3 +85,8 @@ def test_value_checks_still_run_before_compiling():
     # under the caller's jit the labels are not known: out-of-range ones are ignored, as documented
     out = jax.jit(F.cross_entropy)(jnp.zeros((2, 3)), jnp.array([0, 5]))
     np.testing.assert_allclose(out, np.log(3), rtol=1e-6)
+
+
+def test_arrays_given_as_sizes_run_uncompiled():
+    x = jnp.asarray(randn((1, 2, 4, 4)))
+    np.testing.assert_array_equal(F.pad(x, np.array([1, 1, 0, 2])), F.pad(x, (1, 1, 0, 2)))
