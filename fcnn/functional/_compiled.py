@@ -5,8 +5,9 @@ plain function), JAX runs every primitive of an op on its own, compiling each
 for every new shape: a first ``max_pool2d(..., return_indices=True)`` took
 2.4 s and each later call 11 ms on the CPU, where the same op under one
 ``jax.jit`` compiles in 0.3 s and runs in 0.5 ms. :func:`compiled` gives
-eager callers the latter. Inside a caller's own ``jit``, ``grad`` or ``vmap``
-the op's program is inlined into the caller's, so compiled code is unchanged.
+eager callers the latter. Inside a caller's own ``jit`` the op's program is
+inlined into the caller's, so compiled code is unchanged; ``grad``, ``vmap``
+and the other transformations apply to it as to any jitted function.
 
 Array arguments are traced; every other argument (sizes, strides, modes,
 flags, Python numbers) is configuration, part of the compilation key. Value
