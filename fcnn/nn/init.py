@@ -56,14 +56,14 @@ _MIN_DRAW = 2**14
 
 
 def _draw(sample, key, shape, dtype, scale=1.0, shift=0.0):
-    """``shift + scale * sample(key, shape, dtype)``, drawn flat (a power of 4, at least 2^14, long) and cut to ``shape``.
+    """``shift + scale * sample(key, shape, dtype)``, drawn flat, longer, and cut to ``shape``.
 
     Why: XLA:CPU compiles JAX's threefry generator for a multi-dimensional
     shape 4-8x slower than for a flat one (1.5-3 s against 0.3-0.5 s per
     shape), and eagerly every new shape compiles anew: ``resnet18().init``
-    took 18 s. Rounding the length up to a power of 4 lets layers of
-    different sizes share one compiled generator (and one scaling); only the
-    cut compiles per shape.
+    took 18 s. Rounding the length up to a power of 4, and at least
+    :data:`_MIN_DRAW`, lets layers of different sizes share one compiled
+    generator (and one scaling); only the cut compiles per shape.
 
     The values are the same: with JAX's default threefry
     (``jax_threefry_partitionable``), element ``i`` of a draw depends only on
