@@ -4,6 +4,10 @@ Deliberate differences, because JAX arrays are immutable and randomness is
 explicit: ``batch_norm`` (and ``instance_norm`` with running stats) return
 ``(output, new_running_mean, new_running_var)``; dropout functions take a
 keyword ``key``; ``inplace`` is accepted and ignored.
+
+Called outside ``jax.jit``, each op runs as one compiled XLA program per
+configuration and input shapes (``fcnn/functional/_compiled.py``) rather than
+primitive by primitive; inside a ``jit`` it is inlined into the caller's program.
 """
 
 from fcnn.functional.conv import conv1d, conv2d, conv3d
