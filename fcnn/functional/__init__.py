@@ -5,7 +5,7 @@ explicit: ``batch_norm`` (and ``instance_norm`` with running stats) return
 ``(output, new_running_mean, new_running_var)``; dropout functions take a
 keyword ``key``; ``inplace`` is accepted and ignored.
 
-Called outside ``jax.jit``, each op runs as one compiled XLA program per
+Called outside ``jax.jit``, each op (the losses after their value checks) runs as one compiled XLA program per
 configuration and input shapes (``fcnn/functional/_compiled.py``) rather than
 primitive by primitive; inside a ``jit`` it is inlined into the caller's program.
 """

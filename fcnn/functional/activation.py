@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.functional._compiled import compiled
 
 
 def _input(x, where):
@@ -37,6 +38,7 @@ def _number(value, name, where):
     return float(value)
 
 
+@compiled
 def relu(input, inplace: bool = False):
     """``max(0, x)``; gradient 0 at ``x = 0`` (torch's choice)."""
     x = _input(input, "relu")
@@ -44,6 +46,7 @@ def relu(input, inplace: bool = False):
     return jnp.where(x <= 0, jnp.zeros_like(x), x)
 
 
+@compiled
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """``x`` if ``x > 0`` else ``negative_slope·x``; gradient ``negative_slope`` at 0."""
     x = _input(input, "leaky_relu")
@@ -51,6 +54,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     return jnp.where(x > 0, x, x * slope)
 
 
+@compiled
 def elu(input, alpha: float = 1.0, inplace: bool = False):
     """``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``; gradient ``alpha`` at 0."""
     x = _input(input, "elu")
@@ -60,40 +64,47 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
     return jnp.where(x > 0, x, neg)
 
 
+@compiled
 def relu6(input, inplace: bool = False):
     """``min(max(0, x), 6)`` (torch's ``hardtanh(x, 0, 6)``); gradient 0 at 0 and at 6."""
     x = _input(input, "relu6")
     return jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x))
 
 
+@compiled
 def hardsigmoid(input, inplace: bool = False):
     """``relu6(x + 3) / 6``; gradient ``1/6`` strictly inside (−3, 3), else 0."""
     x = _input(input, "hardsigmoid")
     return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5))
 
 
+@compiled
 def hardswish(input, inplace: bool = False):
     """``x · relu6(x + 3) / 6``; gradient ``x/3 + 1/2`` inside (−3, 3), 0 at −3 and below, 1 at 3 and above."""
     x = _input(input, "hardswish")
     return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6))
 
 
+@compiled
 def tanh(input):
     """Hyperbolic tangent."""
     return jnp.tanh(_input(input, "tanh"))
 
 
+@compiled
 def sigmoid(input):
     """``1 / (1 + exp(−x))``."""
     return jax.nn.sigmoid(_input(input, "sigmoid"))
 
 
+@compiled
 def silu(input, inplace: bool = False):
     """``x · sigmoid(x)`` (swish)."""
     x = _input(input, "silu")
     return x * jax.nn.sigmoid(x)
 
 
+@compiled
 def gelu(input, approximate: str = "none"):
     """GELU. ``approximate='none'`` (default, as torch) is exact: ``x·Φ(x) = x/2·(1 + erf(x/√2))``;
     ``'tanh'`` is ``x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
@@ -102,6 +113,7 @@ def gelu(input, approximate: str = "none"):
     return jax.nn.gelu(x, approximate=approximate == "tanh")
 
 
+@compiled
 def prelu(input, weight):
     """``x`` if ``x > 0`` else ``weight·x``, with one learnable slope per channel.
 
@@ -151,6 +163,7 @@ def _softmax_input(input, dim, dtype, where):
     return x, (d if x.ndim else None)
 
 
+@compiled
 def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     """``exp(x_i) / Σ_j exp(x_j)`` along ``dim``.
 
@@ -162,6 +175,7 @@ def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     return jax.nn.softmax(x, axis=d) if d is not None else jnp.ones_like(x)
 
 
+@compiled
 def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     """``x_i − log Σ_j exp(x_j)`` along ``dim`` (required; see :func:`softmax`)."""
     x, d = _softmax_input(input, dim, dtype, "log_softmax")
