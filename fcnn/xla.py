@@ -12,9 +12,10 @@ channels to its YNNPACK library by default. On the x86 CPUs measured
 (``benchmarks/README.md``), YNNPACK's forward and input-gradient convolutions
 are about 2× slower than XLA's Eigen convolutions. Its weight-gradient
 convolution is 10-20× slower (489 ms against 26 ms for a 32→32 3×3 layer
-at batch 64, 32×32; ``benchmarks/results_conv.md``). The options keep YNNPACK for what it does well (matrix
-products, reductions) and give convolutions back to Eigen. On GPU and TPU
-there is nothing to change and the options are empty.
+at batch 64, 32×32; ``benchmarks/results_conv.md``). The options keep
+YNNPACK for what it does well (matrix products, reductions) and give
+convolutions back to Eigen. On GPU and TPU there is nothing to change and
+the options are empty.
 
 These are per-compilation options (``jax.jit(..., compiler_options=)``), not
 process-wide flags: nothing else in the process is affected. A jaxlib that

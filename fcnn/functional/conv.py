@@ -74,6 +74,17 @@ def conv_arguments(input, weight, groups, stride, dilation, n: int, weight_layou
     return x, unbatched, w, groups, stride, dilation
 
 
+def _padded_channels_last(x, pads, kernel, stride, dilation):
+    """``x`` as ``(N, *S_padded, C)`` with the zero ``pads``, and the convolution's output spatial size.
+
+    Transposing before padding lets XLA write the padded copy in one pass (6-9 % faster).
+    """
+    xt = jax.lax.pad(xla.to_channels_last(x), jnp.zeros((), x.dtype),
+                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
+    out_sp = tuple((p - d * (k - 1) - 1) // st + 1 for p, k, st, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    return xt, out_sp
+
+
 def _window_conv(x, w, stride, pads, dilation, groups):
     """``conv(x, w)`` as one matrix product per kernel tap (linear in ``w``).
 
@@ -94,11 +105,8 @@ def _window_conv(x, w, stride, pads, dilation, groups):
     c_out, c_group = w.shape[:2]
     kernel = w.shape[2:]
     n = len(kernel)
-    # channels last, so that each window row is C contiguous values; transposing
-    # before padding lets XLA write the padded copy in one pass (6-9 % faster)
-    xt = jax.lax.pad(jnp.moveaxis(x, 1, -1), jnp.zeros((), x.dtype),
-                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
-    out_sp = tuple((p - d * (k - 1) - 1) // s + 1 for p, k, s, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    # channels last, so that each window row is C contiguous values
+    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
     span = tuple(s * (o - 1) + 1 for s, o in zip(stride, out_sp))
     starts = jnp.asarray([[t * d for t, d in zip(tap, dilation)]
                           for tap in itertools.product(*(range(k) for k in kernel))], jnp.int32)
@@ -146,9 +154,7 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
     batch, c_in = x.shape[:2]
     c_out, kernel = w.shape[0], w.shape[2:]
     per_group = c_out // groups
-    xt = jax.lax.pad(xla.to_channels_last(x), jnp.zeros((), x.dtype),
-                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
-    out_sp = tuple((p - d * (k - 1) - 1) // st + 1 for p, k, st, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
     y = None
     for tap in itertools.product(*(range(k) for k in kernel)):
         start = tuple(t * d for t, d in zip(tap, dilation))
