@@ -98,6 +98,28 @@ def channels_last(shape, platform: str | None = None) -> bool:
     return (jax.default_backend() if platform is None else platform) == "cpu" and math.prod(shape) >= 2**14
 
 
+def pointwise(f, x):
+    """``f(x)`` for a per-element ``f`` (an activation), written channels-last where convolutions are.
+
+    Where :func:`channels_last` holds for a 3-D or 4-D ``x`` (the inputs that
+    1-D/2-D convolutions and max pooling compute channels-last), ``f`` runs on
+    ``(N, *spatial, C)`` between two transposes; elsewhere on ``x`` as it is.
+    The values are the same either way; only the program XLA sees differs.
+
+    Why: the transposes around a channels-last convolution cancel against those
+    of the next op only when that op is written channels-last too. An
+    activation written channel-first between a convolution and batch norm
+    leaves its derivative (the ReLU mask) channel-first. XLA:CPU then
+    materialises it in that layout, and the weight-gradient convolutions read it
+    through strided transposes. Measured on BN-CNN's training step (conv → BN →
+    ReLU, ``benchmarks/README.md``): 183 → 146 ms with ReLU and batch norm both
+    channels-last.
+    """
+    if x.ndim in (3, 4) and channels_last(x.shape):
+        return to_channels_first(f(to_channels_last(x)))
+    return f(x)
+
+
 def to_channels_last(x):
     """``(N, C, *spatial)`` -> ``(N, *spatial, C)``."""
     return jnp.moveaxis(x, 1, -1)

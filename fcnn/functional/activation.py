@@ -15,6 +15,9 @@ hardswish       0 at ``x = -3``, 1 at ``x = 3``
 ==============  ===================================================
 
 NaN inputs propagate as in torch. ``inplace`` arguments are accepted and ignored.
+
+The per-element activations compute channels-last on the inputs where
+convolutions do (:func:`fcnn.xla.pointwise`; same values).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks
+from fcnn import _checks, xla
 from fcnn.functional._compiled import compiled
 
 
@@ -43,7 +46,7 @@ def relu(input, inplace: bool = False):
     """``max(0, x)``; gradient 0 at ``x = 0`` (torch's choice)."""
     x = _input(input, "relu")
     # `x <= 0` selects the constant branch at 0 (zero gradient) and lets NaN through.
-    return jnp.where(x <= 0, jnp.zeros_like(x), x)
+    return xla.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), x), x)
 
 
 @compiled
@@ -51,7 +54,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """``x`` if ``x > 0`` else ``negative_slope·x``; gradient ``negative_slope`` at 0."""
     x = _input(input, "leaky_relu")
     slope = _number(negative_slope, "negative_slope", "leaky_relu")
-    return jnp.where(x > 0, x, x * slope)
+    return xla.pointwise(lambda x: jnp.where(x > 0, x, x * slope), x)
 
 
 @compiled
@@ -59,49 +62,53 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
     """``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``; gradient ``alpha`` at 0."""
     x = _input(input, "elu")
     alpha = _number(alpha, "alpha", "elu")
-    # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
-    neg = alpha * jnp.expm1(jnp.where(x > 0, jnp.zeros_like(x), x))
-    return jnp.where(x > 0, x, neg)
+
+    def f(x):
+        # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
+        return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.where(x > 0, jnp.zeros_like(x), x)))
+
+    return xla.pointwise(f, x)
 
 
 @compiled
 def relu6(input, inplace: bool = False):
     """``min(max(0, x), 6)`` (torch's ``hardtanh(x, 0, 6)``); gradient 0 at 0 and at 6."""
     x = _input(input, "relu6")
-    return jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x))
+    return xla.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x)), x)
 
 
 @compiled
 def hardsigmoid(input, inplace: bool = False):
     """``relu6(x + 3) / 6``; gradient ``1/6`` strictly inside (−3, 3), else 0."""
     x = _input(input, "hardsigmoid")
-    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5))
+    return xla.pointwise(
+        lambda x: jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5)), x)
 
 
 @compiled
 def hardswish(input, inplace: bool = False):
     """``x · relu6(x + 3) / 6``; gradient ``x/3 + 1/2`` inside (−3, 3), 0 at −3 and below, 1 at 3 and above."""
     x = _input(input, "hardswish")
-    return jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6))
+    return xla.pointwise(lambda x: jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6)), x)
 
 
 @compiled
 def tanh(input):
     """Hyperbolic tangent."""
-    return jnp.tanh(_input(input, "tanh"))
+    return xla.pointwise(jnp.tanh, _input(input, "tanh"))
 
 
 @compiled
 def sigmoid(input):
     """``1 / (1 + exp(−x))``."""
-    return jax.nn.sigmoid(_input(input, "sigmoid"))
+    return xla.pointwise(jax.nn.sigmoid, _input(input, "sigmoid"))
 
 
 @compiled
 def silu(input, inplace: bool = False):
     """``x · sigmoid(x)`` (swish)."""
     x = _input(input, "silu")
-    return x * jax.nn.sigmoid(x)
+    return xla.pointwise(lambda x: x * jax.nn.sigmoid(x), x)
 
 
 @compiled
@@ -110,7 +117,7 @@ def gelu(input, approximate: str = "none"):
     ``'tanh'`` is ``x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
     x = _input(input, "gelu")
     _checks.one_of(approximate, ("none", "tanh"), "approximate", "gelu")
-    return jax.nn.gelu(x, approximate=approximate == "tanh")
+    return xla.pointwise(lambda x: jax.nn.gelu(x, approximate=approximate == "tanh"), x)
 
 
 @compiled

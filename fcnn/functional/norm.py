@@ -23,7 +23,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks
+from fcnn import _checks, xla
 from fcnn.functional._compiled import compiled
 
 
@@ -142,6 +142,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Normalisation uses the biased batch variance; ``running_var`` is updated
     with the unbiased one, ``var·n/(n−1)`` with ``n = N·prod(spatial)``.
 
+    3-D and 4-D inputs are normalised channels-last inside where convolutions
+    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
+
     Returns:
       ``(output, new_running_mean, new_running_var)``; the last two are the
       inputs unchanged when not training and ``None`` when not given.
@@ -158,7 +161,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{where}: running_mean and running_var must be given when training=False")
-    axes = (0,) + tuple(range(2, x.ndim))
+    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
+    last = x.ndim in (3, 4) and xla.channels_last(x.shape)
+    if last:
+        x = xla.to_channels_last(x)
+        shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(x.ndim - 1))
+    else:
+        axes = (0,) + tuple(range(2, x.ndim))
     if training:
         centred, mean, var, n = moments(x, axes, axis_name=axis_name, single_pass=single_pass)
         if n == 1:
@@ -177,7 +186,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     scale = jax.lax.rsqrt(var + eps)
     scale = scale if weight is None else scale * weight.reshape(shape).astype(scale.dtype)
     y = _affine(centred * scale, None, bias, shape).astype(x.dtype)
-    return y, running_mean, running_var
+    return (xla.to_channels_first(y) if last else y), running_mean, running_var
 
 
 @compiled

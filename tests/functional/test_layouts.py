@@ -1,7 +1,8 @@
 """Both internal layouts of the channel-first ops agree with torch.
 
-On the CPU, convolution (1-D, 2-D) and max pooling compute channels-last
-inside (``fcnn.xla.channels_last``); elsewhere they compute channel-first.
+On the CPU, convolution (1-D, 2-D), max pooling, batch norm and the
+per-element activations compute channels-last inside (``fcnn.xla.channels_last``,
+``fcnn.xla.pointwise``); elsewhere they compute channel-first.
 The other test modules exercise whichever the test machine's backend picks,
 so this one runs each op both ways, values and gradients against torch.
 """
@@ -126,6 +127,56 @@ def test_max_pool_both_layouts(last, cfg):
     np.testing.assert_array_equal(np.asarray(idx), idx_t.numpy())
 
 
+# name, keyword arguments, values placed on the kinks (where torch picks a one-sided gradient)
+ACTIVATIONS = [
+    ("relu", {}, (0.0,)), ("leaky_relu", {"negative_slope": 0.2}, (0.0,)), ("elu", {"alpha": 0.7}, (0.0,)),
+    ("relu6", {}, (0.0, 6.0)), ("hardsigmoid", {}, (-3.0, 3.0)), ("hardswish", {}, (-3.0, 3.0)),
+    ("tanh", {}, ()), ("sigmoid", {}, ()), ("silu", {}, ()), ("gelu", {}, ()), ("gelu", {"approximate": "tanh"}, ()),
+]
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
+@settings(max_examples=12, deadline=None)
+@given(act=st.sampled_from(ACTIVATIONS), ndim=st.sampled_from([3, 4]), seed=st.integers(0, 2**16))
+def test_activations_both_layouts(last, act, ndim, seed):
+    name, kw, kinks = act
+    rs = np.random.RandomState(seed)
+    x = (4 * rs.standard_normal((2, 3) + (5,) * (ndim - 2))).astype(np.float32)
+    if kinks:
+        x.flat[rs.choice(x.size, 4, replace=False)] = rs.choice(kinks, 4)
+    with layout(last):
+        _check(lambda a: getattr(F, name)(a, **kw), lambda a: getattr(TF, name)(a, **kw), (x,), seed, 1e-5)
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
+@settings(max_examples=8, deadline=None)
+@given(ndim=st.sampled_from([3, 4]), training=st.booleans(), affine=st.booleans(),
+       momentum=st.sampled_from([0.1, 0.5]), seed=st.integers(0, 2**16))
+def test_batch_norm_both_layouts(last, ndim, training, affine, momentum, seed):
+    rs = np.random.RandomState(seed)
+    c = 3
+    x = (rs.standard_normal((4, c) + (5,) * (ndim - 2)) * 2 + 1).astype(np.float32)
+    w, b = rs.standard_normal(c).astype(np.float32), rs.standard_normal(c).astype(np.float32)
+    rm, rv = rs.standard_normal(c).astype(np.float32), rs.rand(c).astype(np.float32) + 0.5
+    kw = dict(training=training, momentum=momentum, eps=1e-3)
+    rm_t, rv_t = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+    if affine:
+        fj = lambda a, w, b: F.batch_norm(a, rm, rv, w, b, **kw)[0]
+        ft = lambda a, w, b: TF.batch_norm(a, rm_t, rv_t, w, b, **kw)
+        args = (x, w, b)
+    else:
+        fj = lambda a: F.batch_norm(a, rm, rv, **kw)[0]
+        ft = lambda a: TF.batch_norm(a, rm_t, rv_t, **kw)
+        args = (x,)
+    with layout(last):
+        _check(fj, ft, args, seed)
+        _, new_rm, new_rv = F.batch_norm(jnp.asarray(x), rm, rv, w, b, **kw)
+    rm_t, rv_t = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+    TF.batch_norm(to_torch(x), rm_t, rv_t, to_torch(w), to_torch(b), **kw)  # updates the buffers in place
+    assert_close(new_rm, rm_t, 1e-5, 1e-5, "running_mean")
+    assert_close(new_rv, rv_t, 1e-5, 1e-5, "running_var")
+
+
 def test_channels_last_only_on_cpu_and_for_large_inputs():
     big, small = (8, 16, 32, 32), (1, 6, 14, 14)
     assert xla.channels_last(big, "cpu") and not xla.channels_last(small, "cpu")
@@ -136,5 +187,6 @@ def test_the_switch_changes_the_traced_program():
     x = jnp.ones((2, 3, 4, 4))
     for last in LAYOUTS:
         with layout(last):
-            for f in (lambda x: F.max_pool2d(x, 2), lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3)))):
+            for f in (lambda x: F.max_pool2d(x, 2), lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))), lambda x: F.relu(x),
+                      lambda x: F.batch_norm(x, None, None, training=True)[0]):
                 assert ("transpose" in str(jax.make_jaxpr(f)(x))) == last
