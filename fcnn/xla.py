@@ -98,13 +98,14 @@ def channels_last(shape, platform: str | None = None) -> bool:
     return (jax.default_backend() if platform is None else platform) == "cpu" and math.prod(shape) >= 2**14
 
 
-def pointwise(f, x):
-    """``f(x)`` for a per-element ``f`` (an activation), written channels-last where convolutions are.
+def pointwise(f, *xs):
+    """``f(*xs)`` for a per-element ``f`` (an activation, a residual sum), written channels-last where convolutions are.
 
-    Where :func:`channels_last` holds for a 3-D or 4-D ``x`` (the inputs that
-    1-D/2-D convolutions and max pooling compute channels-last), ``f`` runs on
-    ``(N, *spatial, C)`` between two transposes; elsewhere on ``x`` as it is.
-    The values are the same either way; only the program XLA sees differs.
+    ``xs`` are arrays of one shape. Where :func:`channels_last` holds for a 3-D
+    or 4-D shape (the inputs that 1-D/2-D convolutions and max pooling compute
+    channels-last), ``f`` runs on the ``(N, *spatial, C)`` views between two
+    transposes; elsewhere on ``xs`` as they are. The values are the same
+    either way; only the program XLA sees differs.
 
     Why: the transposes around a channels-last convolution cancel against those
     of the next op only when that op is written channels-last too. An
@@ -115,9 +116,12 @@ def pointwise(f, x):
     ReLU, ``benchmarks/README.md``): 183 → 146 ms with ReLU and batch norm both
     channels-last.
     """
-    if x.ndim in (3, 4) and channels_last(x.shape):
-        return to_channels_first(f(to_channels_last(x)))
-    return f(x)
+    shape = xs[0].shape
+    if any(x.shape != shape for x in xs):
+        raise ValueError(f"pointwise: the arrays must have one shape, got {[tuple(x.shape) for x in xs]}")
+    if len(shape) in (3, 4) and channels_last(shape):
+        return to_channels_first(f(*(to_channels_last(x) for x in xs)))
+    return f(*xs)
 
 
 def to_channels_last(x):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from fcnn import _checks, nn
+import jax.numpy as jnp
+
+from fcnn import _checks, nn, xla
 from fcnn.models._util import batched, flatten
 
 # torchvision's conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
@@ -43,8 +45,9 @@ class BasicBlock(nn.Module):
     def forward(self, ctx, x):
         out = ctx.relu(ctx.bn1(ctx.conv1(x)))
         out = ctx.bn2(ctx.conv2(out))
+        # the sum is written channels-last, like the convolutions around it (fcnn.xla.pointwise says why)
         identity = ctx.downsample(x) if "downsample" in self.children() else x
-        return ctx.relu(out + identity)
+        return ctx.relu(xla.pointwise(jnp.add, out, identity))
 
 
 class Bottleneck(nn.Module):
@@ -69,7 +72,7 @@ class Bottleneck(nn.Module):
         out = ctx.relu(ctx.bn2(ctx.conv2(out)))
         out = ctx.bn3(ctx.conv3(out))
         identity = ctx.downsample(x) if "downsample" in self.children() else x
-        return ctx.relu(out + identity)
+        return ctx.relu(xla.pointwise(jnp.add, out, identity))
 
 
 class ResNet(nn.Module):
