@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks
+from fcnn import _checks, xla
 from fcnn.functional._compiled import compiled
 
 
@@ -48,8 +48,10 @@ def _masked(x, p, key, mask_shape, where):
         return x
     if p == 1.0:
         return jnp.zeros_like(x)
-    keep = _keep_mask(_require_key(key, where), 1.0 - p, mask_shape)
-    return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - p), x.dtype), jnp.zeros_like(x))
+    keep = jnp.broadcast_to(_keep_mask(_require_key(key, where), 1.0 - p, mask_shape), x.shape)
+    scale = jnp.asarray(1.0 / (1.0 - p), x.dtype)
+    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why); same mask, same values
+    return xla.pointwise(lambda x, keep: jnp.where(keep, x * scale, jnp.zeros_like(x)), x, keep)
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):

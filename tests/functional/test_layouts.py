@@ -190,3 +190,19 @@ def test_the_switch_changes_the_traced_program():
             for f in (lambda x: F.max_pool2d(x, 2), lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))), lambda x: F.relu(x),
                       lambda x: F.batch_norm(x, None, None, training=True)[0]):
                 assert ("transpose" in str(jax.make_jaxpr(f)(x))) == last
+
+
+@pytest.mark.parametrize("op", ["dropout", "dropout2d"])
+def test_dropout_same_mask_in_both_layouts(op):
+    x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 3, 5, 5)).astype(np.float32))
+    key = jax.random.key(7)
+    out = {}
+    for last in LAYOUTS:
+        with layout(last):
+            out[last] = jax.value_and_grad(lambda a: jnp.sum(getattr(F, op)(a, 0.4, key=key) ** 2))(x)
+    np.testing.assert_array_equal(out[False][0], out[True][0])
+    np.testing.assert_array_equal(out[False][1], out[True][1])
+    # and the mask is jax.random's draw for the mask's shape, whatever the layout
+    shape = x.shape if op == "dropout" else x.shape[:2] + (1, 1)
+    keep = jnp.broadcast_to(jax.random.bernoulli(key, 0.6, shape), x.shape)
+    np.testing.assert_array_equal(np.asarray(out[True][1]) != 0, np.asarray(keep) & (np.asarray(x) != 0))
