@@ -207,6 +207,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
       ``output`` when no running statistics are given, else
       ``(output, new_running_mean, new_running_var)`` (deliberate difference:
       torch updates them in place).
+
+    3-D and 4-D inputs are normalised channels-last inside where convolutions
+    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
     """
     where = "instance_norm"
     x = _channel_input(input, where)
@@ -223,23 +226,29 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         running_var = _check_vector(running_var, c, "running_var", where)
     weight = None if weight is None else _check_vector(weight, c, "weight", where)
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
-    if use_input_stats:
+    if use_input_stats and math.prod(x.shape[2:]) == 1:
+        raise ValueError(f"{where}: Expected more than 1 spatial element when training, got input size {list(x.shape)}")
+    if not use_input_stats and not tracked:
+        raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
+    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
+    last = x.ndim in (3, 4) and xla.channels_last(x.shape)
+    if last:
+        x = xla.to_channels_last(x)
+        shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(1, x.ndim - 1))
+    else:
         axes = tuple(range(2, x.ndim))
-        if math.prod(x.shape[2:]) == 1:
-            raise ValueError(
-                f"{where}: Expected more than 1 spatial element when training, got input size {list(x.shape)}"
-            )
+    if use_input_stats:
         centred, mean, var, n = moments(x, axes)
         if tracked:
             # torch runs batch norm on the (1, N·C, *spatial) view and averages the N copies of each buffer.
-            running_mean = _update(running_mean, mean.reshape(x.shape[:2]).mean(0), momentum)
-            running_var = _update(running_var, (var.reshape(x.shape[:2]) * (n / (n - 1))).mean(0), momentum)
+            per_instance = (x.shape[0], c)
+            running_mean = _update(running_mean, mean.reshape(per_instance).mean(0), momentum)
+            running_var = _update(running_var, (var.reshape(per_instance) * (n / (n - 1))).mean(0), momentum)
     else:
-        if not tracked:
-            raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
         centred, var = _running_centred(x, running_mean, running_var, shape)
     y = centred * jax.lax.rsqrt(var + eps)
     y = _affine(y, weight, bias, shape).astype(x.dtype)
+    y = xla.to_channels_first(y) if last else y
     return (y, running_mean, running_var) if tracked else y
 
 
@@ -249,6 +258,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 
     As ``torch.nn.functional.group_norm``: input ``(N, C, *)``, ``C`` divisible
     by ``num_groups``; per-channel affine ``weight``, ``bias`` of shape ``(C,)``.
+    3-D and 4-D inputs are normalised channels-last inside where convolutions
+    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
     """
     where = "group_norm"
     x = _channel_input(input, where)
@@ -264,6 +275,13 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         )
     weight = None if weight is None else _check_vector(weight, c, "weight", where)
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
+    if x.ndim in (3, 4) and xla.channels_last(x.shape):
+        # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
+        t = xla.to_channels_last(x)
+        centred, _, var, _ = moments(t.reshape(n, spatial, num_groups, c // num_groups), (1, 3))
+        y = (centred * jax.lax.rsqrt(var + eps)).reshape(t.shape)
+        y = _affine(y, weight, bias, (1,) * (x.ndim - 1) + (c,))
+        return xla.to_channels_first(y).astype(x.dtype)
     g = x.reshape(n, num_groups, -1)
     centred, _, var, _ = moments(g, (2,))
     y = (centred * jax.lax.rsqrt(var + eps)).reshape(x.shape)

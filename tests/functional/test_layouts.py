@@ -185,11 +185,19 @@ def test_channels_last_only_on_cpu_and_for_large_inputs():
 
 def test_the_switch_changes_the_traced_program():
     x = jnp.ones((2, 3, 4, 4))
+    ops = {  # fresh lambdas: make_jaxpr caches by function, and the switch is not part of its key
+        "max_pool2d": lambda: lambda x: F.max_pool2d(x, 2),
+        "conv2d": lambda: lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))),
+        "relu": lambda: lambda x: F.relu(x),
+        "batch_norm": lambda: lambda x: F.batch_norm(x, None, None, training=True)[0],
+        "instance_norm": lambda: lambda x: F.instance_norm(x),
+        "group_norm": lambda: lambda x: F.group_norm(x, 3),
+        "dropout": lambda: lambda x: F.dropout(x, key=jax.random.key(0)),
+    }
     for last in LAYOUTS:
         with layout(last):
-            for f in (lambda x: F.max_pool2d(x, 2), lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))), lambda x: F.relu(x),
-                      lambda x: F.batch_norm(x, None, None, training=True)[0]):
-                assert ("transpose" in str(jax.make_jaxpr(f)(x))) == last
+            for name, make in ops.items():
+                assert ("transpose" in str(jax.make_jaxpr(make())(x))) == last, (name, last)
 
 
 @pytest.mark.parametrize("op", ["dropout", "dropout2d"])
@@ -206,3 +214,46 @@ def test_dropout_same_mask_in_both_layouts(op):
     shape = x.shape if op == "dropout" else x.shape[:2] + (1, 1)
     keep = jnp.broadcast_to(jax.random.bernoulli(key, 0.6, shape), x.shape)
     np.testing.assert_array_equal(np.asarray(out[True][1]) != 0, np.asarray(keep) & (np.asarray(x) != 0))
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
+@settings(max_examples=8, deadline=None)
+@given(ndim=st.sampled_from([3, 4]), tracked=st.booleans(), use_input_stats=st.booleans(), affine=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_instance_norm_both_layouts(last, ndim, tracked, use_input_stats, affine, seed):
+    if not (tracked or use_input_stats):
+        use_input_stats = True
+    rs = np.random.RandomState(seed)
+    c = 4
+    x = (rs.standard_normal((3, c) + (5,) * (ndim - 2)) * 2 + 1).astype(np.float32)
+    w, b = (rs.standard_normal(c).astype(np.float32) if affine else None for _ in range(2))
+    rm, rv = rs.standard_normal(c).astype(np.float32), rs.rand(c).astype(np.float32) + 0.5
+    rm, rv = (rm, rv) if tracked else (None, None)
+    kw = dict(use_input_stats=use_input_stats, momentum=0.3, eps=1e-3)
+    tt = lambda a: None if a is None else torch.from_numpy(a.copy())
+
+    def fj(a):
+        out = F.instance_norm(a, rm, rv, w, b, **kw)
+        return out[0] if tracked else out
+
+    with layout(last):
+        _check(fj, lambda a: TF.instance_norm(a, tt(rm), tt(rv), tt(w), tt(b), **kw), (x,), seed)
+        if tracked:
+            _, new_rm, new_rv = F.instance_norm(jnp.asarray(x), rm, rv, w, b, **kw)
+            rm_t, rv_t = tt(rm), tt(rv)
+            TF.instance_norm(to_torch(x), rm_t, rv_t, tt(w), tt(b), **kw)
+            assert_close(new_rm, rm_t, 1e-5, 1e-5, "running_mean")
+            assert_close(new_rv, rv_t, 1e-5, 1e-5, "running_var")
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
+@settings(max_examples=8, deadline=None)
+@given(ndim=st.sampled_from([3, 4]), groups=st.sampled_from([1, 2, 3, 6]), seed=st.integers(0, 2**16))
+def test_group_norm_both_layouts(last, ndim, groups, seed):
+    rs = np.random.RandomState(seed)
+    c = 6
+    x = (rs.standard_normal((2, c) + (4,) * (ndim - 2)) * 2 + 1).astype(np.float32)
+    w, b = rs.standard_normal(c).astype(np.float32), rs.standard_normal(c).astype(np.float32)
+    with layout(last):
+        _check(lambda a, w, b: F.group_norm(a, groups, w, b, eps=1e-3),
+               lambda a, w, b: TF.group_norm(a, groups, w, b, eps=1e-3), (x, w, b), seed)
