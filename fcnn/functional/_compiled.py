@@ -13,10 +13,19 @@ Array arguments are traced; every other argument (sizes, strides, modes,
 flags, Python numbers) is configuration, part of the compilation key. Value
 checks that need concrete data (the losses' label and probability checks) can't
 run inside a compiled op, so those functions are not wrapped.
+
+An op traced as a program of its own (called on concrete arrays) is compiled
+separately from the same op traced inside a caller's transformation, and
+:func:`standalone` tells the op's code which case it is in. The normalisation
+layers use it: their channels-last form pays off between convolutions, which
+remove its transposes, but alone it only adds them (batch norm of a
+64×32×32×32 input, called outside ``jit``: 2.5 ms channel-first, 6.2 ms
+channels-last).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 
@@ -47,11 +56,31 @@ def _typed(value):
     return type(value), value
 
 
+_STANDALONE = contextvars.ContextVar("fcnn_compiled_standalone", default=False)
+
+
+def standalone() -> bool:
+    """Whether the op being traced is compiled as a program of its own (called outside ``jit``/``grad``/``vmap``).
+
+    Only meaningful while a :func:`compiled` op traces its code; ``False`` elsewhere.
+    """
+    return _STANDALONE.get()
+
+
 @functools.lru_cache(maxsize=4096)
-def _program(fn, static: tuple, key: tuple):
+def _program(fn, static: tuple, key: tuple, alone: bool):
     del key  # only distinguishes configurations that compare equal with different types
     config = dict(static)
-    return jax.jit(lambda arrays: fn(**arrays, **config))
+
+    def run(arrays):
+        # runs only while jax.jit traces: the flag is set for exactly this op's trace
+        token = _STANDALONE.set(alone)
+        try:
+            return fn(**arrays, **config)
+        finally:
+            _STANDALONE.reset(token)
+
+    return jax.jit(run)
 
 
 def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
@@ -78,7 +107,8 @@ def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
                 else:
                     static.append((name, _hashable(value)))
             static = tuple(static)
-            program = _program(fn, static, _typed(static))
+            alone = not any(isinstance(v, jax.core.Tracer) for v in arrays.values())
+            program = _program(fn, static, _typed(static), alone)
         except TypeError:
             return fn(*args, **kwargs)
         try:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks, xla
-from fcnn.functional._compiled import compiled
+from fcnn.functional._compiled import compiled, standalone
 
 
 def _acc_dtype(dtype):
@@ -69,6 +69,12 @@ def moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bool = Tru
 def _running_centred(x, running_mean, running_var, shape):
     acc = _acc_dtype(x.dtype)
     return x.astype(acc) - running_mean.astype(acc).reshape(shape), running_var.astype(acc).reshape(shape)
+
+
+def _channels_last(x) -> bool:
+    """Whether to normalise a 3-D/4-D ``x`` channels-last: where the convolutions around it are (see
+    :func:`fcnn.xla.pointwise` for why), unless the op is a program of its own, where that only adds transposes."""
+    return x.ndim in (3, 4) and xla.channels_last(x.shape) and not standalone()
 
 
 def _channel_shape(c: int, ndim: int) -> tuple[int, ...]:
@@ -143,7 +149,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     with the unbiased one, ``var·n/(n−1)`` with ``n = N·prod(spatial)``.
 
     3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
+    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
+    other transformation; only the order of the sums differs.
 
     Returns:
       ``(output, new_running_mean, new_running_var)``; the last two are the
@@ -161,8 +168,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{where}: running_mean and running_var must be given when training=False")
-    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
-    last = x.ndim in (3, 4) and xla.channels_last(x.shape)
+    last = _channels_last(x)
     if last:
         x = xla.to_channels_last(x)
         shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(x.ndim - 1))
@@ -209,7 +215,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
       torch updates them in place).
 
     3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
+    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
+    other transformation; only the order of the sums differs.
     """
     where = "instance_norm"
     x = _channel_input(input, where)
@@ -230,8 +237,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"{where}: Expected more than 1 spatial element when training, got input size {list(x.shape)}")
     if not use_input_stats and not tracked:
         raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
-    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
-    last = x.ndim in (3, 4) and xla.channels_last(x.shape)
+    last = _channels_last(x)
     if last:
         x = xla.to_channels_last(x)
         shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(1, x.ndim - 1))
@@ -259,7 +265,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     As ``torch.nn.functional.group_norm``: input ``(N, C, *)``, ``C`` divisible
     by ``num_groups``; per-channel affine ``weight``, ``bias`` of shape ``(C,)``.
     3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`); only the order of the sums differs.
+    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
+    other transformation; only the order of the sums differs.
     """
     where = "group_norm"
     x = _channel_input(input, where)
@@ -275,8 +282,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         )
     weight = None if weight is None else _check_vector(weight, c, "weight", where)
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
-    if x.ndim in (3, 4) and xla.channels_last(x.shape):
-        # channels-last where the convolutions around it are (fcnn.xla.pointwise says why)
+    if _channels_last(x):
         t = xla.to_channels_last(x)
         centred, _, var, _ = moments(t.reshape(n, spatial, num_groups, c // num_groups), (1, 3))
         y = (centred * jax.lax.rsqrt(var + eps)).reshape(t.shape)
