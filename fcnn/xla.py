@@ -78,19 +78,23 @@ def jit(fun, *, platform: str | None = None, **jit_kwargs):
 
 
 def channels_last(shape, platform: str | None = None) -> bool:
-    """Whether a convolution or max pooling of a ``shape`` input computes channels-last inside.
+    """Whether fcnn's channel-first ops compute a ``shape`` input channels-last inside.
 
-    ``platform`` defaults to JAX's default backend.
+    ``platform`` defaults to JAX's default backend. The ops that ask: 1-D and
+    2-D convolutions and max pooling, and, for 3-D and 4-D inputs, the
+    normalisations, the per-element activations, dropout and ResNet's residual
+    sums (:func:`pointwise`).
 
-    XLA:CPU's convolutions work on channels-last data. When a convolution or
-    max pooling transposes its ``(N, C, *spatial)`` input to
-    ``(N, *spatial, C)``, computes, and transposes back, XLA removes the
-    transposes between consecutive ops of that kind. The API, the values and
-    the gradients stay channel-first (only float rounding can differ).
-    Measured on the CPU (``benchmarks/README.md``): LeNet-5's step is about
-    10 % faster; BN-CNN's is unchanged, and slower when batch norm computes
-    channels-last too, so batch norm stays channel-first. Other platforms keep
-    the direct channel-first formulation, not yet measured against this one.
+    XLA:CPU's convolutions work on channels-last data. When each of these ops
+    transposes its ``(N, C, *spatial)`` input to ``(N, *spatial, C)``,
+    computes, and transposes back, XLA removes the transposes between
+    consecutive ones. The API, the values and the gradients stay channel-first
+    (only float rounding can differ). Measured on the CPU
+    (``benchmarks/README.md``): LeNet-5's step about 10 % faster with
+    convolutions and pooling channels-last; BN-CNN's 18 % faster once batch
+    norm and ReLU are channels-last too (with batch norm alone channels-last it
+    was slower: the ReLU between kept the transposes). Other platforms keep the
+    direct channel-first formulation, not yet measured against this one.
     Inputs under 2^14 elements stay channel-first: there the transposes are
     extra work in a step bound by per-op overhead (LeNet-5 at batch 1 was 0.1 ms
     slower channels-last).

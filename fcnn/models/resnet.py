@@ -45,8 +45,8 @@ class BasicBlock(nn.Module):
     def forward(self, ctx, x):
         out = ctx.relu(ctx.bn1(ctx.conv1(x)))
         out = ctx.bn2(ctx.conv2(out))
-        # the sum is written channels-last, like the convolutions around it (fcnn.xla.pointwise says why)
         identity = ctx.downsample(x) if "downsample" in self.children() else x
+        # the sum is written channels-last, like the convolutions around it (fcnn.xla.pointwise says why)
         return ctx.relu(xla.pointwise(jnp.add, out, identity))
 
 
