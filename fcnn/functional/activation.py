@@ -146,7 +146,8 @@ def prelu(input, weight):
     if w.ndim == 1:
         # (C,) lines up with dim 1; a 1-element weight (all that 0-/1-D inputs allow) broadcasts as a scalar.
         w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else w.reshape(())
-    return jnp.where(x > 0, x, w * x)
+    # the slopes broadcast to the input's shape first, so that pointwise can lay both out channels-last
+    return xla.pointwise(lambda x, w: jnp.where(x > 0, x, w * x), x, jnp.broadcast_to(w, x.shape))
 
 
 def _softmax_dim(dim, ndim: int, where: str) -> int:

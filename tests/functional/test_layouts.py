@@ -149,6 +149,18 @@ def test_activations_both_layouts(last, act, ndim, seed):
 
 
 @pytest.mark.parametrize("last", LAYOUTS)
+@settings(max_examples=6, deadline=None)
+@given(ndim=st.sampled_from([3, 4]), shared=st.booleans(), seed=st.integers(0, 2**16))
+def test_prelu_both_layouts(last, ndim, shared, seed):
+    rs = np.random.RandomState(seed)
+    x = (4 * rs.standard_normal((2, 3) + (5,) * (ndim - 2))).astype(np.float32)
+    x.flat[rs.choice(x.size, 3, replace=False)] = 0.0
+    w = rs.standard_normal(1 if shared else 3).astype(np.float32)
+    with layout(last):
+        _check(F.prelu, TF.prelu, (x, w), seed, 1e-5)
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
 @settings(max_examples=8, deadline=None)
 @given(ndim=st.sampled_from([3, 4]), training=st.booleans(), affine=st.booleans(),
        momentum=st.sampled_from([0.1, 0.5]), seed=st.integers(0, 2**16))
