@@ -1,0 +1,108 @@
+"""Where a compiled train step spends its time, per XLA op: ``python -m benchmarks.profile bncnn 64``.
+
+Compiles fcnn's step (``--impl lax`` for the hand-written reference) for one
+benchmark case, runs it under ``jax.profiler`` and prints the traced XLA
+operations (fusions, convolutions, YNNPACK calls), slowest first, each with
+its output shape and the JAX operation it came from. On XLA:CPU some Eigen
+convolutions run on the intra-op thread pool and are not traced as
+operations, and traced operations can overlap, so the traced time is a guide
+to where the time goes rather than a partition of the step.
+``--hlo FILE`` also writes the optimized HLO, to look the fusions up.
+
+This is how the fifth session found the channel-first ReLU masks behind the
+slow relayouts of BN-CNN's weight-gradient convolutions (``README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import tempfile
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks import impl_fcnn, impl_lax, spec
+
+# trace events that are runtime bookkeeping, not XLA operations
+_RUNTIME = ("$", "ThunkExecutor", "Pjit", "end:", "Slinky", "Common", "Alloc", "ParseArguments")
+
+
+def compiled_step(model: str, batch: int, impl: str):
+    """``(compiled step, run)`` for ``impl`` in {"fcnn", "lax"}; ``run()`` takes one training step."""
+    x, y = (jnp.asarray(a) for a in spec.data(model, batch))
+    if impl == "lax":
+        p, s = impl_lax.init(model)
+        state = [p, s, jax.tree.map(jnp.zeros_like, p)]
+        compiled = impl_lax.make_step(model).lower(*state, x, y).compile()
+
+        def run():  # the reference donates its state: carry it from step to step
+            out = compiled(*state, x, y)
+            state[:] = out[:3]
+            return out
+
+        return compiled, run
+    from fcnn import nn, train
+
+    net, opt = impl_fcnn.build(model), impl_fcnn.optimizer()
+    ts = train.create_train_state(net, opt, 0)
+    compiled = train.make_train_step(net, nn.CrossEntropyLoss(), opt, donate=False).lower(ts, (x, y)).compile()
+    return compiled, lambda: compiled(ts, (x, y))
+
+
+def profile(run, steps: int):
+    """``(per-op microseconds summed over the steps, total microseconds of the steps)`` from a profiler trace."""
+    jax.block_until_ready(run())
+    folder = tempfile.mkdtemp()
+    with jax.profiler.trace(folder, create_perfetto_trace=True):
+        for _ in range(steps):
+            out = run()
+        jax.block_until_ready(out)
+    events = json.load(gzip.open(glob.glob(folder + "/**/*.trace.json.gz", recursive=True)[0]))
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    per_op, total = collections.defaultdict(float), 0.0
+    for e in events:
+        if e.get("ph") != "X" or "dur" not in e:
+            continue
+        if e["name"] == "ThunkExecutor::Execute (wait for completion)":
+            total += e["dur"]
+        elif not e["name"].startswith(_RUNTIME):
+            per_op[e["name"]] += e["dur"]
+    return per_op, total
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", choices=["lenet", "bncnn", "resnet18"])
+    ap.add_argument("batch", type=int)
+    ap.add_argument("--impl", default="fcnn", choices=["fcnn", "lax"])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--hlo", default=None, help="also write the optimized HLO to this file")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    compiled, run = compiled_step(args.model, args.batch, args.impl)
+    text = compiled.as_text()
+    if args.hlo:
+        with open(args.hlo, "w") as f:
+            f.write(text)
+    entry = text[text.index("\nENTRY"):]
+    per_op, total = profile(run, args.steps)
+    print(f"{args.impl} {args.model} b{args.batch}: {total / args.steps / 1e3:.1f} ms per step, "
+          f"{sum(per_op.values()) / args.steps / 1e3:.1f} ms in traced operations")
+    print(f"{'ms/step':>8}  {'operation':30s} {'output':36s} from")
+    for name, us in sorted(per_op.items(), key=lambda kv: -kv[1])[:args.top]:
+        line = re.search(r"\n  %" + re.escape(name) + r" = [^\n]*", entry)
+        line = line.group(0) if line else ""
+        shape = line.split("=", 1)[1].split()[0] if line else ""
+        source = re.search(r'op_name="([^"]*)"', line)
+        print(f"{us / args.steps / 1e3:8.2f}  {name:30s} {shape:36s} {source.group(1)[-60:] if source else ''}")
+
+
+if __name__ == "__main__":
+    main()
