@@ -99,3 +99,5 @@ def test_pointwise_is_the_same_function_written_channels_last():
     assert "transpose" not in jaxpr(small) and "transpose" not in jaxpr(big.reshape(2, 8, 2, 16, 32))
     with pytest.raises(ValueError, match=r"pointwise: the arrays must have one shape"):
         xla.pointwise(jnp.add, big, small)
+    with pytest.raises(TypeError, match=r"pointwise: give at least one array"):
+        xla.pointwise(jnp.tanh)

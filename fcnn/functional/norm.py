@@ -74,7 +74,7 @@ def _running_centred(x, running_mean, running_var, shape):
 def _channels_last(x) -> bool:
     """Whether to normalise a 3-D/4-D ``x`` channels-last: where the convolutions around it are (see
     :func:`fcnn.xla.pointwise` for why), unless the op is a program of its own, where that only adds transposes."""
-    return x.ndim in (3, 4) and xla.channels_last(x.shape) and not standalone()
+    return xla.follows_convolutions(x.shape) and not standalone()
 
 
 def _channel_shape(c: int, ndim: int) -> tuple[int, ...]:

@@ -269,3 +269,29 @@ def test_group_norm_both_layouts(last, ndim, groups, seed):
     with layout(last):
         _check(lambda a, w, b: F.group_norm(a, groups, w, b, eps=1e-3),
                lambda a, w, b: TF.group_norm(a, groups, w, b, eps=1e-3), (x, w, b), seed)
+
+
+@pytest.mark.parametrize("last", LAYOUTS)
+def test_synchronised_batch_norm_both_layouts(last):
+    """Statistics reduced over a named axis too (sync BN) agree with one batch norm over the whole batch."""
+    rs = np.random.RandomState(5)
+    x = jnp.asarray((rs.standard_normal((6, 3, 4, 4)) * 2 + 1).astype(np.float32))
+    w, b = jnp.asarray(rs.standard_normal(3).astype(np.float32)), jnp.asarray(rs.standard_normal(3).astype(np.float32))
+    rm, rv = jnp.zeros(3), jnp.ones(3)
+    cot = jnp.asarray(rs.standard_normal(x.shape).astype(np.float32))
+
+    def whole(x, w, b):
+        return F.batch_norm(x, rm, rv, w, b, training=True)
+
+    def synced(x, w, b):  # three participants of two samples each
+        out = jax.vmap(lambda xs: F.batch_norm(xs, rm, rv, w, b, training=True, axis_name="p"),
+                       out_axes=(0, None, None), axis_name="p")(x.reshape(3, 2, 3, 4, 4))
+        return out[0].reshape(x.shape), out[1], out[2]
+
+    with layout(last):
+        results = []
+        for f in (whole, synced):
+            (y, new_rm, new_rv), vjp = jax.vjp(f, x, w, b)
+            results.append((y, new_rm, new_rv) + vjp((cot, jnp.zeros(3), jnp.zeros(3))))
+    for a, e in zip(*results):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
