@@ -47,6 +47,11 @@ class TrainState(NamedTuple):
         opt_state: the optimizer's state.
         step: int32 scalar, the number of optimizer steps taken.
         rng: PRNG key; step ``k`` uses ``fold_in(rng, k)`` for dropout etc.
+            :func:`create_train_state` keeps a threefry key (JAX's default) as
+            its raw ``uint32`` data (``jax.random.key_data``): a typed key
+            array costs every jitted call about 10-50 µs more to dispatch
+            (``benchmarks/README.md``). The step works with either form; keys
+            of other implementations stay typed.
     """
 
     params: Any
@@ -65,7 +70,28 @@ def create_train_state(model, optimizer: optax.GradientTransformation, key) -> T
     # Fresh buffers for every leaf: the step donates them, and XLA refuses to
     # donate one buffer twice (initialisers may hand out shared constants).
     params, state = jax.tree.map(jnp.array, (params, state))
-    return TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32), rng)
+    return TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32), _stored_key(rng))
+
+
+_RAW_IMPL = "threefry2x32"  # what TrainState's raw (uint32) keys are
+
+
+def _is_typed_key(key) -> bool:
+    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _stored_key(key):
+    """``key`` as :class:`TrainState` keeps it: threefry keys as raw data, others typed."""
+    if _is_typed_key(key) and str(jax.random.key_impl(key)) == _RAW_IMPL:
+        return jax.random.key_data(key)
+    return key
+
+
+def _step_key(rng, step):
+    """The key of optimizer step ``step``; raw threefry data is wrapped first (the same bits)."""
+    if not _is_typed_key(rng) and jnp.shape(rng) == (2,):
+        rng = jax.random.wrap_key_data(rng, impl=_RAW_IMPL)
+    return jax.random.fold_in(rng, step)
 
 
 def accuracy(output, target):
@@ -121,7 +147,7 @@ def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformat
 
     def step(ts: TrainState, batch: Batch):
         x, target = batch
-        rng = jax.random.fold_in(ts.rng, ts.step)
+        rng = _step_key(ts.rng, ts.step)
         if accumulate_steps == 1:
             grads, new_state, metrics = grads_and_metrics(ts.params, ts.state, x, target, rng)
         else:

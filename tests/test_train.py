@@ -113,6 +113,49 @@ def test_step_rng_changes_each_step_and_eval_is_deterministic():
     assert float(ev(ts, (x, y))["loss"]) == float(ev(ts, (x, y))["loss"])
 
 
+
+def test_train_state_keeps_threefry_keys_raw_and_steps_use_the_same_bits():
+    """A seed, a typed threefry key and a legacy uint32 key all give raw key data
+    and the step keys fold_in(key, k) would give; other implementations stay typed."""
+    model = small_model(noise=True)
+    opt = optax.sgd(0.1)
+    x, y = data(8)
+    typed = jax.random.key(3)
+    _, expected_rng = jax.random.split(typed)
+    seen = []
+
+    class Probe(nn.Layer):  # the model, recording the key each step hands it
+        def init(self, key):
+            return model.init(key)
+
+        def apply(self, params, state, v, *, train=False, rng=None):
+            seen.append(rng)
+            return model.apply(params, state, v, train=train, rng=rng)
+
+    probed = Probe()
+    step = make_train_step(probed, cross_entropy, opt, jit=False)
+    results = []
+    for key in (typed, jax.random.PRNGKey(3)):
+        seen.clear()
+        ts = create_train_state(probed, opt, key)
+        assert ts.rng.dtype == jnp.uint32 and ts.rng.shape == (2,)
+        np.testing.assert_array_equal(ts.rng, jax.random.key_data(expected_rng))
+        ts, m1 = step(ts, (x, y))
+        ts, m2 = step(ts, (x, y))
+        want = [jax.random.key_data(jax.random.fold_in(expected_rng, k)) for k in (0, 1)]
+        for got, w in zip(seen, want):
+            np.testing.assert_array_equal(jax.random.key_data(got), w)
+        results.append((float(m1["loss"]), float(m2["loss"])))
+    assert results[0] == results[1]
+    assert ts.rng.dtype == jnp.uint32  # still raw after steps (and through jit below)
+    jitted = make_train_step(model, cross_entropy, opt)
+    assert jitted(create_train_state(model, opt, 3), (x, y))[0].rng.dtype == jnp.uint32
+    # another implementation: kept typed, and the step still runs
+    rbg = create_train_state(model, opt, jax.random.key(3, impl="rbg"))
+    assert jnp.issubdtype(rbg.rng.dtype, jax.dtypes.prng_key)
+    out, m = jitted(rbg, (x, y))
+    assert jnp.issubdtype(out.rng.dtype, jax.dtypes.prng_key) and np.isfinite(float(m["loss"]))
+
 def test_accuracy_rules():
     logits = jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_allclose(accuracy(logits, jnp.array([0, 1, 1, 1])), 0.75)
