@@ -167,7 +167,27 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
     return xla.to_channels_first(y)
 
 
+def _batch_halves(fn, x):
+    """``fn(x)``, computed for the two halves of the batch in a two-step ``lax.scan``.
+
+    The loop makes XLA write ``fn``'s result to memory as a kernel of its own.
+    Without it, XLA:CPU fuses a single-channel stencil's 25 window products
+    into every consumer, the max-pool's arg-max reduction and the ReLU mask
+    of the backward pass, where they run as slow scalar loops: LeNet's step
+    at batch 128 took 23 ms that way, 14-17 ms this way, and 23 ms with XLA's
+    convolution (``benchmarks/README.md``, sixth session). An odd batch gets
+    one zero example appended, then dropped.
+    """
+    n = x.shape[0]
+    xp = jnp.pad(x, ((0, n % 2),) + ((0, 0),) * (x.ndim - 1))
+    halves = xp.reshape((2, xp.shape[0] // 2) + x.shape[1:])
+    _, ys = jax.lax.scan(lambda carry, xh: (carry, fn(xh)), None, halves)
+    return ys.reshape((xp.shape[0],) + ys.shape[2:])[:n]
+
+
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil):
+    if stencil and groups == 1:  # one input channel (depthwise layers keep the fused stencil)
+        return _batch_halves(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x)
     if stencil:
         return _stencil_conv(x, w, stride, pads, dilation, groups)
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
@@ -195,10 +215,13 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels
     ``forward`` chooses how the value and the input term are written:
     ``"xla"``, ``"stencil"`` (:func:`_stencil_conv`; one input channel per
     group only) or ``"auto"``: ``"stencil"`` on CPU for depthwise-style
-    convolutions (several groups of one input channel, at most 49 taps). For a
-    single-channel input (``groups=1``, LeNet's first layer) XLA's is kept:
-    the stencil's forward is faster, but its input gradient slower, and in
-    LeNet's training step the two came out even.
+    convolutions (several groups of one input channel) and for 2-D
+    convolutions of a single-channel input (``groups=1``, LeNet's first
+    layer), at most 49 taps. XLA's Eigen convolution spends most of its time
+    packing im2col blocks one float at a time for a single input channel
+    (LeNet's first layer: 8-10 ms of a 23 ms step); the stencil's value is
+    computed in a batch loop (:func:`_batch_halves`) so that it is not fused
+    into its consumers.
 
     ``channels_last``: compute XLA's convolution on ``(N, *S, C)`` between two
     transposes (:func:`fcnn.xla.channels_last`; same values). ``None`` chooses
@@ -213,7 +236,8 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels
         per_tap = (groups > 1 or x.ndim == 5) and w.shape[1] >= 2 and small_kernel
         weight_grad = "window" if per_tap and cpu else "xla"
     if forward == "auto":
-        forward = "stencil" if w.shape[1] == 1 and groups > 1 and small_kernel and cpu else "xla"
+        one_channel = groups > 1 or x.ndim == 4  # single-channel 2-D input: measured on LeNet's first layer
+        forward = "stencil" if w.shape[1] == 1 and one_channel and small_kernel and cpu else "xla"
     if forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv_core: forward='stencil' needs one input channel per group, got weight {w.shape}")
     return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last), forward == "stencil")

@@ -143,3 +143,27 @@ def test_stencil_needs_one_input_channel_per_group():
     x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
     with pytest.raises(ValueError, match="one input channel per group"):
         C.conv_core(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, forward="stencil")
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_single_channel_conv2d_stencil_in_a_batch_loop(batch):
+    """A 2-D convolution of one input channel (LeNet's first layer) takes the stencil on CPU,
+    computed over the two halves of the batch in a scan (an odd batch padded and cut):
+    values, both gradients, per-example gradients under vmap and the Hessian match torch."""
+    x, w = randn((batch, 1, 9, 8), seed=20), randn((3, 1, 3, 3), seed=21)
+    f = lambda x, w: F.conv2d(x, w, None, 1, 1)  # noqa: E731
+    if jax.default_backend() == "cpu":
+        assert "scan" in str(jax.make_jaxpr(f)(jnp.asarray(x), jnp.asarray(w)))
+    _check_against_torch(f, x, w, 2, (1, 1), (1, 1), (1, 1), 1, seed=22)
+
+    per_example = jax.vmap(jax.grad(lambda w, xi: jnp.sum(f(xi[None], w) ** 2)), in_axes=(None, 0))
+    grads = per_example(jnp.asarray(w), jnp.asarray(x))
+    for i in range(batch):
+        tw = to_torch(w, requires_grad=True)
+        torch.sum(torch.nn.functional.conv2d(to_torch(x[i:i + 1]), tw, padding=1) ** 2).backward()
+        assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
+
+    hess = jax.hessian(lambda w: jnp.sum(jnp.tanh(f(jnp.asarray(x), w)) ** 2))(jnp.asarray(w))
+    ref = torch.autograd.functional.hessian(
+        lambda w: torch.sum(torch.tanh(torch.nn.functional.conv2d(to_torch(x), w, padding=1)) ** 2), to_torch(w))
+    assert_close(hess, ref, 1e-4, 1e-4, "hessian")
