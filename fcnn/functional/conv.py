@@ -216,10 +216,13 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels
     ``"xla"``, ``"stencil"`` (:func:`_stencil_conv`; one input channel per
     group only) or ``"auto"``: ``"stencil"`` on CPU for depthwise-style
     convolutions (several groups of one input channel) and for 2-D
-    convolutions of a single-channel input (``groups=1``, LeNet's first
-    layer), at most 49 taps. XLA's Eigen convolution spends most of its time
-    packing im2col blocks one float at a time for a single input channel
-    (LeNet's first layer: 8-10 ms of a 23 ms step); the stencil's value is
+    convolutions of a single input channel to at most 8 outputs (``groups=1``,
+    LeNet's first layer), at most 49 taps. For a single input channel XLA's
+    Eigen convolution spends most of its time packing im2col blocks one float
+    at a time (LeNet's first layer: 8-10 ms of a 23 ms step). With up to 8
+    outputs the stencil's forward and weight gradient took 0.4-0.6x Eigen's
+    time; with 16 about the same, with 24-64 Eigen's was faster
+    (``benchmarks/README.md``, sixth session). The stencil's value is
     computed in a batch loop (:func:`_batch_halves`) so that it is not fused
     into its consumers.
 
@@ -236,8 +239,9 @@ def conv_core(x, w, stride, pads, dilation, groups, weight_grad="auto", channels
         per_tap = (groups > 1 or x.ndim == 5) and w.shape[1] >= 2 and small_kernel
         weight_grad = "window" if per_tap and cpu else "xla"
     if forward == "auto":
-        one_channel = groups > 1 or x.ndim == 4  # single-channel 2-D input: measured on LeNet's first layer
-        forward = "stencil" if w.shape[1] == 1 and one_channel and small_kernel and cpu else "xla"
+        # a single-channel 2-D input with few outputs (LeNet's first layer), where it was measured faster
+        first_layer = x.ndim == 4 and w.shape[0] <= 8
+        forward = "stencil" if w.shape[1] == 1 and (groups > 1 or first_layer) and small_kernel and cpu else "xla"
     if forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv_core: forward='stencil' needs one input channel per group, got weight {w.shape}")
     return _conv_core(x, w, stride, pads, dilation, groups, weight_grad, bool(channels_last), forward == "stencil")
