@@ -171,12 +171,14 @@ def _batch_halves(fn, x):
     """``fn(x)``, computed for the two halves of the batch in a two-step ``lax.scan``.
 
     The loop makes XLA write ``fn``'s result to memory as a kernel of its own.
-    Without it, XLA:CPU fuses a single-channel stencil's 25 window products
-    into every consumer, the max-pool's arg-max reduction and the ReLU mask
-    of the backward pass, where they run as slow scalar loops: LeNet's step
-    at batch 128 took 23 ms that way, 14-17 ms this way, and 23 ms with XLA's
-    convolution (``benchmarks/README.md``, sixth session). An odd batch gets
-    one zero example appended, then dropped.
+    Without it, XLA:CPU fuses a stencil's window products into every
+    consumer, such as a max-pool's arg-max reduction, batch norm's statistics
+    or the ReLU mask of the backward pass, where they run as slow scalar
+    loops and are recomputed in each. LeNet's step at batch 128 took 23 ms
+    that way, 14-17 ms this way, and 23 ms with XLA's convolution; a
+    depthwise 3×3 → batch norm → ReLU block's value and gradients 1.4-1.9x
+    less time this way (``benchmarks/README.md``, sixth session). An odd
+    batch gets one zero example appended, then dropped.
     """
     n = x.shape[0]
     xp = jnp.pad(x, ((0, n % 2),) + ((0, 0),) * (x.ndim - 1))
@@ -186,10 +188,8 @@ def _batch_halves(fn, x):
 
 
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil):
-    if stencil and groups == 1:  # one input channel (depthwise layers keep the fused stencil)
-        return _batch_halves(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x)
     if stencil:
-        return _stencil_conv(x, w, stride, pads, dilation, groups)
+        return _batch_halves(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x)
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
