@@ -113,7 +113,6 @@ def test_step_rng_changes_each_step_and_eval_is_deterministic():
     assert float(ev(ts, (x, y))["loss"]) == float(ev(ts, (x, y))["loss"])
 
 
-
 def test_train_state_keeps_threefry_keys_raw_and_steps_use_the_same_bits():
     """A seed, a typed threefry key and a legacy uint32 key all give raw key data
     and the step keys fold_in(key, k) would give; other implementations stay typed."""
@@ -143,6 +142,7 @@ def test_train_state_keeps_threefry_keys_raw_and_steps_use_the_same_bits():
         ts, m1 = step(ts, (x, y))
         ts, m2 = step(ts, (x, y))
         want = [jax.random.key_data(jax.random.fold_in(expected_rng, k)) for k in (0, 1)]
+        assert len(seen) == 2
         for got, w in zip(seen, want):
             np.testing.assert_array_equal(jax.random.key_data(got), w)
         results.append((float(m1["loss"]), float(m2["loss"])))
@@ -155,6 +155,7 @@ def test_train_state_keeps_threefry_keys_raw_and_steps_use_the_same_bits():
     assert jnp.issubdtype(rbg.rng.dtype, jax.dtypes.prng_key)
     out, m = jitted(rbg, (x, y))
     assert jnp.issubdtype(out.rng.dtype, jax.dtypes.prng_key) and np.isfinite(float(m["loss"]))
+
 
 def test_accuracy_rules():
     logits = jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
