@@ -130,15 +130,62 @@ def _window_conv(x, w, stride, pads, dilation, groups):
 
 
 def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
-    def conv(x, lhs_layout):
+    def conv(x, w, lhs_layout, rhs_layout):
         return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
-                                            dimension_numbers=(lhs_layout, "OI" + s, lhs_layout),
+                                            dimension_numbers=(lhs_layout, rhs_layout, lhs_layout),
                                             feature_group_count=groups)
 
     s = _SPATIAL[x.ndim - 2]
     if channels_last:
-        return xla.to_channels_first(conv(xla.to_channels_last(x), "N" + s + "C"))
-    return conv(x, "NC" + s)
+        # The kernel goes in as (*k, I, O), the layout XLA:CPU's Eigen convolution takes (see
+        # _eigen_input_term).
+        return xla.to_channels_first(conv(xla.to_channels_last(x), _kernel_last(w, "IO"), "N" + s + "C", s + "IO"))
+    return conv(x, w, "NC" + s, "OI" + s)
+
+
+# XLA:CPU runs a convolution on Eigen only in one form: input (N, *S, C), kernel
+# (*k, I, O), output (N, *S, O), in memory in that order ("b01f_01io->b01f").
+# Outside loops XLA transposes other convolutions into that form itself; inside
+# a loop body (lax.scan, gradient accumulation) it does not, and runs them
+# naively, 20-30x slower. JAX writes a convolution's gradients as convolutions
+# whose dimension numbers derive from the forward one's, so for groups == 1 the
+# two tangent terms below are written such that their transposes (the input and
+# weight gradients of reverse mode) are already in Eigen's form; the transposes
+# that this takes are the ones XLA inserted before.
+
+
+def _kernel_last(w, order):
+    """``(O, I, *k)`` -> ``(*k, I, O)`` (``order="IO"``) or ``(*k, O, I)`` (``"OI"``)."""
+    return jnp.moveaxis(w, (0, 1), (-1, -2) if order == "IO" else (-2, -1))
+
+
+def _eigen_input_term(dx, w, stride, pads, dilation):
+    """``conv(dx, w)``, written so that its transpose (the input gradient) is in Eigen's form.
+
+    JAX's transpose swaps the kernel's I and O labels, so the kernel is laid out
+    ``(*k, O, I)`` and labelled that way here.
+    """
+    s = _SPATIAL[dx.ndim - 2]
+    y = jax.lax.conv_general_dilated(xla.to_channels_last(dx), _kernel_last(w, "OI"), stride, pads,
+                                     rhs_dilation=dilation, dimension_numbers=("N" + s + "C", s + "OI", "N" + s + "C"))
+    return xla.to_channels_first(y)
+
+
+def _eigen_weight_term(x, dw, stride, pads, dilation):
+    """``conv(x, dw)``, written so that its transpose (the weight gradient) is in Eigen's form.
+
+    JAX's transpose of a convolution in its kernel swaps the batch and feature
+    labels of the input and of the output, and gives the gradient the kernel's
+    labels: the input is laid out ``(C, *S, N)``, the output ``(*S, N, O)`` and
+    the kernel ``(I, *k, O)``, labelled that way here.
+    """
+    s = _SPATIAL[x.ndim - 2]
+    n = x.ndim - 2
+    x_cn = jnp.moveaxis(x, 0, -1)  # (C, *S, N)
+    dw_iko = jnp.moveaxis(dw, (0, 1), (-1, 0))  # (I, *k, O)
+    y = jax.lax.conv_general_dilated(x_cn, dw_iko, stride, pads, rhs_dilation=dilation,
+                                     dimension_numbers=("C" + s + "N", "I" + s + "O", s + "NC"))
+    return jnp.moveaxis(y, (n, n + 1), (0, 1))  # (*S, N, O) -> (N, O, *S)
 
 
 def _stencil_conv(x, w, stride, pads, dilation, groups):
@@ -257,11 +304,18 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, s
     x, w = primals
     dx, dw = tangents
     y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
+    eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
+    elif eigen:
+        weight_term = _eigen_weight_term(x, dw, stride, pads, dilation)
     else:
         weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
-    return y, _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil) + weight_term
+    if eigen and not stencil:
+        input_term = _eigen_input_term(dx, w, stride, pads, dilation)
+    else:
+        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil)
+    return y, input_term + weight_term
 
 
 @compiled

@@ -169,3 +169,33 @@ def test_single_channel_conv2d_stencil_in_a_batch_loop(batch):
     ref = torch.autograd.functional.hessian(
         lambda w: torch.sum(torch.tanh(torch.nn.functional.conv2d(to_torch(x), w, padding=1)) ** 2), to_torch(w))
     assert_close(hess, ref, 1e-4, 1e-4, "hessian")
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's Eigen convolution form")
+@pytest.mark.parametrize("n", [1, 2])
+def test_conv_gradients_inside_a_loop_stay_on_eigen(n):
+    """Inside a loop body XLA:CPU runs only convolutions already in Eigen's form
+    (b01f_01io->b01f) on Eigen; fcnn writes the value and both gradients that way
+    (gradient accumulation was 26x slower without it). Values equal the loop-free ones."""
+    import re
+
+    import fcnn
+
+    size = (1024,) if n == 1 else (64, 64)
+    x, w = jnp.asarray(randn((4, 8) + size, seed=30)), jnp.asarray(randn((8, 8) + (3,) * n, seed=31))
+    conv = {1: F.conv1d, 2: F.conv2d}[n]
+
+    def looped(x, w):
+        _, ys = jax.lax.scan(lambda c, xc: (c, conv(xc, w, padding=1)), None, x.reshape((2, 2) + x.shape[1:]))
+        return ys.reshape((4, 8) + size)
+
+    def grads(f):
+        return jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.tanh(f(x, w))), argnums=(0, 1)),
+                       compiler_options=fcnn.compiler_options())
+
+    hlo = grads(looped).lower(x, w).compile().as_text()
+    labels = re.findall(r"convolution\([^\n]*dim_labels=([\w>-]+)", hlo)
+    canonical = "b0f_0io->b0f" if n == 1 else "b01f_01io->b01f"
+    assert len(labels) == 3 and set(labels) == {canonical}, labels
+    for got, want in zip(grads(looped)(x, w), grads(lambda x, w: conv(x, w, padding=1))(x, w)):
+        assert_close(got, want, 1e-5, 1e-4)
