@@ -139,6 +139,43 @@ def test_stencil_forward_matches_torch(cfg):
     assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
 
 
+@settings(max_examples=12)
+@given(core_configs())
+def test_channels_last_conv_matches_torch(cfg):
+    """The channels-last formulation (fcnn's CPU path for large inputs, forced here on small ones), whose
+    tangent terms are written for Eigen's form: values, both gradients and the jvp, strides, dilations, groups."""
+    n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
+    if n == 3:  # 3-D convolutions stay channel-first
+        return
+    x, w = randn((batch, cin) + size, seed=13), randn((cout, cin // groups) + k, seed=14)
+    pads = tuple((p, p) for p in padding)
+
+    def f(x, w):
+        return C.conv_core(x, w, stride, pads, dilation, groups, "xla", channels_last=True, forward="xla")
+
+    _check_against_torch(f, x, w, n, stride, padding, dilation, groups, seed=15)
+    dx, dw = randn(x.shape, seed=16), randn(w.shape, seed=17)
+    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    _, ref = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
+                            (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
+    assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
+
+
+def test_channels_last_conv_hessian_matches_torch():
+    """Second order through the Eigen-form tangent terms (forward over reverse), with a stride."""
+    x, w = randn((2, 3, 7, 6), seed=18), randn((2, 3, 3, 2), seed=19) * 0.5
+
+    def loss_j(w):
+        y = C.conv_core(jnp.asarray(x), w, (2, 1), ((1, 1), (0, 0)), (1, 1), 1, "xla", channels_last=True)
+        return jnp.sum(jnp.tanh(y) ** 2)
+
+    def loss_t(w):
+        return torch.sum(torch.tanh(torch.nn.functional.conv2d(to_torch(x), w, stride=(2, 1), padding=(1, 0))) ** 2)
+
+    assert_close(jax.hessian(loss_j)(jnp.asarray(w)), torch.autograd.functional.hessian(loss_t, to_torch(w)),
+                 1e-4, 1e-4)
+
+
 def test_stencil_needs_one_input_channel_per_group():
     x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
     with pytest.raises(ValueError, match="one input channel per group"):
