@@ -59,6 +59,16 @@ def _check_against_torch(f, x, w, n, stride, padding, dilation, groups, seed):
     assert_close(gw, tw.grad, 1e-4, 1e-4, "grad weight")
 
 
+def _check_all_against_torch(f, x, w, n, stride, padding, dilation, groups, seed):
+    """:func:`_check_against_torch` and the jvp for random tangents of both arguments."""
+    _check_against_torch(f, x, w, n, stride, padding, dilation, groups, seed)
+    dx, dw = randn(x.shape, seed=seed + 1), randn(w.shape, seed=seed + 2)
+    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    _, ref = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
+                            (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
+    assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
+
+
 @settings(max_examples=5)
 @given(core_configs())
 def test_conv_forward_mode_matches_torch(cfg):
@@ -131,12 +141,7 @@ def test_stencil_forward_matches_torch(cfg):
     def f(x, w):
         return C.conv_core(x, w, stride, pads, dilation, groups, "xla", forward="stencil")
 
-    _check_against_torch(f, x, w, n, stride, padding, dilation, groups, seed=10)
-    dx, dw = randn(x.shape, seed=11), randn(w.shape, seed=12)
-    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
-    _, ref = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
-                            (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
-    assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
+    _check_all_against_torch(f, x, w, n, stride, padding, dilation, groups, seed=10)
 
 
 @settings(max_examples=12)
@@ -153,12 +158,7 @@ def test_channels_last_conv_matches_torch(cfg):
     def f(x, w):
         return C.conv_core(x, w, stride, pads, dilation, groups, "xla", channels_last=True, forward="xla")
 
-    _check_against_torch(f, x, w, n, stride, padding, dilation, groups, seed=15)
-    dx, dw = randn(x.shape, seed=16), randn(w.shape, seed=17)
-    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
-    _, ref = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
-                            (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
-    assert_close(tangent, ref, 1e-4, 1e-4, "jvp")
+    _check_all_against_torch(f, x, w, n, stride, padding, dilation, groups, seed=15)
 
 
 def test_channels_last_conv_hessian_matches_torch():
