@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def is_typed_key(x) -> bool:
+    """Whether ``x`` is a typed PRNG key array (``jax.random.key``), or the shape of one."""
+    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def ntuple(value: Any, n: int, name: str, where: str) -> tuple[int, ...]:

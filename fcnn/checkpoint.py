@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fcnn import _checks
+
 FORMAT = "fcnn-checkpoint"
 FORMAT_VERSION = 1
 _META = "__fcnn__"
@@ -63,10 +65,6 @@ def _fcnn_version() -> str:
     return __version__
 
 
-def _is_key(x) -> bool:
-    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def _leaf_spec(x) -> dict:
     """Kind, shape and dtype of a leaf, identical for a value and for its template."""
     if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.ndarray):
@@ -75,7 +73,7 @@ def _leaf_spec(x) -> dict:
         return {"kind": "int", "shape": [], "dtype": "int64"}
     if isinstance(x, float):
         return {"kind": "float", "shape": [], "dtype": "float64"}
-    if _is_key(x):
+    if _checks.is_typed_key(x):
         impl = str(jax.random.key_impl(x)) if isinstance(x, jax.Array) else x.dtype._impl.name
         return {"kind": "key", "shape": list(x.shape), "dtype": impl}
     if hasattr(x, "shape") and hasattr(x, "dtype"):

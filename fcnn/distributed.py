@@ -169,7 +169,7 @@ def replicate(mesh: Mesh, tree: Any) -> Any:
     def put(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return jax.device_put(x, sharding)
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if isinstance(x, jax.Array) and _checks.is_typed_key(x):
             data = np.asarray(jax.random.key_data(x))
             impl = jax.random.key_impl(x)
             arr = jax.make_array_from_process_local_data(sharding, data, data.shape)

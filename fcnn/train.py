@@ -76,20 +76,16 @@ def create_train_state(model, optimizer: optax.GradientTransformation, key) -> T
 _RAW_IMPL = "threefry2x32"  # what TrainState's raw (uint32) keys are
 
 
-def _is_typed_key(key) -> bool:
-    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
 def _stored_key(key):
     """``key`` as :class:`TrainState` keeps it: threefry keys as raw data, others typed."""
-    if _is_typed_key(key) and str(jax.random.key_impl(key)) == _RAW_IMPL:
+    if _checks.is_typed_key(key) and str(jax.random.key_impl(key)) == _RAW_IMPL:
         return jax.random.key_data(key)
     return key
 
 
 def _step_key(rng, step):
     """The key of optimizer step ``step``; raw threefry data is wrapped first (the same bits)."""
-    if not _is_typed_key(rng) and jnp.shape(rng) == (2,):
+    if not _checks.is_typed_key(rng) and jnp.shape(rng) == (2,):
         rng = jax.random.wrap_key_data(rng, impl=_RAW_IMPL)
     return jax.random.fold_in(rng, step)
 

@@ -129,7 +129,13 @@ def _window_conv(x, w, stride, pads, dilation, groups):
     return jnp.moveaxis(acc.reshape((c_out, batch) + out_sp), 0, 1)
 
 
-def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
+def _xla_conv(x, w, stride, pads, dilation, groups, channels_last, kernel="IO"):
+    """XLA's convolution, channel-first or between two transposes channels-last.
+
+    Channels-last, the kernel goes in as ``(*k, I, O)``, the layout XLA:CPU's
+    Eigen convolution takes, or as ``(*k, O, I)`` (``kernel="OI"``) for the
+    input term of the JVP rule, whose transpose swaps the two (see below).
+    """
     def conv(x, w, lhs_layout, rhs_layout):
         return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
                                             dimension_numbers=(lhs_layout, rhs_layout, lhs_layout),
@@ -137,9 +143,8 @@ def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
 
     s = _SPATIAL[x.ndim - 2]
     if channels_last:
-        # The kernel goes in as (*k, I, O), the layout XLA:CPU's Eigen convolution takes (see
-        # _eigen_input_term).
-        return xla.to_channels_first(conv(xla.to_channels_last(x), _kernel_last(w, "IO"), "N" + s + "C", s + "IO"))
+        w_last = jnp.moveaxis(w, (0, 1), (-1, -2) if kernel == "IO" else (-2, -1))
+        return xla.to_channels_first(conv(xla.to_channels_last(x), w_last, "N" + s + "C", s + kernel))
     return conv(x, w, "NC" + s, "OI" + s)
 
 
@@ -149,26 +154,11 @@ def _xla_conv(x, w, stride, pads, dilation, groups, channels_last):
 # a loop body (lax.scan, gradient accumulation) it does not, and runs them
 # naively, 20-30x slower. JAX writes a convolution's gradients as convolutions
 # whose dimension numbers derive from the forward one's, so for groups == 1 the
-# two tangent terms below are written such that their transposes (the input and
-# weight gradients of reverse mode) are already in Eigen's form; the transposes
-# that this takes are the ones XLA inserted before.
-
-
-def _kernel_last(w, order):
-    """``(O, I, *k)`` -> ``(*k, I, O)`` (``order="IO"``) or ``(*k, O, I)`` (``"OI"``)."""
-    return jnp.moveaxis(w, (0, 1), (-1, -2) if order == "IO" else (-2, -1))
-
-
-def _eigen_input_term(dx, w, stride, pads, dilation):
-    """``conv(dx, w)``, written so that its transpose (the input gradient) is in Eigen's form.
-
-    JAX's transpose swaps the kernel's I and O labels, so the kernel is laid out
-    ``(*k, O, I)`` and labelled that way here.
-    """
-    s = _SPATIAL[dx.ndim - 2]
-    y = jax.lax.conv_general_dilated(xla.to_channels_last(dx), _kernel_last(w, "OI"), stride, pads,
-                                     rhs_dilation=dilation, dimension_numbers=("N" + s + "C", s + "OI", "N" + s + "C"))
-    return xla.to_channels_first(y)
+# JVP rule writes its two tangent terms such that their transposes (the input
+# and weight gradients of reverse mode) are already in Eigen's form: the input
+# term with its kernel laid out (*k, O, I), since the transpose swaps the
+# kernel's I and O labels (_xla_conv(..., kernel="OI")), and the weight term
+# as below. The transposes that this takes are the ones XLA inserted before.
 
 
 def _eigen_weight_term(x, dw, stride, pads, dilation):
@@ -312,7 +302,7 @@ def _conv_core_jvp(stride, pads, dilation, groups, weight_grad, channels_last, s
     else:
         weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
     if eigen and not stencil:
-        input_term = _eigen_input_term(dx, w, stride, pads, dilation)
+        input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     else:
         input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil)
     return y, input_term + weight_term
