@@ -21,10 +21,16 @@ Leaves may be jax/numpy arrays, typed PRNG keys (stored as
 ``int``/``float``/``bool`` scalars (e.g. a step counter), which come back as
 Python scalars.
 
-Writes are atomic: the file is written to a temporary name in the target
-directory, flushed and fsync'ed, renamed over the target with
-``os.replace`` and the directory is fsync'ed, so a crash at any moment
-leaves either the old file or the new one, never a torn one.
+Leaves that could not come back as they went in are refused when saving:
+string, object, datetime, structured and raw-void arrays, Python ints outside
+int64's range.
+
+Writes are atomic (:mod:`fcnn._atomic`): the file is written to a temporary
+name in the target directory, flushed and fsync'ed, renamed over the target
+with ``os.replace`` and the directory is fsync'ed, so a crash at any moment
+leaves either the old file or the new one, never a torn one. The temporary a
+killed writer leaves behind is removed by the next save into that directory.
+Files get mode ``0o666`` less the umask, like any file ``open`` creates.
 
 Directories of checkpoints: :func:`save_checkpoint` writes
 ``ckpt_<step>.npz`` and keeps the last ``keep`` of them, :func:`latest`
@@ -35,9 +41,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -47,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnn import _checks
+from fcnn import _atomic, _checks
 
 FORMAT = "fcnn-checkpoint"
 FORMAT_VERSION = 1
@@ -65,11 +69,26 @@ def _fcnn_version() -> str:
     return __version__
 
 
-def _leaf_spec(x) -> dict:
-    """Kind, shape and dtype of a leaf, identical for a value and for its template."""
+_INT64 = (-(2**63), 2**63)
+
+
+def _restorable_dtype(dtype: np.dtype) -> bool:
+    # bool, integers, floats, complex, and ml_dtypes' bfloat16/float8 (kind 'V' but a scalar type of their own);
+    # not strings, objects, datetimes, structured or raw void arrays, which restore cannot rebuild.
+    return dtype.kind in "biufc" or (dtype.kind == "V" and dtype.type is not np.void)
+
+
+def _leaf_spec(x, name: str = "") -> dict:
+    """Kind, shape and dtype of a leaf, identical for a value and for its template.
+
+    Raises :class:`CheckpointError` for a leaf :func:`restore` could not give back as it was.
+    """
     if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.ndarray):
         return {"kind": "bool", "shape": [], "dtype": "bool"}
     if isinstance(x, int):
+        if not _INT64[0] <= x < _INT64[1]:
+            raise CheckpointError(f"checkpoint: leaf {name} is the Python int {x}, outside int64's range; "
+                                  "store it as a string in metadata= or split it into int64 parts")
         return {"kind": "int", "shape": [], "dtype": "int64"}
     if isinstance(x, float):
         return {"kind": "float", "shape": [], "dtype": "float64"}
@@ -77,9 +96,15 @@ def _leaf_spec(x) -> dict:
         impl = str(jax.random.key_impl(x)) if isinstance(x, jax.Array) else x.dtype._impl.name
         return {"kind": "key", "shape": list(x.shape), "dtype": impl}
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return {"kind": "array", "shape": list(x.shape), "dtype": jnp.dtype(x.dtype).name}
+        dtype = np.dtype(x.dtype) if isinstance(x.dtype, np.dtype) else None
+        if dtype is None or not _restorable_dtype(dtype):
+            raise CheckpointError(
+                f"checkpoint: leaf {name} has dtype {x.dtype}, which cannot be restored; leaves must be "
+                "bool, integer, floating-point or complex arrays, PRNG keys or Python int/float/bool "
+                "(put text in metadata=)")
+        return {"kind": "array", "shape": list(x.shape), "dtype": jnp.dtype(dtype).name}
     raise CheckpointError(
-        f"checkpoint: cannot store leaf of type {type(x).__name__} ({x!r}); "
+        f"checkpoint: cannot store leaf {name} of type {type(x).__name__} ({x!r}); "
         "leaves must be arrays, PRNG keys or Python int/float/bool"
     )
 
@@ -106,17 +131,6 @@ def _json_scalar(x):
     raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory file descriptors
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(path, tree, *, metadata: dict | None = None) -> Path:
     """Write ``tree`` (any pytree of arrays, PRNG keys and Python scalars) to ``path`` atomically.
 
@@ -135,7 +149,7 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
     specs: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
     for i, (name, leaf) in enumerate(flat):
-        spec = _leaf_spec(leaf)
+        spec = _leaf_spec(leaf, name)
         specs[name] = spec
         arrays[f"a{i}"] = _storable(leaf, spec)
         # zip's own CRC is not checked by numpy's reader; this one is, on restore.
@@ -156,21 +170,7 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-    return path
+    return _atomic.write_atomic(path, [buffer.getbuffer()])
 
 
 def _open(path):
@@ -195,7 +195,53 @@ def _open(path):
             f"checkpoint: {path} has format version {version!r} (written by fcnn {header.get('fcnn_version')}), "
             f"but this fcnn ({_fcnn_version()}) reads format version {FORMAT_VERSION}"
         )
+    _check_header(header, path)
     return data, header
+
+
+_KINDS = {"bool": "bool", "int": "int64", "float": "float64", "key": None, "array": None}
+
+
+def _check_header(header: dict, path) -> None:
+    """Refuse a header whose fields :func:`restore` would trip over, naming the field."""
+
+    def bad(field: str, want: str, got) -> CheckpointError:
+        return CheckpointError(f"checkpoint: {path} has a malformed header: {field} must be {want}, got {got!r}")
+
+    if not isinstance(header.get("metadata", {}), dict):
+        raise bad("metadata", "a JSON object", header["metadata"])
+    leaves = header.get("leaves")
+    if not isinstance(leaves, list):
+        raise bad("leaves", "a list", leaves)
+    seen = set()
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, dict):
+            raise bad(f"leaves[{i}]", "a JSON object", leaf)
+        for field in ("name", "kind", "shape", "dtype", "crc32"):
+            if field not in leaf:
+                raise CheckpointError(f"checkpoint: {path} has a malformed header: leaves[{i}] has no {field!r}")
+        name, kind, shape, dtype, crc = (leaf[f] for f in ("name", "kind", "shape", "dtype", "crc32"))
+        if not isinstance(name, str) or name in seen:
+            raise bad(f"leaves[{i}].name", "a string naming no other leaf", name)
+        seen.add(name)
+        if kind not in _KINDS:
+            raise bad(f"leaves[{i}].kind ({name})", f"one of {list(_KINDS)}", kind)
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"leaves[{i}].shape ({name})", "a list of non-negative ints", shape)
+        if kind in _SCALARS and (shape != [] or dtype != _KINDS[kind]):
+            raise bad(f"leaves[{i}] ({name})", f"shape [] and dtype {_KINDS[kind]!r} for kind {kind!r}",
+                      {"shape": shape, "dtype": dtype})
+        if not isinstance(dtype, str):
+            raise bad(f"leaves[{i}].dtype ({name})", "a string", dtype)
+        if kind == "array":
+            try:
+                ok = _restorable_dtype(np.dtype(jnp.dtype(dtype)))
+            except TypeError:
+                ok = False
+            if not ok:
+                raise bad(f"leaves[{i}].dtype ({name})", "a numeric dtype name", dtype)
+        if type(crc) is not int or not 0 <= crc < 2**32:
+            raise bad(f"leaves[{i}].crc32 ({name})", "an int in [0, 2**32)", crc)
 
 
 def read_metadata(path) -> dict:
@@ -237,7 +283,7 @@ def restore(path, template):
     for name, (_, leaf) in zip(names, flat):
         if name not in stored:
             continue
-        problems += _mismatches(name, stored[name][1], _leaf_spec(leaf))
+        problems += _mismatches(name, stored[name][1], _leaf_spec(leaf, name))
     if problems:
         raise CheckpointError(f"checkpoint: {path} does not match the template:\n  " + "\n  ".join(problems))
 
@@ -250,7 +296,7 @@ def restore(path, template):
             raise CheckpointError(f"checkpoint: {path} is truncated or corrupt (leaf {name}: {e})") from None
         if zlib.crc32(np.ascontiguousarray(raw).tobytes()) != spec.get("crc32"):
             raise CheckpointError(f"checkpoint: {path} is corrupt (checksum mismatch for leaf {name})")
-        values.append(_rebuild(raw, spec, _leaf_spec(leaf), name, path))
+        values.append(_rebuild(raw, spec, leaf, name, path))
     return jax.tree_util.tree_unflatten(treedef, values)
 
 
@@ -268,23 +314,41 @@ def _mismatches(name: str, got: dict, want: dict) -> list[str]:
             for field in ("kind", "shape", "dtype") if got[field] != want[field]]
 
 
-def _rebuild(raw: np.ndarray, stored: dict, want: dict, name: str, path) -> Any:
+def _rebuild(raw: np.ndarray, spec: dict, template_leaf, name: str, path) -> Any:
+    """The value of leaf ``name`` as the template asks for it: numpy template leaves get numpy arrays back,
+    jax ones jax arrays; nothing is converted to a dtype that would change its value."""
+    want = _leaf_spec(template_leaf, name)
     kind = want["kind"]
-    if kind in _SCALARS or stored["kind"] in _SCALARS:
+    if kind in _SCALARS or spec["kind"] in _SCALARS:
+        if raw.shape != () or raw.dtype.kind not in "biuf":
+            raise CheckpointError(f"checkpoint: {path}: leaf {name} is stored as {raw.dtype} {raw.shape}, "
+                                  "the header says a scalar")
         value = raw.item()
-        if kind == "array":
-            return jnp.asarray(value, dtype=want["dtype"])
-        return {"bool": bool, "int": int, "float": float}[kind](value)
-    spec = stored
+        if kind != "array":
+            return {"bool": bool, "int": int, "float": float}[kind](value)
+        raw, spec = np.asarray(value), want
+        dtype = np.dtype(jnp.dtype(want["dtype"]))
+        if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+            raise CheckpointError(f"checkpoint: {path}: leaf {name} is {value}, outside the template's {dtype}")
+        raw = raw.astype(dtype)
     if kind == "key":
-        return jax.random.wrap_key_data(jnp.asarray(raw), impl=spec["dtype"])
-    dtype = jnp.dtype(spec["dtype"])
+        try:
+            return jax.random.wrap_key_data(jnp.asarray(raw), impl=spec["dtype"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint: {path}: leaf {name} is not a {spec['dtype']!r} PRNG key ({e})") from None
+    dtype = np.dtype(jnp.dtype(spec["dtype"]))
     if raw.dtype != dtype:
         if raw.dtype.itemsize != dtype.itemsize or raw.dtype.kind != "u":
             raise CheckpointError(f"checkpoint: {path}: leaf {name} is stored as {raw.dtype}, header says {dtype}")
         raw = raw.view(dtype)
     if list(raw.shape) != spec["shape"]:
         raise CheckpointError(f"checkpoint: {path}: leaf {name} has shape {raw.shape}, header says {tuple(spec['shape'])}")
+    if isinstance(template_leaf, (np.ndarray, np.generic)):
+        return raw
+    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+        raise CheckpointError(
+            f"checkpoint: {path}: leaf {name} is {dtype}, which jax holds only with jax_enable_x64 (it would become "
+            f"{jax.dtypes.canonicalize_dtype(dtype)}); restore it into a numpy template leaf, or enable x64")
     return jnp.asarray(raw)
 
 
@@ -306,21 +370,41 @@ def latest(directory) -> Path | None:
     return found[-1] if found else None
 
 
+def _step(path: Path) -> int:
+    return int(_NAME.match(path.name).group(1))
+
+
 def save_checkpoint(directory, tree, step: int, *, keep: int | None = None, metadata: dict | None = None) -> Path:
     """Save ``tree`` as ``directory/ckpt_<step>.npz`` and delete all but the newest ``keep``.
 
+    A directory holds one run's checkpoints, in increasing steps: saving a step
+    lower than the newest one already there (a second run started into the
+    same directory, a rollback) raises ``ValueError`` before anything is
+    written, since :func:`latest` would go on naming the other file and
+    rotation would delete the new one. Saving the newest step again replaces
+    that file. To roll back, delete the later checkpoints first, or save into
+    another directory.
+
     The new file is complete on disk before any old one is removed, so
-    :func:`latest` always names a whole checkpoint.
+    :func:`latest` always names a whole checkpoint; rotation never removes the
+    file just written, and a file another process removed first is skipped.
     """
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
         raise ValueError(f"save_checkpoint: step must be a non-negative int, got {step!r}")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise ValueError(f"save_checkpoint: keep must be a positive int or None, got {keep!r}")
+    newest = latest(directory)
+    if newest is not None and _step(newest) > step:
+        raise ValueError(
+            f"save_checkpoint: {newest} is a later step than {int(step)}: a directory holds one run's checkpoints "
+            "in increasing steps (a lower step would be deleted by rotation, and resuming would continue the "
+            "other file). Save into another directory, or delete the later checkpoints to roll back")
     path = save(Path(directory) / f"ckpt_{int(step):08d}.npz", tree, metadata=metadata)
     if keep is not None:
         for old in checkpoints(directory)[:-keep]:
-            old.unlink()
-        _fsync_dir(Path(directory))
+            if old.name != path.name:
+                old.unlink(missing_ok=True)  # a concurrent writer's rotation may have removed it already
+        _atomic.fsync_dir(Path(directory))
     return path
 
 
@@ -343,7 +427,9 @@ def epoch_callback(directory, *, keep: int | None = 3, history: list | None = No
     ``{"train_state": train_state, "epoch": epoch}`` with the history in the
     metadata, keeping the newest ``keep``. Pass the ``history`` restored by
     :func:`resume` to continue it. ``metadata`` (e.g. the run's configuration)
-    is stored next to the history in every file.
+    is stored next to the history in every file. Like :func:`save_checkpoint`,
+    it refuses to save an epoch lower than the newest checkpoint in
+    ``directory`` (another run's), before writing anything.
     """
     hist = list(history or [])
     extra = dict(metadata or {})
@@ -369,4 +455,8 @@ def resume(directory, train_state_template):
     if path is None:
         return None
     tree = restore(path, {"train_state": train_state_template, "epoch": 0})
-    return tree["train_state"], tree["epoch"], read_metadata(path)["metadata"].get("history", [])
+    history = read_metadata(path)["metadata"].get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"checkpoint: {path} has a malformed header: metadata.history must be a list of "
+                              f"JSON objects, got {history!r}")
+    return tree["train_state"], tree["epoch"], history
