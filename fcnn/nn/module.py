@@ -30,14 +30,44 @@ children through the explicit context ``ctx``::
 own PRNG key. ``ctx.train`` tells the forward code whether it is training and
 ``ctx.next_rng()`` gives a fresh key for randomness of its own. The context is
 created by ``apply`` and passed as an argument: there is no global state.
+
+Every ``apply`` checks its arguments before anything is traced: ``train`` must
+be a Python bool, ``rng`` ``None`` or a PRNG key, and ``params``/``state`` must
+have exactly the keys, shapes and dtype kinds of the layer's own
+:meth:`Layer.param_spec` — by default ``jax.eval_shape(layer.init, key)``,
+computed once per layer. A mismatch raises a ``ValueError`` that lists each
+missing, unexpected or misshapen entry by its dotted state_dict name (and, in
+a composite, the child layer it belongs to), instead of running with another
+layer's parameters. Dtypes are compared by kind (floating, integer, bool,
+complex, PRNG key) rather than exactly, so params cast to ``bfloat16`` for a
+mixed-precision step pass while an integer array in place of a float weight
+does not. Entries that hold no arrays (``None``, ``{}``) count as absent.
+
+The check is given to every subclass of :class:`Layer` without any code of
+its own: ``Layer.__init_subclass__`` wraps each ``apply`` a subclass defines
+so that the outermost call checks (a ``super().apply(...)`` inside does not
+check again), and the children a :class:`Module` runs through its context are
+covered by the composite's own check of its whole tree. Under ``jax.jit`` the
+checks run once per trace and leave the compiled program unchanged.
+
+A layer whose parameters ``init`` cannot describe (a shape that depends on
+data, an optional entry) overrides :meth:`Layer.param_spec` to return the
+accepted ``(params, state)`` as trees of ``jax.ShapeDtypeStruct``, or ``None``
+to accept any dicts (it then checks its params itself).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fcnn._checks import is_typed_key
 
 Params = dict
 State = dict
@@ -51,7 +81,24 @@ class Layer:
     """Base class of every fcnn layer: ``init(key)`` and ``apply(...)``.
 
     Subclasses without parameters or buffers only override :meth:`apply`.
+    Every ``apply`` a subclass defines is wrapped so that its arguments are
+    checked against :meth:`param_spec` first (see the module docstring).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "apply" in cls.__dict__:
+            cls.apply = _checked_apply(cls.__dict__["apply"])
+
+    def param_spec(self):
+        """The ``(params, state)`` that :meth:`apply` accepts, as trees of ``jax.ShapeDtypeStruct``.
+
+        Defaults to ``jax.eval_shape(self.init, key)``; override it for
+        parameters whose shapes ``init`` cannot state, or return ``None`` to
+        skip the check. Called once per layer (per set of children for a
+        :class:`Module`), not per ``apply``.
+        """
+        return jax.eval_shape(self.init, jax.random.key(0))
 
     def init(self, key: jax.Array) -> tuple[Params, State]:
         """Create ``(params, state)``; both nested dicts of arrays, ``{}`` when empty."""
@@ -71,8 +118,163 @@ class Layer:
 
 def check_train(train: Any, where: str) -> bool:
     if not isinstance(train, bool):
-        raise TypeError(f"{where}: train must be a Python bool, got {train!r}")
+        if isinstance(train, jax.core.Tracer):
+            raise TypeError(
+                f"{where}: train must be a Python bool, got a traced value; it selects the computation and "
+                "must be static: jax.jit(layer.apply, static_argnames='train')"
+            )
+        raise TypeError(f"{where}: train must be a Python bool (True or False), got {train!r}")
     return train
+
+
+def check_rng(rng: Any, where: str, name: str = "rng"):
+    """``None``, a typed key (``jax.random.key``) or raw uint32 key data (``jax.random.PRNGKey``); else TypeError."""
+    if rng is None or is_typed_key(rng):
+        return rng
+    dtype = getattr(rng, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(rng) >= 1:
+        return rng
+    got = f"an array of dtype {dtype} and shape {tuple(np.shape(rng))}" if dtype is not None else repr(rng)
+    raise TypeError(f"{where}: {name} must be None or a PRNG key (e.g. jax.random.key(0)), got {got}")
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_kind(dtype) -> str:
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return "PRNG key"
+    for kind in (jnp.bool_, jnp.integer, jnp.floating, jnp.complexfloating):
+        if jnp.issubdtype(dtype, kind):
+            return {jnp.bool_: "bool", jnp.integer: "integer", jnp.floating: "floating",
+                    jnp.complexfloating: "complex"}[kind]
+    return str(dtype)
+
+
+def _flat_spec(tree, prefix: tuple = ()) -> dict:
+    """``{path: (shape, kind)}`` of a spec tree, entries without arrays dropped."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flat_spec(value, prefix + (key,)))
+        elif value is not None:
+            out[prefix + (key,)] = (tuple(value.shape), _dtype_kind(value.dtype))
+    return out
+
+
+def _spec_token(layer: Layer) -> tuple:
+    # A Module's spec follows its children, which may be added after it was first applied.
+    if isinstance(layer, Module):
+        return tuple((path, id(child)) for path, child in layer.named_layers())
+    return ()
+
+
+def _layer_spec(layer: Layer):
+    """The layer's flat ``(params, state)`` specs (``None``: unchecked), cached on the layer object."""
+    token = _spec_token(layer)
+    cached = layer.__dict__.get("_fcnn_param_spec")
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    spec = layer.param_spec()
+    flat = None if spec is None else (_flat_spec(spec[0]), _flat_spec(spec[1]))
+    object.__setattr__(layer, "_fcnn_param_spec", (token, flat))
+    return flat
+
+
+def _leaf_shape_kind(leaf):
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+        return None
+    return tuple(leaf.shape), _dtype_kind(leaf.dtype)
+
+
+def _tree_problems(tree: Mapping, spec: dict, name: str) -> list:
+    """``(path, message)`` for every entry where ``tree`` differs from the flat ``spec``."""
+    problems = []
+    given = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            path = prefix + (key,)
+            if value is None or (isinstance(value, Mapping) and not value):
+                continue
+            if isinstance(value, Mapping) and path not in spec:
+                walk(value, path)
+            else:
+                given[path] = value
+
+    walk(tree, ())
+    for path, value in given.items():
+        where = f"{name} entry {_dotted(path)!r}"
+        if path not in spec:
+            inner = any(p[:len(path)] == path for p in spec)
+            problems.append((path, f"{where} is an array, expected a dict" if inner else f"unexpected {where}"))
+            continue
+        shape, kind = spec[path]
+        got = _leaf_shape_kind(value)
+        if got is None:
+            problems.append((path, f"{where} is a {type(value).__name__}, expected an array"))
+        elif got[0] != shape:
+            problems.append((path, f"{where} has shape {got[0]}, expected {shape}"))
+        elif got[1] != kind:
+            problems.append((path, f"{where} has dtype {value.dtype}, expected a {kind} dtype"))
+    for path, (shape, kind) in spec.items():
+        # An entry under a misplaced array (reported above) is not reported again.
+        if path not in given and not any(path[:i] in given for i in range(1, len(path))):
+            problems.append((path, f"missing {name} entry {_dotted(path)!r} ({kind}, shape {shape})"))
+    return problems
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _owner(layer: Layer, path: tuple) -> str:
+    """`` (in Conv2d '1')`` for a composite's entry, naming the child layer that owns it."""
+    if not isinstance(layer, Module):
+        return ""
+    names = dict(layer.named_layers())
+    for i in range(len(path) - 1, 0, -1):
+        child = names.get(_dotted(path[:i]))
+        if child is not None:
+            return f" (in {type(child).__name__} {_dotted(path[:i])!r})"
+    return ""
+
+
+def check_apply_args(layer: Layer, params, state, train, rng) -> None:
+    """What every ``apply`` checks before it runs: ``train``, ``rng``, and ``params``/``state`` against the spec."""
+    where = type(layer).__name__
+    check_train(train, where)
+    check_rng(rng, where)
+    spec = _layer_spec(layer)
+    if spec is None:
+        return
+    problems = []
+    for name, tree, flat in (("params", params, spec[0]), ("state", state, spec[1])):
+        if tree is None:
+            tree = {}
+        elif not isinstance(tree, Mapping):
+            raise TypeError(f"{where}: {name} must be a dict (from layer.init(key)), got {type(tree).__name__}")
+        problems += [message + _owner(layer, path) for path, message in _tree_problems(tree, flat, name)]
+    if problems:
+        hint = ""
+        if not params and spec[0] or not state and spec[1]:
+            hint = " (params and state come from layer.init(key); was apply called before init?)"
+        raise ValueError(f"{where}: params/state do not match this layer{hint}:\n  " + "\n  ".join(problems))
+
+
+def _checked_apply(apply):
+    """``apply`` preceded by :func:`check_apply_args` when it is the outermost ``apply`` of the call."""
+
+    @functools.wraps(apply)
+    def checked(self, params, state, *inputs, **kwargs):
+        if type(self).apply is checked:
+            check_apply_args(self, params, state, kwargs.get("train", False), kwargs.get("rng"))
+        return apply(self, params, state, *inputs, **kwargs)
+
+    return checked
+
+
+def _unchecked_apply(layer: Layer):
+    apply = type(layer).apply
+    return getattr(apply, "__wrapped__", apply)
 
 
 def check_bool(value: Any, name: str, where: str) -> bool:
@@ -154,7 +356,7 @@ class Module(Layer):
         return params, state
 
     def apply(self, params: Params, state: State, *inputs, train: bool = False, rng=None, **kwargs):
-        return apply_with_hook(self, params, state, *inputs, train=train, rng=rng, **kwargs)
+        return _apply(self, params, state, *inputs, train=train, rng=rng, **kwargs)
 
     def forward(self, ctx: "Context", *inputs, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward(self, ctx, *inputs)")
@@ -205,7 +407,7 @@ class Context:
                 f"{type(self._module).__name__} has no child layer {name!r} "
                 f"(children: {list(self._module._children)})"
             ) from None
-        out, new_state = apply_with_hook(
+        out, new_state = _apply(
             child,
             self._params.get(name, {}),
             self._state.get(name, {}),
@@ -235,13 +437,19 @@ def apply_with_hook(layer: Layer, params, state, *inputs, train: bool = False, r
     With ``hook=None`` this is ``layer.apply``. Tools such as ``fcnn.summary``
     use it to see every intermediate output under its state_dict name.
     """
+    check_apply_args(layer, params, state, train, rng)
+    return _apply(layer, params, state, *inputs, train=train, rng=rng, hook=hook, path=path, **kwargs)
+
+
+def _apply(layer: Layer, params, state, *inputs, train: bool = False, rng=None,
+           hook: Hook | None = None, path: str = "", **kwargs):
+    """:func:`apply_with_hook` without the argument check: the caller (the whole model's apply) did it."""
     if isinstance(layer, Module):
-        check_train(train, type(layer).__name__)
         ctx = Context(layer, params, state, train, rng, hook, path)
         out = layer.forward(ctx, *inputs, **kwargs)
         new_state = ctx._state
     else:
-        out, new_state = layer.apply(params, state, *inputs, train=train, rng=rng, **kwargs)
+        out, new_state = _unchecked_apply(layer)(layer, params, state, *inputs, train=train, rng=rng, **kwargs)
     if hook is not None:
         hook(path, layer, inputs, out)
     return out, new_state
