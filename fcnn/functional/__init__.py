@@ -17,7 +17,7 @@ from fcnn.functional.activation import (
     elu, gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax, tanh,
 )
 from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm
-from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d
+from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, stochastic_depth
 from fcnn.functional.loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
     smooth_l1_loss,
@@ -31,3 +31,4 @@ from fcnn.functional.upsample import (
     interpolate, pixel_shuffle, pixel_unshuffle, upsample, upsample_bilinear, upsample_nearest,
 )
 from fcnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
+from fcnn.functional.shuffle import channel_shuffle

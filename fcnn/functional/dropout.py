@@ -119,3 +119,41 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     a = ((1 - p) * (1 + p * alpha_p**2)) ** -0.5
     b = -a * alpha_p * p
     return (jnp.where(keep, x, jnp.asarray(alpha_p, x.dtype)) * a + b).astype(x.dtype)
+
+
+def stochastic_depth(input, p: float, mode: str, training: bool = True, *, key=None):
+    """Randomly zero whole residual branches, as ``torchvision.ops.stochastic_depth`` (note ``training=True``).
+
+    ``mode='row'`` keeps each example (row of dim 0) with probability ``1 − p``,
+    ``'batch'`` keeps or zeroes the whole input at once; kept values are scaled by
+    ``1/(1 − p)``, and ``p = 1`` gives zeros. The result is ``input * noise`` as
+    torchvision computes it, so a dropped non-finite value gives NaN there too.
+    Identity when ``training`` is false or ``p = 0``; otherwise ``key`` is required.
+
+    Args:
+      input: ``(N, ...)``, any floating dtype.
+      p: drop probability in ``[0, 1]``.
+      mode: ``'row'`` or ``'batch'``.
+      training: apply it (default True, as torchvision's function).
+      key: a ``jax.random`` key.
+    """
+    where = "stochastic_depth"
+    x = _checks.as_array(input, "input", where)
+    _checks.floating(x, "input", where)
+    p = _checks.probability(p, "drop probability p", where)
+    _checks.one_of(mode, ("row", "batch"), "mode", where)
+    if not training or p == 0.0:
+        return x
+    if mode == "row" and x.ndim == 0:
+        raise ValueError(f"{where}: mode 'row' needs an input with a batch dimension, got a 0-D input")
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1) if mode == "row" else (1,) * x.ndim
+    return _scaled_by_noise(x, p, _require_key(key, where), shape)
+
+
+@compiled
+def _scaled_by_noise(x, p, key, shape):
+    survival = 1.0 - p
+    noise = _keep_mask(key, survival, shape).astype(x.dtype)
+    if survival > 0.0:
+        noise = noise / jnp.asarray(survival, x.dtype)
+    return x * noise

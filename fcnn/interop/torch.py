@@ -6,8 +6,8 @@ with checks:
 
 * :func:`load_state_dict` — torch ``state_dict`` (tensors or numpy arrays) →
   ``(params, state)`` for an fcnn model, with torch's error messages for
-  missing / unexpected keys and size mismatches, and dtype conversion to the
-  model's dtypes.
+  missing / unexpected keys and size mismatches; floating entries take the
+  model's dtypes, the checkpoint's own (``dtype="state_dict"``) or a given one.
 * :func:`state_dict` — ``(params, state)`` → ``OrderedDict[str, np.ndarray]``
   that ``torch_module.load_state_dict({k: torch.from_numpy(v) ...})`` accepts.
 * :func:`load_torchvision_resnet` — a torchvision ResNet checkpoint file
@@ -106,7 +106,7 @@ def incompatible_keys(model, state_dict: Mapping[str, Any]) -> IncompatibleKeys:
                             [k for k in state_dict if k not in p and k not in s])
 
 
-def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *, key=None):
+def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *, key=None, dtype=None):
     """Build ``(params, state)`` for ``model`` from a torch-style ``state_dict``.
 
     Args:
@@ -121,10 +121,18 @@ def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *
         BatchNorm does for state_dicts without version metadata.
       key: PRNG key for those initial values (default ``jax.random.key(0)``);
         only used when keys are missing and ``strict=False``.
+      dtype: the floating-point entries' dtype. ``None`` (default): the model's
+        own dtypes (float32 for layers built with the default ``dtype``), so a
+        float64 checkpoint is converted. ``"state_dict"``: each entry keeps the
+        checkpoint's floating dtype (a float64 torch model loads as float64).
+        A dtype (``jnp.float64``, ``jnp.bfloat16``, ...): every floating entry
+        gets it. Integer entries (``num_batches_tracked``) always take the
+        model's dtype. float64 needs JAX's x64 mode (``jax_enable_x64``);
+        without it a float64 result is refused rather than silently narrowed.
 
     Returns:
-      ``(params, state)`` as nested dicts of jax arrays with the model's dtypes
-      (values are converted, e.g. float64 → float32, int64 → int32).
+      ``(params, state)`` as nested dicts of jax arrays with the dtypes chosen
+      by ``dtype`` (values are converted, e.g. float64 → float32, int64 → int32).
 
     Raises:
       RuntimeError: with torch's wording — ``Missing key(s) in state_dict:``,
@@ -136,6 +144,9 @@ def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *
         raise TypeError(f"load_state_dict: strict must be a bool, got {strict!r}")
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"load_state_dict: state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    keep_dtypes = isinstance(dtype, str) and dtype == "state_dict"
+    if dtype is not None and not keep_dtypes:
+        dtype = _float_dtype(dtype)
     exp_params, exp_state = _expected(model)
     expected = OrderedDict(list(exp_params.items()) + list(exp_state.items()))
     # As torch's BatchNorm does for state_dicts without version metadata (every
@@ -171,9 +182,35 @@ def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *
     params: dict = {}
     state: dict = {}
     for k, spec in expected.items():
-        value = jnp.asarray(arrays[k], dtype=spec.dtype) if k in arrays else fallback[k]
-        _set(params if k in exp_params else state, k, value)
+        value = arrays[k] if k in arrays else fallback[k]
+        target = spec.dtype
+        if dtype is not None and jnp.issubdtype(spec.dtype, jnp.floating):
+            target = (_float_dtype(value.dtype, k) or spec.dtype) if keep_dtypes else dtype
+        _set(params if k in exp_params else state, k, jnp.asarray(value, dtype=target))
     return params, state
+
+
+def _float_dtype(dtype, key: str | None = None):
+    """``dtype`` as a floating numpy dtype JAX can hold now; ``None`` for a non-floating entry ``key``.
+
+    Without ``key`` (the ``dtype=`` argument) a non-floating dtype is a TypeError. A dtype
+    JAX would narrow (float64 without x64 mode) is a ValueError, not a silent float32.
+    """
+    what = f"the state_dict entry {key!r}" if key else "dtype"
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"load_state_dict: dtype must be None, 'state_dict' or a floating dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        if key:
+            return None
+        raise TypeError(f"load_state_dict: dtype must be None, 'state_dict' or a floating dtype, got {dt}")
+    if jax.dtypes.canonicalize_dtype(dt) != dt:
+        raise ValueError(
+            f"load_state_dict: {what} is {dt}, which JAX holds only with x64 mode on "
+            f"(jax.config.update('jax_enable_x64', True)); without it pass dtype=None or jnp.float32 to convert"
+        )
+    return dt
 
 
 def _torch_size(shape) -> str:

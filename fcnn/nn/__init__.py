@@ -1,7 +1,10 @@
 """Layers: each holds hyper-parameters and offers ``init(key)`` and ``apply(params, state, *inputs, train, rng)``."""
 
 from fcnn.nn import init
-from fcnn.nn.module import Context, Layer, Module, ModuleList, Sequential, apply_with_hook
+from fcnn.nn.module import (
+    Buffer, Child, Context, Layer, Module, ModuleDict, ModuleList, Parameter, RngRequiredError, Sequential,
+    apply_with_hook,
+)
 from fcnn.nn.conv import Conv1d, Conv2d, Conv3d
 from fcnn.nn.linear import Flatten, Identity, Linear, Unflatten
 from fcnn.nn.activation import (
@@ -21,3 +24,7 @@ from fcnn.nn.pool import (
 )
 from fcnn.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from fcnn.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from fcnn.nn.blocks import (
+    ChannelShuffle, Conv2dNormActivation, Conv3dNormActivation, LayerNorm2d, Permute, SqueezeExcitation,
+    StochasticDepth,
+)
