@@ -14,7 +14,8 @@ from fcnn.functional.conv import conv1d, conv2d, conv3d
 from fcnn.functional.padding import pad
 from fcnn.functional.linear import linear
 from fcnn.functional.activation import (
-    elu, gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, prelu, relu, relu6, sigmoid, silu, softmax, tanh,
+    celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
+    relu, relu6, selu, sigmoid, silu, softmax, softplus, softshrink, softsign, tanh, tanhshrink, threshold,
 )
 from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm
 from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, stochastic_depth

@@ -12,6 +12,12 @@ elu             ``alpha`` at ``x = 0``
 relu6           0 at ``x = 0`` and at ``x = 6``
 hardsigmoid     0 at ``x = ±3``
 hardswish       0 at ``x = -3``, 1 at ``x = 3``
+hardtanh        0 at ``x = min_val`` and at ``x = max_val``
+selu, celu      the negative branch's at 0: ``scale·alpha``, 1
+threshold       0 at ``x = threshold``
+hardshrink      0 on ``[−lambd, lambd]``, ends included
+softshrink      0 on ``[−lambd, lambd]``, ends included
+softplus        1 above ``threshold / beta`` (the linear branch)
 ==============  ===================================================
 
 NaN inputs propagate as in torch. ``inplace`` arguments are accepted and ignored.
@@ -188,3 +194,139 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
     """``x_i − log Σ_j exp(x_j)`` along ``dim`` (required; see :func:`softmax`)."""
     x, d = _softmax_input(input, dim, dtype, "log_softmax")
     return jax.nn.log_softmax(x, axis=d) if d is not None else jnp.zeros_like(x)
+
+
+@compiled
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    """``min(max(x, min_val), max_val)``; gradient 1 strictly between the bounds, else 0."""
+    where = "hardtanh"
+    x = _input(input, where)
+    lo, hi = _number(min_val, "min_val", where), _number(max_val, "max_val", where)
+    if lo > hi:
+        raise ValueError(f"{where}: min_val cannot be greater than max_val, got min_val={lo}, max_val={hi}")
+    return xla.pointwise(
+        lambda x: jnp.where(x <= lo, jnp.full_like(x, lo), jnp.where(x >= hi, jnp.full_like(x, hi), x)), x)
+
+
+def _elu_like(x, alpha, scale, input_scale):
+    """``scale·x`` if ``x > 0`` else ``scale·alpha·(exp(input_scale·x) − 1)``: torch's shared ELU kernel."""
+    def f(x):
+        negative = jnp.where(x > 0, jnp.zeros_like(x), x)  # expm1 never sees the positive side (no overflow)
+        return jnp.where(x > 0, x * scale, (scale * alpha) * jnp.expm1(negative * input_scale))
+
+    return xla.pointwise(f, x)
+
+
+# SELU's constants (Klambauer et al. 2017), as torch's.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@compiled
+def selu(input, inplace: bool = False):
+    """``scale·x`` if ``x > 0`` else ``scale·alpha·(exp(x) − 1)`` with torch's constants; gradient ``scale·alpha`` at 0."""
+    return _elu_like(_input(input, "selu"), SELU_ALPHA, SELU_SCALE, 1.0)
+
+
+@compiled
+def celu(input, alpha: float = 1.0, inplace: bool = False):
+    """``x`` if ``x > 0`` else ``alpha·(exp(x/alpha) − 1)``; gradient 1 at 0. ``alpha`` must not be 0."""
+    where = "celu"
+    x = _input(input, where)
+    alpha = _number(alpha, "alpha", where)
+    if alpha == 0:
+        raise ValueError(f"{where}: alpha cannot be 0 for CELU")
+    return _elu_like(x, alpha, 1.0, 1.0 / alpha)
+
+
+@compiled
+def softplus(input, beta: float = 1.0, threshold: float = 20.0):
+    """``log(1 + exp(beta·x)) / beta``, and ``x`` itself where ``beta·x > threshold`` (as torch, for stability)."""
+    where = "softplus"
+    x = _input(input, where)
+    beta, threshold = _number(beta, "beta", where), _number(threshold, "threshold", where)
+
+    def f(x):
+        bx = x * beta
+        linear = bx > threshold
+        # the log branch never sees the linear side, so its exp can't overflow into a NaN gradient
+        return jnp.where(linear, x, jnp.log1p(jnp.exp(jnp.where(linear, jnp.zeros_like(bx), bx))) / beta)
+
+    return xla.pointwise(f, x)
+
+
+@compiled
+def mish(input, inplace: bool = False):
+    """``x · tanh(softplus(x))`` (torch's Mish, softplus without a threshold)."""
+    return xla.pointwise(lambda x: x * jnp.tanh(jax.nn.softplus(x)), _input(input, "mish"))
+
+
+@compiled
+def softsign(input):
+    """``x / (1 + |x|)``."""
+    return xla.pointwise(lambda x: x / (1 + jnp.abs(x)), _input(input, "softsign"))
+
+
+@compiled
+def logsigmoid(input):
+    """``log(sigmoid(x)) = −softplus(−x)``, computed without overflow for large ``|x|``."""
+    return xla.pointwise(jax.nn.log_sigmoid, _input(input, "logsigmoid"))
+
+
+@compiled
+def tanhshrink(input):
+    """``x − tanh(x)``."""
+    return xla.pointwise(lambda x: x - jnp.tanh(x), _input(input, "tanhshrink"))
+
+
+@compiled
+def threshold(input, threshold: float, value: float, inplace: bool = False):
+    """``x`` if ``x > threshold`` else ``value``; gradient 0 at ``x = threshold``."""
+    where = "threshold"
+    x = _input(input, where)
+    th, value = _number(threshold, "threshold", where), _number(value, "value", where)
+    return xla.pointwise(lambda x: jnp.where(x <= th, jnp.full_like(x, value), x), x)
+
+
+def _lambd(lambd, where):
+    lambd = _number(lambd, "lambd", where)
+    if lambd < 0:
+        raise ValueError(f"{where}: lambd must be non-negative, got {lambd}")
+    return lambd
+
+
+@compiled
+def hardshrink(input, lambd: float = 0.5):
+    """``x`` if ``|x| > lambd`` else 0."""
+    where = "hardshrink"
+    x = _input(input, where)
+    lambd = _lambd(lambd, where)
+    return xla.pointwise(lambda x: jnp.where((x >= -lambd) & (x <= lambd), jnp.zeros_like(x), x), x)
+
+
+@compiled
+def softshrink(input, lambd: float = 0.5):
+    """``x − lambd`` above ``lambd``, ``x + lambd`` below ``−lambd``, 0 between (``lambd ≥ 0``)."""
+    where = "softshrink"
+    x = _input(input, where)
+    lambd = _lambd(lambd, where)
+    return xla.pointwise(
+        lambda x: jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, x * 0)), x)
+
+
+@compiled
+def glu(input, dim: int = -1):
+    """Gated linear unit: ``a · sigmoid(b)`` where ``a``, ``b`` are the two halves of ``input`` along ``dim``.
+
+    ``input.shape[dim]`` must be even; the output has half that size there.
+    """
+    where = "glu"
+    x = _input(input, where)
+    if x.ndim == 0:
+        raise ValueError(f"{where}: glu does not support 0-D inputs (there is no dimension to halve)")
+    d = _softmax_dim(dim, x.ndim, where)
+    if x.shape[d] % 2:
+        raise ValueError(f"{where}: halving dimension must be even, but dimension {d} is size {x.shape[d]}")
+    a, b = jnp.split(x, 2, axis=d)
+    return a * jax.nn.sigmoid(b)
+

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks, xla
 from fcnn.functional._compiled import compiled
+from fcnn.functional.activation import SELU_ALPHA, SELU_SCALE
 
 
 def _prepare(input, p, key, where):
@@ -94,9 +95,6 @@ def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     return _channel_dropout(input, p, training, key, 3, "dropout3d")
 
 
-# SELU's constants: alpha' = -scale·alpha is the value dropped units take.
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 @compiled
@@ -115,7 +113,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
         # torch: keep probability 0 makes the affine map degenerate; it returns zeros.
         return jnp.zeros_like(x)
     keep = _keep_mask(_require_key(key, where), 1.0 - p, x.shape)
-    alpha_p = -_SELU_ALPHA * _SELU_SCALE
+    alpha_p = -SELU_ALPHA * SELU_SCALE  # the value dropped units take
     a = ((1 - p) * (1 + p * alpha_p**2)) ** -0.5
     b = -a * alpha_p * p
     return (jnp.where(keep, x, jnp.asarray(alpha_p, x.dtype)) * a + b).astype(x.dtype)

@@ -8,7 +8,8 @@ from fcnn.nn.module import (
 from fcnn.nn.conv import Conv1d, Conv2d, Conv3d
 from fcnn.nn.linear import Flatten, Identity, Linear, Unflatten
 from fcnn.nn.activation import (
-    ELU, GELU, Hardsigmoid, Hardswish, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,
+    CELU, ELU, GELU, GLU, SELU, Hardshrink, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish,
+    PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmax2d, Softplus, Softshrink, Softsign, Tanh, Tanhshrink, Threshold,
 )
 from fcnn.nn.norm import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,

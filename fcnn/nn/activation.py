@@ -168,3 +168,141 @@ class PReLU(Layer):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+class Hardtanh(_Elementwise):
+    """``torch.nn.Hardtanh(min_val=-1.0, max_val=1.0)``: ``min(max(x, min_val), max_val)``."""
+
+    _fn = staticmethod(_F.hardtanh)
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        where = type(self).__name__
+        self.min_val = _F._number(min_val, "min_val", where)
+        self.max_val = _F._number(max_val, "max_val", where)
+        if self.min_val > self.max_val:
+            raise ValueError(f"{where}: min_val cannot be greater than max_val, got {min_val} > {max_val}")
+        self.inplace = inplace
+
+    def _kwargs(self):
+        return {"min_val": self.min_val, "max_val": self.max_val}
+
+
+class SELU(_InplaceElementwise):
+    """``torch.nn.SELU``: ``scale·(x if x > 0 else alpha·(exp(x) − 1))``, alpha ≈ 1.6733, scale ≈ 1.0507."""
+
+    _fn = staticmethod(_F.selu)
+
+
+class CELU(_Elementwise):
+    """``torch.nn.CELU(alpha=1.0)``: ``x`` if ``x > 0`` else ``alpha·(exp(x/alpha) − 1)``."""
+
+    _fn = staticmethod(_F.celu)
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        self.alpha = _F._number(alpha, "alpha", type(self).__name__)
+        if self.alpha == 0:
+            raise ValueError(f"{type(self).__name__}: alpha cannot be 0")
+        self.inplace = inplace
+
+    def _kwargs(self):
+        return {"alpha": self.alpha}
+
+
+class Mish(_InplaceElementwise):
+    """``torch.nn.Mish``: ``x · tanh(softplus(x))``."""
+
+    _fn = staticmethod(_F.mish)
+
+
+class Softplus(_Elementwise):
+    """``torch.nn.Softplus(beta=1.0, threshold=20.0)``: ``log(1 + exp(beta·x)) / beta``, linear above ``threshold/beta``."""
+
+    _fn = staticmethod(_F.softplus)
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        where = type(self).__name__
+        self.beta = _F._number(beta, "beta", where)
+        self.threshold = _F._number(threshold, "threshold", where)
+
+    def _kwargs(self):
+        return {"beta": self.beta, "threshold": self.threshold}
+
+
+class Softsign(_Elementwise):
+    """``torch.nn.Softsign``: ``x / (1 + |x|)``."""
+
+    _fn = staticmethod(_F.softsign)
+
+
+class LogSigmoid(_Elementwise):
+    """``torch.nn.LogSigmoid``: ``log(sigmoid(x))``."""
+
+    _fn = staticmethod(_F.logsigmoid)
+
+
+class Tanhshrink(_Elementwise):
+    """``torch.nn.Tanhshrink``: ``x − tanh(x)``."""
+
+    _fn = staticmethod(_F.tanhshrink)
+
+
+class Threshold(_Elementwise):
+    """``torch.nn.Threshold(threshold, value)``: ``x`` if ``x > threshold`` else ``value``."""
+
+    _fn = staticmethod(_F.threshold)
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        where = type(self).__name__
+        self.threshold = _F._number(threshold, "threshold", where)
+        self.value = _F._number(value, "value", where)
+        self.inplace = inplace
+
+    def _kwargs(self):
+        return {"threshold": self.threshold, "value": self.value}
+
+
+class _Shrink(_Elementwise):
+    def __init__(self, lambd: float = 0.5):
+        self.lambd = _F._lambd(lambd, type(self).__name__)
+
+    def _kwargs(self):
+        return {"lambd": self.lambd}
+
+
+class Hardshrink(_Shrink):
+    """``torch.nn.Hardshrink(lambd=0.5)``: ``x`` if ``|x| > lambd`` else 0."""
+
+    _fn = staticmethod(_F.hardshrink)
+
+
+class Softshrink(_Shrink):
+    """``torch.nn.Softshrink(lambd=0.5)``: ``x ∓ lambd`` outside ``[−lambd, lambd]``, 0 inside."""
+
+    _fn = staticmethod(_F.softshrink)
+
+
+class GLU(_Elementwise):
+    """``torch.nn.GLU(dim=-1)``: ``a · sigmoid(b)`` for the halves ``a``, ``b`` of the input along ``dim``.
+
+    Shape: ``(*, 2M, *)`` → ``(*, M, *)`` along ``dim``.
+    """
+
+    _fn = staticmethod(_F.glu)
+
+    def __init__(self, dim: int = -1):
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+        self.dim = dim
+
+    def _kwargs(self):
+        return {"dim": self.dim}
+
+
+class Softmax2d(Layer):
+    """``torch.nn.Softmax2d``: softmax over the channels at every position of ``(N, C, H, W)`` or ``(C, H, W)``."""
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        x = _checks.as_array(x, "input", type(self).__name__)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: expected a 3-D or 4-D input, got input of shape {tuple(x.shape)}")
+        return _F.softmax(x, dim=-3), state
