@@ -241,6 +241,24 @@ def _pixel_unshuffle_rule(layer, in_size, out_size, axis):
     return Fraction(r), lambda o: (o * r, o * r + r - 1)
 
 
+def _pad_rule(layer, in_size, out_size, axis):
+    lo, hi = layer.pads(axis)
+    if out_size - in_size != lo + hi:  # a trailing-dims pad on more spatial axes: this one isn't padded
+        lo = 0
+
+    def deps(o):
+        i = o - lo
+        if not 0 <= i < in_size:
+            if layer.mode == "constant":
+                return None
+            # the input position a padded one copies
+            i = {"replicate": min(max(i, 0), in_size - 1), "circular": i % in_size,
+                 "reflect": -i if i < 0 else 2 * (in_size - 1) - i}[layer.mode]
+        return i, i
+
+    return Fraction(1), deps
+
+
 def _register_builtin_rules() -> None:
     from fcnn.nn import conv
 
@@ -260,6 +278,9 @@ def _register_builtin_rules() -> None:
         register_receptive_field(conv_transpose.ConvTransposeNd, _transpose_rule)
     except (ImportError, AttributeError):  # pragma: no cover
         pass
+    from fcnn.nn import padding
+
+    register_receptive_field(padding._PadNd, _pad_rule)
     try:
         from fcnn.nn import upsample
 

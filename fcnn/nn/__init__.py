@@ -29,3 +29,8 @@ from fcnn.nn.blocks import (
     ChannelShuffle, Conv2dNormActivation, Conv3dNormActivation, LayerNorm2d, Permute, SqueezeExcitation,
     StochasticDepth,
 )
+from fcnn.nn.padding import (
+    CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
+    ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
+    ZeroPad3d,
+)
