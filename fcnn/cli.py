@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import io
 import json
+import math
 import os
 import sys
 import time
@@ -60,6 +62,55 @@ def _choice(value: str, choices, what: str) -> str:
     return value
 
 
+def in_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+             high_open: bool = False) -> type[argparse.Action]:
+    """An argparse ``action=`` for a numeric flag: the value (converted by ``type=``) must be finite and
+    in the range, else argparse's usage error, exit status 2, naming the flag and the value.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``. Example::
+
+        parser.add_argument("--lr", type=float, action=in_range(0, 10, low_open=True))
+        parser.add_argument("--epochs", type=int, action=in_range(1))
+    """
+
+    def problem(value) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if low is not None and (value <= low if low_open else value < low):
+            if low == 0 or (low == 1 and not low_open and isinstance(value, int)):
+                return "must be positive" if low_open or low == 1 else "must be non-negative"
+            return f"must be {'greater than' if low_open else 'at least'} {low!r}"
+        if high is not None and (value >= high if high_open else value > high):
+            return f"must be {'less than' if high_open else 'at most'} {high!r}"
+        return None
+
+    class InRange(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            message = problem(value)
+            if message:
+                parser.error(f"{option_string} {message}, got {value!r}")
+            setattr(namespace, self.dest, value)
+
+    return InRange
+
+
+# The largest seed: jax.random.key keeps 32 bits of it without x64 (2**32 and 0 give the same key).
+MAX_SEED = 2**32 - 1
+
+
+def check_writable_dir(path: str, flag: str) -> None:
+    """Refuse (:class:`CLIError`) a directory that could not be created or written: ``path`` or its nearest
+    existing ancestor must be a directory this process may write into. Nothing is created."""
+    probe = os.path.abspath(path)
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "is not a directory" if probe == os.path.abspath(path) else "is a file, so no directory can be made under it"
+        raise CLIError(f"{flag} {path}: {probe} {what}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {path}: no permission to write in {probe}")
+
+
 # ----------------------------------------------------------------- fcnn train
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,28 +119,32 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"model name from fcnn.models (default: {d['model']})")
     p.add_argument("--dataset", default=d["dataset"], help=f"one of {', '.join(DATASETS)} (default: digits, embedded)")
     p.add_argument("--data-dir", default=None, help="directory with the MNIST/Fashion-MNIST IDX or CIFAR-10 binary files")
-    p.add_argument("--epochs", type=int, default=d["epochs"])
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--epochs", type=int, action=in_range(1), default=d["epochs"])
+    p.add_argument("--batch-size", type=int, action=in_range(1), default=d["batch_size"])
     p.add_argument("--optimizer", default=d["optimizer"], help=f"one of {', '.join(OPTIMIZERS)} (default: adamw)")
-    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (the peak LR for --schedule onecycle)")
-    p.add_argument("--momentum", type=float, default=d["momentum"], help="momentum of sgd/rmsprop")
+    p.add_argument("--lr", type=float, action=in_range(0, 10, low_open=True), default=d["lr"],
+                   help="learning rate in (0, 10] (the peak LR for --schedule onecycle)")
+    p.add_argument("--momentum", type=float, action=in_range(0, 1, high_open=True), default=d["momentum"],
+                   help="momentum of sgd/rmsprop, in [0, 1)")
     p.add_argument("--schedule", default=d["schedule"], help=f"LR schedule: one of {', '.join(SCHEDULES)}")
-    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
-                   help="weight decay (torch's: L2 added to the gradient; decoupled for adamw)")
-    p.add_argument("--label-smoothing", type=float, default=d["label_smoothing"])
-    p.add_argument("--augment", type=int, default=None, metavar="PIXELS",
+    p.add_argument("--weight-decay", type=float, action=in_range(0, 1), default=d["weight_decay"],
+                   help="weight decay in [0, 1] (torch's: L2 added to the gradient; decoupled for adamw)")
+    p.add_argument("--label-smoothing", type=float, action=in_range(0, 1), default=d["label_smoothing"])
+    p.add_argument("--augment", type=int, action=in_range(0), default=None, metavar="PIXELS",
                    help="random shifts of up to PIXELS pixels during training (default: 0; 2 for cifar10)")
-    p.add_argument("--seed", type=int, default=d["seed"], help="seeds init, shuffling and dropout (same seed → same run)")
+    p.add_argument("--seed", type=int, action=in_range(0, MAX_SEED), default=d["seed"],
+                   help=f"seeds init, shuffling and dropout, in [0, {MAX_SEED}] (same seed → same run)")
     p.add_argument("--output-dir", default=None, help="write metrics.json and metrics.csv here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
     ck = p.add_argument_group("checkpoints (exact resume: same flags → bit-identical result)")
     ck.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                     help="write DIR/ckpt_<epoch>.npz after every epoch (atomically; the last is the final state)")
-    ck.add_argument("--keep", type=int, default=3, metavar="N", help="keep the newest N checkpoints (default: 3)")
+    ck.add_argument("--keep", type=int, action=in_range(1), default=3, metavar="N",
+                    help="keep the newest N checkpoints (default: 3)")
     ck.add_argument("--resume", action="store_true",
                     help="continue from the newest checkpoint in --checkpoint-dir (train state, epoch, metrics "
                          "history); an empty DIR starts a fresh run, so one command line serves every restart")
-    ck.add_argument("--stop-after-epoch", type=int, default=None, metavar="E",
+    ck.add_argument("--stop-after-epoch", type=int, action=in_range(1), default=None, metavar="E",
                     help="exit after epoch E (e.g. a time-limited job); the LR schedule still spans --epochs, "
                          "and --resume continues exactly")
     from fcnn import distributed
@@ -104,21 +159,11 @@ def _check_train_args(args) -> None:
     from fcnn import models
 
     _choice(args.model, [n for n in models.names() if n != "unet"], "model (classifiers)")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) <= 0:
-            raise CLIError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not args.lr > 0:
-        raise CLIError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay < 0 or args.momentum < 0:
-        raise CLIError("--weight-decay and --momentum must be non-negative")
-    if not 0 <= args.label_smoothing <= 1:
-        raise CLIError(f"--label-smoothing must be in [0, 1], got {args.label_smoothing}")
     if args.dataset != "digits" and args.data_dir is None:
         raise CLIError(f"--dataset {args.dataset} reads files: pass --data-dir")
-    if args.keep <= 0:
-        raise CLIError(f"--keep must be positive, got {args.keep}")
-    if args.stop_after_epoch is not None and args.stop_after_epoch <= 0:
-        raise CLIError(f"--stop-after-epoch must be positive, got {args.stop_after_epoch}")
+    num, rank = args.num_processes, args.process_id
+    if isinstance(num, int) and rank is not None and rank >= num:
+        raise CLIError(f"--process-id must be in [0, {num}) for --num-processes {num}, got {rank}")
     if (args.resume or args.stop_after_epoch is not None) and args.checkpoint_dir is None:
         raise CLIError(f"{'--resume' if args.resume else '--stop-after-epoch'} needs --checkpoint-dir")
 
@@ -188,14 +233,15 @@ def _loss(label_smoothing: float):
 
 
 def _write_metrics(out_dir: str, config: dict, history: list[dict], result: dict) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump({"config": config, "history": history, **result}, f, indent=2)
-    keys = list(dict.fromkeys(k for r in history for k in r))
-    with open(os.path.join(out_dir, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
+    from fcnn._atomic import write_atomic
+
+    document = json.dumps({"config": config, "history": history, **result}, indent=2)
+    write_atomic(os.path.join(out_dir, "metrics.json"), [document.encode()])
+    table = io.StringIO(newline="")
+    w = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in history for k in r)))
+    w.writeheader()
+    w.writerows(history)
+    write_atomic(os.path.join(out_dir, "metrics.csv"), [table.getvalue().encode()])
 
 
 def run_train(args) -> int:
@@ -204,12 +250,22 @@ def run_train(args) -> int:
     from fcnn import distributed
 
     # joins a multi-process job (--num-processes/FCNN_*) before anything touches a device
-    mesh = distributed.mesh_from_args(args)
+    try:
+        mesh = distributed.mesh_from_args(args)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if distributed.is_main_process():  # the process that writes files
+        for flag, directory in (("--output-dir", args.output_dir), ("--checkpoint-dir", args.checkpoint_dir)):
+            if directory is not None:
+                check_writable_dir(directory, flag)
     from fcnn import data
     from fcnn.train import fit
 
-    x_train, y_train = data.load(args.dataset, "train", args.data_dir)
-    x_test, y_test = data.load(args.dataset, "test", args.data_dir)
+    try:
+        x_train, y_train = data.load(args.dataset, "train", args.data_dir)
+        x_test, y_test = data.load(args.dataset, "test", args.data_dir)
+    except (ValueError, OSError) as e:  # missing, unreadable or corrupt data files
+        raise CLIError(str(e)) from None
     # standardise with the training set's per-channel statistics (torchvision's Normalize)
     mean, std = data.channel_stats(x_train)
     x_train, x_test = data.normalize(x_train, mean, std), data.normalize(x_test, mean, std)
@@ -278,6 +334,9 @@ def _restore(args, model, optimizer):
                        "to continue that run, or choose an empty directory")
     try:
         saved = checkpoint.read_metadata(path)["metadata"].get("config", {})
+        if not isinstance(saved, dict):
+            raise checkpoint.CheckpointError(f"checkpoint: {path} has a malformed header: metadata.config must be "
+                                             f"a JSON object, got {saved!r}")
         diffs = [f"--{k.replace('_', '-')} {saved[k]!r} in the checkpoint, {getattr(args, k)!r} now"
                  for k in _SAME_RUN if k in saved and saved[k] != getattr(args, k)]
         if diffs:

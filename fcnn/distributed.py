@@ -24,7 +24,9 @@ Cloud TPU pods), which is how the same command runs on a GPU cluster or TPU pod.
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 from typing import Any
 
 import jax
@@ -50,6 +52,17 @@ def _env_int(name: str):
         raise ValueError(f"fcnn.distributed.initialize: environment variable {name} must be an int, got {value!r}") from None
 
 
+def parse_coordinator(coordinator: Any, where: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``"host:port"`` address (``"[v6 address]:port"`` for IPv6); ``ValueError`` otherwise."""
+    if not isinstance(coordinator, str) or ":" not in coordinator:
+        raise ValueError(f"{where}: coordinator must be 'host:port', got {coordinator!r}")
+    host, _, port = coordinator.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{where}: coordinator must be 'host:port' with a port in [1, 65535], got {coordinator!r}")
+    return host, int(port)
+
+
 def initialize(coordinator: str | None = None, num_processes: int | str | None = None,
                process_id: int | None = None) -> bool:
     """Join this process to a multi-process JAX job; returns whether one was joined.
@@ -65,6 +78,11 @@ def initialize(coordinator: str | None = None, num_processes: int | str | None =
 
     Must run before anything touches a JAX device. On CPU the collectives go
     through gloo (``jax_cpu_collectives_implementation``).
+
+    Raises:
+      ValueError: before anything is set, for a missing or malformed argument
+        or environment variable, a ``process_id`` outside ``[0, num_processes)``
+        or a coordinator host that does not resolve.
     """
     global _initialized
     where = "fcnn.distributed.initialize"
@@ -79,20 +97,24 @@ def initialize(coordinator: str | None = None, num_processes: int | str | None =
         return True
     if num_processes is None or num_processes == 1:
         return False
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if num_processes == "auto":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize()
         _initialized = True
         return True
     num_processes = _checks.positive_int(num_processes, "num_processes", where)
     if coordinator is None:
         raise ValueError(f"{where}: coordinator ('host:port') is required when num_processes={num_processes}")
-    if not isinstance(coordinator, str) or ":" not in coordinator:
-        raise ValueError(f"{where}: coordinator must be 'host:port', got {coordinator!r}")
+    host, port = parse_coordinator(coordinator, where)
     if process_id is None:
         raise ValueError(f"{where}: process_id is required when num_processes={num_processes}")
     if isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer)) or not 0 <= process_id < num_processes:
         raise ValueError(f"{where}: process_id must be an int in [0, {num_processes}), got {process_id!r}")
+    try:
+        socket.getaddrinfo(host, port)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ValueError(f"{where}: coordinator {coordinator!r}: cannot resolve the host {host!r} ({e})") from None
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=int(process_id))
     _initialized = True
@@ -200,14 +222,42 @@ def data_parallel_jit(step, mesh: Mesh, data_axis: str = "data", *, donate: bool
                        out_shardings=rep, donate_argnums=(0,) if donate else ())
 
 
+def _num_processes_flag(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int or 'auto', got {text!r}")
+    return value
+
+
+def _coordinator_flag(text: str) -> str:
+    try:
+        parse_coordinator(text, "fcnn")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'host:port' with a port in [1, 65535], got {text!r}") from None
+    return text
+
+
 def add_arguments(parser) -> None:
-    """Add ``--num-processes``, ``--process-id``, ``--coordinator`` and ``--data-parallel`` to an argparse parser."""
+    """Add ``--num-processes``, ``--process-id``, ``--coordinator`` and ``--data-parallel`` to an argparse parser.
+
+    Malformed values are argparse usage errors; the process id's range and the coordinator's host are
+    checked when the job is joined (:func:`mesh_from_args`).
+    """
+    from fcnn.cli import in_range
+
     group = parser.add_argument_group("distributed (JAX's runtime; defaults from FCNN_* environment variables)")
-    group.add_argument("--num-processes", default=None,
+    group.add_argument("--num-processes", type=_num_processes_flag, default=None,
                        help="number of processes (an int, or 'auto' for SLURM/MPI/TPU-pod detection); "
                             f"default ${ENV_NUM_PROCESSES} or 1")
-    group.add_argument("--process-id", type=int, default=None, help=f"this process's rank (default ${ENV_PROCESS_ID})")
-    group.add_argument("--coordinator", default=None, help=f"host:port of process 0 (default ${ENV_COORDINATOR})")
+    group.add_argument("--process-id", type=int, action=in_range(0), default=None,
+                       help=f"this process's rank, in [0, --num-processes) (default ${ENV_PROCESS_ID})")
+    group.add_argument("--coordinator", type=_coordinator_flag, default=None,
+                       help=f"host:port of process 0 (default ${ENV_COORDINATOR})")
     group.add_argument("--data-parallel", action="store_true",
                        help="split each batch over all local devices even with one process")
 
@@ -218,13 +268,7 @@ def mesh_from_args(args) -> Mesh | None:
     A mesh is returned when several processes were joined or ``--data-parallel``
     was given; otherwise training stays on the default device.
     """
-    num = args.num_processes
-    if isinstance(num, str) and num != "auto":
-        try:
-            num = int(num)
-        except ValueError:
-            raise ValueError(f"fcnn train: --num-processes must be an int or 'auto', got {num!r}") from None
-    joined = initialize(args.coordinator, num, args.process_id)
+    joined = initialize(args.coordinator, args.num_processes, args.process_id)
     if joined or getattr(args, "data_parallel", False):
         return data_mesh()
     return None

@@ -196,8 +196,8 @@ def test_cli_arguments(monkeypatch):
     assert distributed.mesh_from_args(parser.parse_args([])) is None
     mesh = distributed.mesh_from_args(parser.parse_args(["--data-parallel"]))
     assert mesh.axis_names == ("data",) and mesh.size == jax.device_count()
-    with pytest.raises(ValueError, match="--num-processes"):
-        distributed.mesh_from_args(parser.parse_args(["--num-processes", "two"]))
+    with pytest.raises(SystemExit):  # argparse's usage error, before anything runs
+        parser.parse_args(["--num-processes", "two"])
     with pytest.raises(ValueError, match="coordinator"):
         distributed.mesh_from_args(parser.parse_args(["--num-processes", "2", "--process-id", "0"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from typing import Sequence
 
 
@@ -28,8 +29,18 @@ def find_file(data_dir: str, candidates: Sequence[str], subdirs: Sequence[str], 
     )
 
 
-def read_bytes(path: str) -> bytes:
-    """File contents, decompressed when the name ends in ``.gz``."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        return f.read()
+def read_bytes(path: str, where: str = "read_bytes") -> bytes:
+    """File contents, decompressed when the name ends in ``.gz``.
+
+    A ``.gz`` file that is not gzip, is truncated or fails its CRC check raises
+    ``ValueError`` naming ``where`` and the file.
+    """
+    if not path.endswith(".gz"):
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        reason = "truncated" if isinstance(e, EOFError) else str(e)
+        raise ValueError(f"{where}: {path} is not a valid gzip file ({reason})") from None

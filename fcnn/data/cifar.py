@@ -4,8 +4,8 @@ Each batch file is a sequence of 3,073-byte records: one label byte (0..9)
 then 3,072 pixel bytes — the 1,024 red, then green, then blue values of a
 32×32 image in row-major order, i.e. already CHW. The training set is
 ``data_batch_1.bin`` … ``data_batch_5.bin`` (10,000 records each), the test set
-``test_batch.bin``. The extracted directory ``cifar-10-batches-bin`` below
-``data_dir`` is found as well. Nothing is downloaded.
+``test_batch.bin``, each possibly gzipped (``.gz``). The extracted directory
+``cifar-10-batches-bin`` below ``data_dir`` is found as well. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def load_cifar10(data_dir: str, split: str = "train", *, scale: bool = True) -> 
 
     Args:
         data_dir: directory holding ``data_batch_1.bin`` … ``data_batch_5.bin``
-            and ``test_batch.bin`` (or ``cifar-10-batches-bin/`` below it).
+            and ``test_batch.bin``, each raw or gzipped (``data_batch_1.bin.gz``),
+            or ``cifar-10-batches-bin/`` below it.
         split: ``'train'`` (the five data batches, in order) or ``'test'``.
         scale: divide by 255, giving floats in [0, 1]; else raw 0..255 as float32.
 
@@ -51,8 +52,8 @@ def load_cifar10(data_dir: str, split: str = "train", *, scale: bool = True) -> 
     expected = TRAIN_FILES + TEST_FILES
     xs, ys = [], []
     for name in files[split]:
-        path = find_file(data_dir, [name], ("cifar-10-batches-bin",), where, expected)
-        x, y = parse_cifar10_batch(read_bytes(path), where=f"{where}({path!r})")
+        path = find_file(data_dir, [name, name + ".gz"], ("cifar-10-batches-bin",), where, expected)
+        x, y = parse_cifar10_batch(read_bytes(path, where), where=f"{where}({path!r})")
         xs.append(x)
         ys.append(y)
     x = np.concatenate(xs).astype(np.float32)

@@ -18,8 +18,16 @@ class DataLoader:
     """Iterate over aligned arrays in mini-batches, like ``torch.utils.data.DataLoader``.
 
     Args:
-        arrays: an array or a tuple of arrays with the same first dimension
-            (e.g. ``(images, labels)``).
+        arrays: what to batch, as torch's ``DataLoader`` reads its dataset:
+
+            * a tuple of arrays with the same first dimension, the columns
+              (e.g. ``(images, labels)``); batches are tuples;
+            * an array: batches are arrays of its rows;
+            * a list, or any other sequence of samples (``len`` and integer
+              indexing, like a map-style torch ``Dataset``): every sample an
+              array (batches are arrays) or a tuple/list of arrays (batches are
+              tuples of their stacked fields), as torch's ``default_collate``
+              gives. The samples are read and stacked once, here.
         batch_size: samples per batch.
         shuffle: reshuffle every epoch (a fresh permutation from ``(seed, epoch)``).
         seed: seed of the shuffling.
@@ -45,11 +53,9 @@ class DataLoader:
     def __init__(self, arrays, batch_size: int, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, transform: Callable | None = None) -> None:
         where = "DataLoader"
-        self._single = not isinstance(arrays, (tuple, list))
-        arrays = (arrays,) if self._single else tuple(arrays)
-        if not arrays:
+        self.arrays, self._single = _columns(arrays, where)
+        if not self.arrays:
             raise ValueError(f"{where}: arrays must hold at least one array")
-        self.arrays = tuple(np.asarray(a) for a in arrays)
         sizes = [a.shape[0] if a.ndim else None for a in self.arrays]
         if None in sizes or len(set(sizes)) != 1:
             raise ValueError(f"{where}: arrays must share their first dimension, got shapes "
@@ -97,18 +103,56 @@ class DataLoader:
                 f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last})")
 
 
+def _stack(values: list, what: str, where: str) -> np.ndarray:
+    arrays = [np.asarray(v) for v in values]
+    for i, a in enumerate(arrays):
+        if a.shape != arrays[0].shape or a.dtype.kind in "OUSV":
+            raise ValueError(f"{where}: {what} {i} is {a.dtype} {a.shape}, {what} 0 is {arrays[0].dtype} "
+                             f"{arrays[0].shape}: samples must be numeric arrays of one shape")
+    return np.stack(arrays)
+
+
+def _columns(data, where: str) -> tuple[tuple[np.ndarray, ...], bool]:
+    """The arrays a :class:`DataLoader` batches (same first dimension) and whether it yields single arrays."""
+    if isinstance(data, tuple):
+        return tuple(np.asarray(a) for a in data), False
+    if isinstance(data, np.ndarray) or hasattr(data, "__array__") or hasattr(data, "__jax_array__"):
+        return (np.asarray(data),), True
+    if isinstance(data, (str, bytes, dict)) or not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError(f"{where}: expected a tuple of arrays, an array or a sequence of samples, "
+                        f"got {type(data).__name__}")
+    samples = [data[i] for i in range(len(data))]
+    if not samples:
+        raise ValueError(f"{where}: the sequence of samples is empty")
+    if not isinstance(samples[0], (tuple, list)):
+        return (_stack(samples, "sample", where),), True
+    width = len(samples[0])
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, (tuple, list)) or len(sample) != width:
+            raise ValueError(f"{where}: sample {i} is {type(sample).__name__} of "
+                             f"{len(sample) if isinstance(sample, (tuple, list)) else 1} field(s), "
+                             f"sample 0 a {type(samples[0]).__name__} of {width}")
+    return tuple(_stack([s[j] for s in samples], f"field {j} of sample", where) for j in range(width)), False
+
+
 def random_shift(max_shift: int) -> Callable:
     """A :class:`DataLoader` transform moving each image by up to ``max_shift`` pixels.
 
-    Every image of the batch's first array ``(N, C, H, W)`` is translated by
-    its own integer offsets ``dy, dx`` in ``[-max_shift, max_shift]``; pixels
-    moved in from outside are 0 (like torchvision's ``RandomCrop(size,
+    Every image of the batch's first array, ``(N, C, H, W)`` or ``(N, H, W)``
+    (any ``(N, ..., H, W)``), is translated by its own integer offsets ``dy, dx``
+    in ``[-max_shift, max_shift]``, the same for all its channels; pixels moved
+    in from outside are 0 (like torchvision's ``RandomCrop(size,
     padding=max_shift)``). Other arrays (labels) pass through.
     """
     m = _checks.positive_int(max_shift, "max_shift", "random_shift")
 
     def transform(batch, rng: np.random.Generator):
         x, *rest = batch
+        x = np.asarray(x)
+        if x.ndim < 3:
+            raise ValueError(f"random_shift: expected images (N, H, W) or (N, C, H, W), got shape {x.shape}")
+        shape = x.shape
+        x = x.reshape(shape[0], int(np.prod(shape[1:-2])), *shape[-2:])
         n, _, h, w = x.shape
         padded = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)))
         dy, dx = rng.integers(0, 2 * m + 1, size=(2, n))
@@ -116,7 +160,7 @@ def random_shift(max_shift: int) -> Callable:
         cols = dx[:, None] + np.arange(w)
         out = padded[np.arange(n)[:, None, None, None], np.arange(x.shape[1])[None, :, None, None],
                      rows[:, None, :, None], cols[:, None, None, :]]
-        return (out, *rest)
+        return (out.reshape(shape), *rest)
 
     return transform
 

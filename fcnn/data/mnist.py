@@ -46,7 +46,7 @@ def parse_idx(data: bytes, where: str = "parse_idx") -> np.ndarray:
 
 def read_idx(path: str) -> np.ndarray:
     """Read an IDX file (raw, or gzip when the name ends in ``.gz``)."""
-    return parse_idx(read_bytes(path), where=f"read_idx({path!r})")
+    return parse_idx(read_bytes(path, "read_idx"), where=f"read_idx({path!r})")
 
 
 def _names(prefix: str, kind: str, ndim: int) -> list[str]:

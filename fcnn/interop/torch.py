@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import re
 import struct
 from collections import OrderedDict
 from pathlib import Path
@@ -33,6 +35,8 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fcnn._atomic import write_atomic
 
 
 class IncompatibleKeys(NamedTuple):
@@ -139,6 +143,9 @@ def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *
         ``Unexpected key(s) in state_dict:`` (strict only) and
         ``size mismatch for <key>: copying a param with shape ... from
         checkpoint, the shape in current model is ...`` (always, as torch).
+      ValueError: an integer entry holds a value the model's integer dtype
+        cannot hold (a ``num_batches_tracked`` beyond int32 without x64),
+        which a conversion would wrap around.
     """
     if not isinstance(strict, bool):
         raise TypeError(f"load_state_dict: strict must be a bool, got {strict!r}")
@@ -165,6 +172,7 @@ def load_state_dict(model, state_dict: Mapping[str, Any], strict: bool = True, *
         if k not in state_dict:
             continue
         arr = _to_numpy(state_dict[k], k)
+        _check_representable(arr, spec.dtype, k)
         if tuple(arr.shape) != tuple(spec.shape):
             errors.append(
                 f"size mismatch for {k}: copying a param with shape {_torch_size(arr.shape)} from checkpoint, "
@@ -211,6 +219,20 @@ def _float_dtype(dtype, key: str | None = None):
             f"(jax.config.update('jax_enable_x64', True)); without it pass dtype=None or jnp.float32 to convert"
         )
     return dt
+
+
+def _check_representable(arr: np.ndarray, dtype, key: str) -> None:
+    """Refuse integers the model's integer dtype cannot hold (e.g. a ``num_batches_tracked`` beyond int32,
+    jax's integer type without x64), which the conversion would wrap around."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or arr.dtype.kind not in "iub" or arr.size == 0:
+        return
+    info = np.iinfo(dtype)
+    low, high = arr.min(), arr.max()
+    if low < info.min or high > info.max:
+        value = int(high) if high > info.max else int(low)
+        hint = " (jax holds int64 only with jax_enable_x64)" if dtype == np.int32 else ""
+        raise ValueError(f"load_state_dict: {key} holds {value}, which the model's {dtype} cannot hold{hint}")
 
 
 def _torch_size(shape) -> str:
@@ -265,56 +287,112 @@ _ST_DTYPES = {
 _ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
 
 
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
+    return dict(pairs)
+
+
 def read_safetensors(path) -> "OrderedDict[str, np.ndarray]":
-    """Read a ``.safetensors`` file into numpy arrays (no code is executed; offsets are checked)."""
+    """Read a ``.safetensors`` file into numpy arrays (no code is executed).
+
+    The file is checked as the ``safetensors`` library checks it: a JSON header
+    of ``{name: {"dtype", "shape", "data_offsets"}}`` (plus an optional
+    ``__metadata__`` object of strings) whose tensors tile the data section
+    exactly, without overlaps or gaps. Anything else raises ``ValueError``
+    naming the file, the tensor and the field.
+    """
     path = Path(path)
+    where = f"read_safetensors: {path}"
     data = path.read_bytes()
     if len(data) < 8:
-        raise ValueError(f"read_safetensors: {path} is too short to be a safetensors file")
+        raise ValueError(f"{where} is too short to be a safetensors file")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise ValueError(f"read_safetensors: {path}: header length {n} exceeds the file size (truncated file?)")
+        raise ValueError(f"{where}: header length {n} exceeds the file size (truncated file?)")
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
+        header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"read_safetensors: {path}: header is not valid JSON ({e})") from None
+        raise ValueError(f"{where}: header is not valid JSON ({e})") from None
+
+    def bad(field: str, want: str, got) -> ValueError:
+        return ValueError(f"{where}: {field} must be {want}, got {got!r}")
+
+    if not isinstance(header, dict):
+        raise bad("the header", "a JSON object", header)
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad("__metadata__", "an object of strings", metadata)
     body = memoryview(data)[8 + n:]
-    out: OrderedDict[str, np.ndarray] = OrderedDict()
-    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                     key=lambda kv: kv[1]["data_offsets"][0])
-    for name, info in entries:
-        dtype = info.get("dtype")
-        if dtype not in _ST_DTYPES:
-            raise ValueError(f"read_safetensors: {path}: tensor {name!r} has unsupported dtype {dtype!r}")
-        start, end = info["data_offsets"]
+    entries = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise bad(f"tensor {name!r}", "an object with dtype, shape and data_offsets", info)
+        for field in ("dtype", "shape", "data_offsets"):
+            if field not in info:
+                raise ValueError(f"{where}: tensor {name!r} has no {field!r}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
+            raise ValueError(f"{where}: tensor {name!r} has unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"tensor {name!r} shape", "a list of non-negative ints", shape)
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise bad(f"tensor {name!r} data_offsets", "[begin, end], two ints", offsets)
+        start, end = offsets
         dt = np.dtype(_ST_DTYPES[dtype])
-        count = math.prod(info["shape"])
-        if not 0 <= start <= end <= len(body) or end - start != count * dt.itemsize:
-            raise ValueError(f"read_safetensors: {path}: tensor {name!r} has invalid data offsets {start}..{end}")
-        out[name] = np.frombuffer(body[start:end], dtype=dt.newbyteorder("<")).astype(dt).reshape(info["shape"])
+        if not 0 <= start <= end <= len(body):
+            raise ValueError(f"{where}: tensor {name!r} has invalid data offsets {start}..{end}: outside the "
+                             f"{len(body)} bytes of data")
+        if end - start != math.prod(shape) * dt.itemsize:
+            raise ValueError(f"{where}: tensor {name!r} has invalid data offsets {start}..{end}: its dtype "
+                             f"{dtype} and shape {shape} need {math.prod(shape) * dt.itemsize} bytes, not {end - start}")
+        entries.append((start, end, name, dt, shape))
+    position = 0
+    for start, end, name, _, _ in sorted(entries, key=lambda e: e[:2]):
+        if start != position:
+            problem = "overlaps another tensor" if start < position else f"leaves {start - position} bytes unused before it"
+            raise ValueError(f"{where}: tensor {name!r} (data offsets {start}..{end}) {problem}: the tensors "
+                             "must tile the data section")
+        position = end
+    if position != len(body):
+        raise ValueError(f"{where}: {len(body) - position} bytes after the last tensor's data")
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    for start, end, name, dt, shape in sorted(entries, key=lambda e: e[:2]):
+        out[name] = np.frombuffer(body[start:end], dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
     return out
 
 
 def write_safetensors(path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
-    """Write ``{name: array}`` as a ``.safetensors`` file (little-endian, 8-byte aligned header)."""
+    """Write ``{name: array}`` as a ``.safetensors`` file (little-endian, 8-byte aligned header), atomically.
+
+    Names must be strings other than ``"__metadata__"`` (the format's key for
+    ``metadata``, a mapping of strings to strings).
+    """
+    where = "write_safetensors"
+    if metadata is not None and (not isinstance(metadata, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise TypeError(f"{where}: metadata must be a mapping of strings to strings, got {metadata!r}")
     header: dict = {"__metadata__": dict(metadata)} if metadata else {}
     chunks, offset = [], 0
     for name, value in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where}: tensor names must be strings, got {name!r}")
+        if name == "__metadata__":
+            raise ValueError(f"{where}: '__metadata__' is the format's key for metadata=, not a tensor name")
         arr = _to_numpy(value, name)
         arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
         if arr.dtype not in _ST_NAMES:
-            raise TypeError(f"write_safetensors: tensor {name!r} has unsupported dtype {arr.dtype}")
+            raise TypeError(f"{where}: tensor {name!r} has unsupported dtype {arr.dtype}")
         raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": _ST_NAMES[arr.dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for c in chunks:
-            f.write(c)
+    write_atomic(path, [struct.pack("<Q", len(blob)), blob, *chunks])
 
 
 def read_checkpoint_file(path) -> "OrderedDict[str, Any]":
@@ -331,11 +409,22 @@ def read_checkpoint_file(path) -> "OrderedDict[str, Any]":
             f"reading {path} needs torch (torch.load(weights_only=True)); without torch, convert it to .safetensors"
         ) from None
     # weights_only=True: torch's restricted unpickler, which refuses to run arbitrary code.
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\.\s+Please|\n\n|$)", str(e), re.S)
+        reason = " ".join(found.group(1).split()) if found and found.group(1).strip() else "not tensors and containers"
+        raise ValueError(
+            f"read_checkpoint_file: {path} is not a weights-only torch file ({reason}); fcnn reads .pth files "
+            "only with torch's restricted unpickler. Save the weights alone from torch "
+            "(torch.save(model.state_dict(), path)) or as .safetensors") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        reason = str(e).split(". ")[0].strip()
+        raise ValueError(f"read_checkpoint_file: {path} is not a readable torch file ({reason})") from None
     if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping):
-        raise ValueError(f"{path} does not hold a state_dict (got {type(sd).__name__})")
+        raise ValueError(f"read_checkpoint_file: {path} does not hold a state_dict (got {type(sd).__name__})")
     return OrderedDict(sd)
 
 
