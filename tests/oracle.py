@@ -108,3 +108,35 @@ def check_layer(layer, module: torch.nn.Module, inputs, *, train: bool = False, 
 
 def randn(shape, seed: int = 0, dtype=np.float32) -> np.ndarray:
     return np.random.RandomState(seed).standard_normal(shape).astype(dtype)
+
+
+def torch_pool_output(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """The spatial output size torch's ``max_pool{n}d`` gives for an input of spatial ``size``,
+    or None where torch refuses the configuration.
+
+    Tests choose their pooling cases with this rather than with fcnn's own size
+    helper, so a bug in fcnn's helper cannot turn the revealing cases into skipped ones.
+    """
+    size = tuple(size)
+    try:
+        y = getattr(torch.nn.functional, f"max_pool{len(size)}d")(
+            torch.zeros((1, 1) + size), kernel, stride, padding, dilation, ceil_mode)
+    except RuntimeError:
+        return None
+    return tuple(y.shape[2:])
+
+
+def windows_reach_input(size, out, kernel, stride, padding, dilation) -> bool:
+    """Whether every pooling window of ``out`` (per dimension) covers at least one input element.
+
+    A dilated window can fall entirely into the padding; torch's max-pool gradient
+    for it lands in the wrong channel (a torch bug fcnn does not mirror), so the
+    gradient tests leave those configurations out.
+    """
+    n = len(size)
+    as_n = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * n  # noqa: E731
+    return all(
+        any(0 <= o * s - p + j * d < L for j in range(k))
+        for L, oo, k, s, p, d in zip(size, out, as_n(kernel), as_n(stride), as_n(padding), as_n(dilation))
+        for o in range(oo)
+    )
