@@ -19,12 +19,34 @@ from fcnn import checkpoint, nn
 HERE = Path(__file__).parent
 
 
-def _train_state(seed=0):
+def _train_state(seed=0, *, trained=False):
+    """A train state whose every leaf depends on ``seed``; ``trained`` also moves the optimizer
+    state off its zeros (one update), so a restore that takes any leaf from its template
+    instead of the file is visible."""
     net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv2d(3, 1, 1, bias=False))
     params, state = net.init(jax.random.key(seed, impl="rbg"))  # rbg: threefry compiles slowly on CPU
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))
-    return {"params": params, "state": state, "opt_state": opt.init(params), "step": 3,
-            "rng": jax.random.key(seed + 1), "legacy_rng": jax.random.PRNGKey(seed + 2), "lr": 0.25}
+    opt_state = opt.init(params)
+    if trained:
+        grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5 + seed), params)
+        opt_state = opt.update(grads, opt_state, params)[1]
+    return {"params": params, "state": state, "opt_state": opt_state, "step": 3 + seed,
+            "rng": jax.random.key(seed + 1), "legacy_rng": jax.random.PRNGKey(seed + 2), "lr": 0.25 * (seed + 1),
+            "flags": {"warm": seed % 2 == 0, "epoch": jnp.asarray(seed, jnp.int32), "scale": jnp.asarray(seed + 0.5, jnp.bfloat16)}}
+
+
+def _leaf_values(tree):
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(k): np.asarray(jax.random.key_data(v) if isinstance(v, jax.Array) and
+                                                jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
+            for k, v in leaves}
+
+
+def _assert_every_leaf_differs(a, b):
+    va, vb = _leaf_values(a), _leaf_values(b)
+    assert va.keys() == vb.keys()
+    same = [k for k in va if np.array_equal(va[k], vb[k])]
+    assert not same, f"the template would hide a restore that copies these leaves from it: {same}"
 
 
 def _assert_same(a, b):
@@ -41,18 +63,22 @@ def _assert_same(a, b):
 
 
 def test_round_trip_with_optax_namedtuples_keys_and_scalars(tmp_path):
-    ts = _train_state()
+    ts = _train_state(trained=True)
     path = checkpoint.save(tmp_path / "a.npz", ts, metadata={"history": {"loss": [1.5, 0.5]}})
-    back = checkpoint.restore(path, _train_state(seed=9))
-    _assert_same(back, ts)
+    template = _train_state(seed=9)
+    _assert_every_leaf_differs(template, ts)
+    back = checkpoint.restore(path, template)
+    _assert_same(back, ts)  # every leaf: values, Python types (float lr, int step, bool) and dtypes
     assert type(back["opt_state"][1][0]) is type(ts["opt_state"][1][0])  # optax TraceState
     header = checkpoint.read_metadata(path)
     assert header["metadata"] == {"history": {"loss": [1.5, 0.5]}}
     assert header["format_version"] == checkpoint.FORMAT_VERSION and header["fcnn_version"]
     # a template from jax.eval_shape works too (scalars become 0-d arrays there)
-    back = checkpoint.restore(path, jax.eval_shape(lambda: _train_state()))
-    np.testing.assert_array_equal(back["params"]["0"]["weight"], ts["params"]["0"]["weight"])
-    assert back["step"] == 3
+    back = checkpoint.restore(path, jax.eval_shape(lambda: _train_state(seed=9)))
+    want = _leaf_values(ts)
+    for k, v in _leaf_values(back).items():
+        np.testing.assert_array_equal(v, want[k], err_msg=k)
+    assert back["step"] == 3 and back["lr"] == 0.25
 
 
 @settings(max_examples=10)

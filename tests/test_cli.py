@@ -86,8 +86,8 @@ def test_train_mnist_files_sgd_step_schedule(capsys, tmp_path):
     assert json.load(open(tmp_path / "out" / "metrics.json"))["config"]["optimizer"] == "sgd"
 
 
-@pytest.mark.skipif(not os.environ.get("FCNN_SLOW"), reason="full default run (~30 s CPU); set FCNN_SLOW=1")
 def test_default_run_reaches_the_bar(capsys):
+    # `fcnn train` with every default: the README's accuracy claim
     code, out, _ = run_main(capsys, "train", "--no-progress")
     assert code == 0
     assert float(out.split("test accuracy: ")[1].split("%")[0]) >= 98.5, out

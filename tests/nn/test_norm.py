@@ -68,6 +68,26 @@ def test_batch_norm_steps_match_torch(cfg):
         assert state == {}
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("track", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_flags_over_train_and_eval_steps(momentum, track, affine):
+    """Every combination of the flags that change BatchNorm's semantics, over three training steps
+    with an eval step between: momentum=None's factor 1/num_batches_tracked is 1, 1/2, 1/3 there
+    (a count off by one changes the running statistics at once), eval uses the running statistics
+    when tracking and the batch's otherwise, and never advances the count."""
+    kw = dict(momentum=momentum, affine=affine, track_running_stats=track)
+    # both variance formulas, spread over the combinations
+    layer = nn.BatchNorm1d(3, single_pass=(momentum is None) == affine, **kw)
+    module = torch.nn.BatchNorm1d(3, **kw)
+    xs = [shifted((4, 3, 2), seed=i, mean=float(i)) for i in range(4)]
+    state = run_steps(layer, module, xs, [True, True, False, True], rtol=1e-4, atol=2e-5)
+    if track:
+        assert int(state["num_batches_tracked"]) == 3
+    else:
+        assert state == {}
+
+
 @pytest.mark.parametrize("single_pass", [True, False])
 @pytest.mark.parametrize("mean,std", [(5.0, 2.0), (0.0, 1e-3)])
 def test_batch_norm_statistics_are_accurate_for_offset_data(single_pass, mean, std):
