@@ -108,6 +108,13 @@ def write_atomic(path, chunks: Iterable) -> Path:
     """
     path = Path(path)
     directory = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a file to write")
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a directory")
+            break
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(directory)
     fd, tmp = _create_temporary(directory, path.name)

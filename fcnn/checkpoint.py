@@ -208,8 +208,8 @@ def _check_header(header: dict, path) -> None:
     def bad(field: str, want: str, got) -> CheckpointError:
         return CheckpointError(f"checkpoint: {path} has a malformed header: {field} must be {want}, got {got!r}")
 
-    if not isinstance(header.get("metadata", {}), dict):
-        raise bad("metadata", "a JSON object", header["metadata"])
+    if not isinstance(header.get("metadata"), dict):
+        raise bad("metadata", "a JSON object", header.get("metadata"))
     leaves = header.get("leaves")
     if not isinstance(leaves, list):
         raise bad("leaves", "a list", leaves)

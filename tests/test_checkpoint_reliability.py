@@ -217,6 +217,15 @@ def test_a_killed_save_leaves_no_stray_file_after_the_next_save(tmp_path):
     assert float(checkpoint.restore_latest(tmp_path, _tree())[0]["w"][0]) == 3.0
 
 
+def test_saving_onto_a_directory_or_under_a_file(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path} is a directory"):
+        checkpoint.save(tmp_path, _tree())
+    with pytest.raises(NotADirectoryError, match=f"{tmp_path / 'a_file'} is a file"):
+        checkpoint.save_checkpoint(tmp_path / "a_file" / "run", _tree(), 1)
+    assert _names(tmp_path) == ["a_file"] and (tmp_path / "a_file").read_text() == "x"
+
+
 # --- forged and malformed files ----------------------------------------------------------------
 
 
@@ -254,6 +263,7 @@ FORGERIES = {
     "crc a string": (lambda h, a: _leaf(h, "['w']").update(crc32="abc"), "crc32"),
     "scalar with a shape": (lambda h, a: _leaf(h, "['step']").update(shape=[2]), "kind 'int'"),
     "metadata a list": (lambda h, a: h.update(metadata=[1]), "metadata must be a JSON object"),
+    "no metadata": (lambda h, a: h.pop("metadata"), "metadata must be a JSON object"),
 }
 
 
