@@ -36,6 +36,7 @@ import numpy as np
 from jax import lax
 
 from fcnn import _checks, xla
+from fcnn.functional import upsample as _upsample
 from fcnn.functional._compiled import compiled
 
 # --------------------------------------------------------------------------------------------
@@ -710,14 +711,9 @@ def _adaptive_avg(input, output_size, n, where):
         axis = 2 + i
         if o == length or i in tiled:
             continue
-        # Overlapping / uneven bins: sum with a 0/1 bin matrix, then divide by the bin sizes.
-        start, end = _bins(length, o)
-        pos = np.arange(length)
-        m = ((pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])).astype(np.float32)
-        s = jnp.tensordot(y, jnp.asarray(m, y.dtype), axes=([axis], [1]), precision=lax.Precision.HIGHEST)
-        s = jnp.moveaxis(s, -1, axis)
-        cnt = (end - start).reshape((o,) + (1,) * (y.ndim - axis - 1))
-        y = s / jnp.asarray(cnt, y.dtype)
+        # Overlapping / uneven bins: a gather per bin element, summed and divided by the bin sizes
+        # (a 0/1 bin matrix would multiply an inf by the zeros of every other bin).
+        y = _upsample._apply_taps(y, _upsample._area_taps(length, o), axis)
     return y[0] if unbatched else y
 
 

@@ -5,15 +5,19 @@ axis at a time. For each axis the source indices and weights are built in
 NumPy at trace time with torch's own float32 formulas (its
 ``area_pixel_compute_scale`` / ``area_pixel_compute_source_index``, the index
 clamping of the cubic taps, the antialias filter, the adaptive-pooling bins),
-so the weights are the very numbers torch uses. How they are applied was
-chosen by measurement on CPU (``benchmarks/results_resample.md``):
+so the weights are the very numbers torch uses. They are applied as torch's
+kernels apply them, one product per tap (:class:`_Taps`), including taps of
+weight zero and border taps that read the same pixel twice, so that an
+``inf`` or ``NaN`` in the input reaches exactly the outputs it reaches in torch
+(a dense ``(out, in)`` matrix would multiply it by the zeros of every row):
 
-* linear modes when upsampling: two gathers and a lerp forward, the
-  transposed ``(out, in)`` weight matrix backward (a gather's own gradient, a
-  scatter-add, is slow): the tangent rule applies the matrix, so that its
-  transpose is that backward;
-* bicubic, antialias, area and any downsampling: the dense ``(out, in)``
-  matrix contracted with the input (``einsum``), both ways;
+* linear, bicubic and antialiased modes and area (adaptive average pooling):
+  one gather per tap (or one gather of all taps of wide downsampling
+  windows) and the weighted sum, linear in the axis length. The tangent is
+  the same map as the dense ``(out, in)`` matrix while that is moderate
+  (``_DENSE_TANGENT_MAX``), so that its transpose, the gradient, is a
+  contraction rather than a scatter-add (slow on CPU); for longer axes it is
+  the taps themselves;
 * nearest: a broadcast when every pixel repeats the same number of times
   (gradient: a sum of strided slices, far faster than XLA's reduce), a
   gather otherwise.
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,13 +83,6 @@ def _source_index(scale: np.float32, out_size: int, align_corners: bool, cubic: 
     return src if cubic else np.maximum(src, _f32(0))
 
 
-def _dense(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, out_size: int, in_size: int) -> np.ndarray:
-    m = np.zeros((out_size, in_size), _f32)
-    # clamped taps can hit the same source pixel twice: accumulate, as torch does
-    np.add.at(m, (rows, cols), weights.astype(_f32))
-    return m
-
-
 def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bool, shortcut: bool) -> np.ndarray:
     dst = np.arange(out_size)
     if exact:
@@ -102,20 +99,64 @@ def _nearest_indices(in_size: int, out_size: int, scale: float | None, exact: bo
     return np.minimum(src.astype(np.int64), in_size - 1)
 
 
-def _linear_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+class _Taps(NamedTuple):
+    """Torch's computation of one output axis: ``out[i] = Σ_k weight[k, i] · x[index[k, i]]``.
+
+    Every product torch forms is a tap, also those of weight zero and those
+    that read the same pixel twice (a clamped border), so that an ``inf`` or a
+    ``NaN`` reaches exactly the outputs it reaches in torch (``0 · inf`` is
+    ``NaN`` there too). ``valid`` (or ``None``: all) marks the taps of windows
+    shorter than ``K``; ``weight`` ``None`` means a plain sum divided by ``count``
+    (area mode: adaptive average pooling's bins).
+    """
+
+    index: np.ndarray           # (K, out) int
+    weight: np.ndarray | None   # (K, out) float32
+    valid: np.ndarray | None    # (K, out) bool
+    count: np.ndarray | None    # (out,) window sizes, the divisor of a plain sum
+
+    def matrix(self, in_size: int) -> np.ndarray:
+        """The ``(out, in)`` matrix of the map, repeated taps accumulated (what torch's backward applies)."""
+        k, out = self.index.shape
+        w = np.broadcast_to(self.weight if self.weight is not None else _f32(1) / self.count.astype(_f32), (k, out))
+        keep = self.valid if self.valid is not None else np.ones((k, out), bool)
+        m = np.zeros((out, in_size), _f32)
+        np.add.at(m, (np.broadcast_to(np.arange(out), (k, out))[keep], self.index[keep]), w[keep].astype(_f32))
+        return m
+
+
+def _window_taps(start: np.ndarray, end: np.ndarray, weights=None) -> _Taps:
+    """Taps of the windows ``start[i] … end[i] − 1`` (``weights[i]``: their weights, or a plain sum)."""
+    size = end - start
+    k = max(int(size.max()), 1)
+    j = np.arange(k)[:, None]
+    valid = j < size[None, :]
+    index = np.where(valid, start[None, :] + j, start[None, :])
+    weight = None
+    if weights is not None:
+        weight = np.zeros(index.shape, _f32)
+        for i, w in enumerate(weights):
+            weight[: len(w), i] = w
+    return _Taps(index, weight, None if valid.all() else valid, None if weights is not None else size)
+
+
+def _linear_taps(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> _Taps:
     if out_size == in_size:
-        # torch's linear kernels copy an axis whose size does not change, even when
-        # a scale_factor (say 1.1 on 3 pixels) would place the samples elsewhere;
-        # _apply_matrix then returns the input itself.
-        return np.eye(in_size, dtype=_f32)
+        # torch's linear kernels treat an axis whose size does not change as a
+        # copy, even when a scale_factor (say 1.1 on 3 pixels) would place the
+        # samples elsewhere: both taps at the pixel itself, weights 1 and 0.
+        i = np.arange(in_size)
+        return _Taps(np.stack([i, i]), np.stack([np.ones(in_size, _f32), np.zeros(in_size, _f32)]), None, None)
     s = _area_scale(in_size, out_size, align_corners, scale)
     real = _source_index(s, out_size, align_corners, cubic=False)
     i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
     lam = np.clip(real - i0.astype(_f32), _f32(0), _f32(1))
     i1 = np.where(i0 < in_size - 1, i0 + 1, i0)
-    rows = np.arange(out_size)
-    return _dense(np.concatenate([rows, rows]), np.concatenate([i0, i1]),
-                  np.concatenate([_f32(1) - lam, lam]), out_size, in_size)
+    return _Taps(np.stack([i0, i1]), np.stack([_f32(1) - lam, lam]), None, None)
+
+
+def _linear_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+    return _linear_taps(in_size, out_size, align_corners, scale).matrix(in_size)
 
 
 def _cubic1(x, a):
@@ -126,7 +167,7 @@ def _cubic2(x, a):
     return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
 
-def _cubic_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> np.ndarray:
+def _cubic_taps(in_size: int, out_size: int, align_corners: bool, scale: float | None) -> _Taps:
     s = _area_scale(in_size, out_size, align_corners, scale)
     real = _source_index(s, out_size, align_corners, cubic=True)
     i0 = np.minimum(np.floor(real).astype(np.int64), in_size - 1)
@@ -134,13 +175,12 @@ def _cubic_matrix(in_size: int, out_size: int, align_corners: bool, scale: float
     a = _f32(_CUBIC_A)
     one = _f32(1)
     coeffs = [_cubic2(t + one, a), _cubic1(t, a), _cubic1(one - t, a), _cubic2(one - t + one, a)]
-    rows = np.arange(out_size)
     # taps outside the input read the border pixel (torch's upsample_get_value_bounded)
     cols = [np.clip(i0 - 1 + j, 0, in_size - 1) for j in range(4)]
-    return _dense(np.tile(rows, 4), np.concatenate(cols), np.concatenate(coeffs), out_size, in_size)
+    return _Taps(np.stack(cols), np.stack(coeffs).astype(_f32), None, None)
 
 
-def _aa_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | None, cubic: bool) -> np.ndarray:
+def _aa_taps(in_size: int, out_size: int, align_corners: bool, scale: float | None, cubic: bool) -> _Taps:
     """torch's separable antialias resampling (``_upsample_{bilinear,bicubic}2d_aa``).
 
     When downsampling, the filter is stretched by the downsampling factor
@@ -151,7 +191,7 @@ def _aa_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | 
     interp_size = 4 if cubic else 2
     support = _f32(interp_size * 0.5) * s if s >= 1.0 else _f32(interp_size * 0.5)
     invscale = _f32(1.0) / s if s >= 1.0 else _f32(1.0)
-    m = np.zeros((out_size, in_size), _f32)
+    starts, ends, weights = [], [], []
     for i in range(out_size):
         center = s * _f32(i + 0.5)
         xmin = max(int(center - support + _f32(0.5)), 0)
@@ -166,18 +206,16 @@ def _aa_matrix(in_size: int, out_size: int, align_corners: bool, scale: float | 
         total = w.sum(dtype=_f32)
         if total != 0:
             w = w / total
-        m[i, xmin:xmax] = w
-    return m
+        starts.append(xmin)
+        ends.append(xmax)
+        weights.append(w)
+    return _window_taps(np.array(starts), np.array(ends), weights)
 
 
-def _area_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """adaptive_avg_pool bins: ``floor(i·in/out)`` … ``ceil((i+1)·in/out)``, each averaged."""
-    m = np.zeros((out_size, in_size), _f32)
-    for i in range(out_size):
-        start = (i * in_size) // out_size
-        end = -((-(i + 1) * in_size) // out_size)
-        m[i, start:end] = _f32(1) / _f32(end - start)
-    return m
+def _area_taps(in_size: int, out_size: int) -> _Taps:
+    """adaptive_avg_pool bins: ``floor(i·in/out)`` … ``ceil((i+1)·in/out) − 1``, each summed and averaged."""
+    i = np.arange(out_size)
+    return _window_taps((i * in_size) // out_size, -((-(i + 1) * in_size) // out_size))
 
 
 # ---------------------------------------------------------------------------
@@ -185,6 +223,15 @@ def _area_matrix(in_size: int, out_size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 _LETTERS = "abcdefgh"
+# Up to this many (out × in) entries, the tangent of a resampled axis is its
+# dense matrix, whose transpose (the gradient) is one fast contraction; beyond
+# it the matrix would cost more than the data (a 20,000-pixel axis: 3 GB), and
+# the tangent is the taps themselves, linear in the size (their transpose is a
+# scatter-add).
+_DENSE_TANGENT_MAX = 1 << 22
+# Up to this many taps per output, one gather per tap; more (wide downsampling
+# windows) are gathered at once and summed over a window axis.
+_UNROLLED_TAPS = 8
 
 
 def _matmul_axis(x: jnp.ndarray, m, axis: int) -> jnp.ndarray:
@@ -193,47 +240,59 @@ def _matmul_axis(x: jnp.ndarray, m, axis: int) -> jnp.ndarray:
     return jnp.einsum(f"{idx},z{idx[axis]}->{out}", x, jnp.asarray(m, x.dtype))
 
 
-def _apply_matrix(x: jnp.ndarray, m: np.ndarray, axis: int) -> jnp.ndarray:
-    if m.shape[0] == m.shape[1] and np.array_equal(m, np.eye(m.shape[0], dtype=m.dtype)):
-        return x
-    if m.shape[0] < m.shape[1] or np.count_nonzero(m, axis=1).max() > 2:
-        return _matmul_axis(x, m, axis)
-    return _two_tap(x, m, axis)
-
-
-def _two_tap(x, m, axis):
-    """Upsampling with at most two taps per output (linear modes): two gathers and a lerp forward.
-
-    The tangent is the same linear map in its matrix form, so that its
-    transpose (the gradient) is the transposed matrix, not the transpose of a
-    gather (a scatter-add, slow on CPU).
-    """
-    rows = np.arange(m.shape[0])
-    i0 = np.array([np.flatnonzero(r)[0] if r.any() else 0 for r in m])
-    i1 = np.array([np.flatnonzero(r)[-1] if r.any() else 0 for r in m])
+def _taps_sum(x, taps: _Taps, axis: int):
+    """``Σ_k weight[k] · x[index[k]]`` along ``axis`` (a gather per tap), torch's order of terms."""
+    k, out = taps.index.shape
     shape = [1] * x.ndim
-    shape[axis] = -1
-    # NumPy constants, not jnp arrays: under jit a jnp array made here is a
-    # tracer, and a custom_jvp function may not close over tracers.
-    w0 = np.asarray(m[rows, i0].reshape(shape), x.dtype)
-    w1 = np.asarray((m[rows, i1] * (i1 != i0)).reshape(shape), x.dtype)
-    i0, i1 = i0.astype(np.int32), i1.astype(np.int32)
+    shape[axis] = out
+    zero = np.zeros((), x.dtype)
+    if k <= _UNROLLED_TAPS:
+        y = None
+        for j in range(k):
+            v = jnp.take(x, np.asarray(taps.index[j], np.int32), axis=axis)
+            if taps.weight is not None:
+                v = v * np.asarray(taps.weight[j].reshape(shape), x.dtype)
+            if taps.valid is not None and not taps.valid[j].all():
+                v = jnp.where(taps.valid[j].reshape(shape), v, zero)
+            y = v if y is None else y + v
+    else:
+        v = jnp.take(x, np.asarray(taps.index.T.reshape(-1), np.int32), axis=axis)
+        v = v.reshape(x.shape[:axis] + (out, k) + x.shape[axis + 1:])
+        wshape = shape[: axis + 1] + [k] + shape[axis + 1:]
+        if taps.weight is not None:
+            v = v * np.asarray(taps.weight.T.reshape(wshape), x.dtype)
+        if taps.valid is not None:
+            v = jnp.where(taps.valid.T.reshape(wshape), v, zero)
+        y = jnp.sum(v, axis=axis + 1)
+    if taps.count is not None:
+        y = y / np.asarray(taps.count.reshape(shape), x.dtype)
+    return y
 
+
+def _apply_taps(x: jnp.ndarray, taps: _Taps, axis: int) -> jnp.ndarray:
+    """One resampled axis: the taps forward; the tangent as the dense matrix for moderate sizes.
+
+    The gradient of the gathers would be a scatter-add, slow on CPU; with the
+    tangent written as the ``(out, in)`` matrix its transpose, the gradient, is
+    a contraction with that matrix (torch's backward accumulates the same
+    weights). The forward stays the taps: a dense matrix would multiply every
+    ``inf`` in the input by the zeros of its row.
+    """
+    in_size = x.shape[axis]
+    if taps.index.shape[1] * in_size > _DENSE_TANGENT_MAX:
+        return _taps_sum(x, taps, axis)
+    m = taps.matrix(in_size)
+
+    # NumPy constants only: a custom_jvp function may not close over (jit) tracers.
     @jax.custom_jvp
-    def interp(a):
-        return jnp.take(a, i0, axis=axis) * w0 + jnp.take(a, i1, axis=axis) * w1
+    def resample(a):
+        return _taps_sum(a, taps, axis)
 
-    @interp.defjvp
-    def interp_jvp(primals, tangents):
-        # contracting with the (in, out) matrix, whose transpose contracts the
-        # gradient with it: the very product the custom VJP of earlier fcnn
-        # versions computed, with the same rounding
-        t = tangents[0]
-        idx = _LETTERS[: t.ndim]
-        out = idx[:axis] + "z" + idx[axis + 1:]
-        return interp(primals[0]), jnp.einsum(f"{idx},{idx[axis]}z->{out}", t, jnp.asarray(m.T, t.dtype))
+    @resample.defjvp
+    def resample_jvp(primals, tangents):
+        return resample(primals[0]), _matmul_axis(tangents[0], m, axis)
 
-    return interp(x)
+    return resample(x)
 
 
 def _apply_nearest(x: jnp.ndarray, src: np.ndarray, grad_src: np.ndarray, axis: int) -> jnp.ndarray:
@@ -300,14 +359,18 @@ def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
         grad_src = _nearest_indices(in_size, out_size, scale, exact, shortcut=True)
         return _apply_nearest(x, src, grad_src, axis)
     if mode == "area":
-        m = _area_matrix(in_size, out_size)
+        if out_size == in_size:
+            return x
+        taps = _area_taps(in_size, out_size)
     elif antialias:
-        m = _aa_matrix(in_size, out_size, align_corners, scale, cubic=mode == "bicubic")
+        if out_size == in_size:
+            return x  # torch's separable antialias kernel skips an axis whose size does not change
+        taps = _aa_taps(in_size, out_size, align_corners, scale, cubic=mode == "bicubic")
     elif mode == "bicubic":
-        m = _cubic_matrix(in_size, out_size, align_corners, scale)
+        taps = _cubic_taps(in_size, out_size, align_corners, scale)
     else:
-        m = _linear_matrix(in_size, out_size, align_corners, scale)
-    return _apply_matrix(x, m, axis)
+        taps = _linear_taps(in_size, out_size, align_corners, scale)
+    return _apply_taps(x, taps, axis)
 
 
 # ---------------------------------------------------------------------------
