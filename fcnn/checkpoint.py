@@ -185,8 +185,8 @@ def _open(path):
         raise CheckpointError(f"checkpoint: {path} is not an fcnn checkpoint (no {_META} header)")
     try:
         header = json.loads(bytes(data[_META]).decode())
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as e:
-        raise CheckpointError(f"checkpoint: {path} has a corrupt header ({e})") from None
+    except (ValueError, RecursionError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"checkpoint: {path} has a corrupt header ({type(e).__name__}: {e})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {path} is not an fcnn checkpoint (format {header.get('format') if isinstance(header, dict) else None!r})")
     version = header.get("format_version")
@@ -455,6 +455,8 @@ def resume(directory, train_state_template):
     if path is None:
         return None
     tree = restore(path, {"train_state": train_state_template, "epoch": 0})
+    if tree["epoch"] < 0:
+        raise CheckpointError(f"checkpoint: {path} is at epoch {tree['epoch']}; epochs are non-negative")
     history = read_metadata(path)["metadata"].get("history", [])
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise CheckpointError(f"checkpoint: {path} has a malformed header: metadata.history must be a list of "

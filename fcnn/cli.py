@@ -258,6 +258,9 @@ def run_train(args) -> int:
         for flag, directory in (("--output-dir", args.output_dir), ("--checkpoint-dir", args.checkpoint_dir)):
             if directory is not None:
                 check_writable_dir(directory, flag)
+        for name in ("metrics.json", "metrics.csv") if args.output_dir else ():
+            if os.path.isdir(os.path.join(args.output_dir, name)):
+                raise CLIError(f"--output-dir {args.output_dir}: {name} there is a directory, so it cannot be written")
     from fcnn import data
     from fcnn.train import fit
 

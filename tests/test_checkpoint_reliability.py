@@ -309,6 +309,24 @@ def test_forged_members_are_refused(tmp_path, case):
     assert str(path) in str(info.value)
 
 
+def test_deeply_nested_header_json(tmp_path):
+    path = _forge(tmp_path, lambda h, a: None)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["__fcnn__"] = np.frombuffer(b'{"format": "fcnn-checkpoint", "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+                                       np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt header"):
+        checkpoint.read_metadata(path)
+
+
+def test_a_negative_epoch_is_refused_by_resume(tmp_path):
+    checkpoint.save(tmp_path / "ckpt_00000001.npz", {"train_state": {"w": jnp.ones(2)}, "epoch": -4},
+                    metadata={"history": []})
+    with pytest.raises(checkpoint.CheckpointError, match="epoch -4"):
+        checkpoint.resume(tmp_path, {"w": jnp.ones(2)})
+
+
 def test_malformed_history_is_refused_by_resume(tmp_path):
     checkpoint.save_checkpoint(tmp_path, {"train_state": {"w": jnp.ones(2)}, "epoch": 1}, 1,
                                metadata={"history": "not a list"})

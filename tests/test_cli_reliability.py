@@ -114,6 +114,9 @@ def test_output_directories_that_cannot_be_written(capsys, tmp_path, no_training
     under = a_file / "sub" / "dir"
     assert f"{a_file} is a file, so no directory can be made under it" in refused(capsys, dir_flag, str(under))
     assert a_file.read_text() == "x"
+    if dir_flag == "--output-dir":
+        (tmp_path / "out" / "metrics.csv").mkdir(parents=True)
+        assert "metrics.csv there is a directory" in refused(capsys, dir_flag, str(tmp_path / "out"))
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into any directory")

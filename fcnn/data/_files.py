@@ -29,15 +29,21 @@ def find_file(data_dir: str, candidates: Sequence[str], subdirs: Sequence[str], 
     )
 
 
-def read_bytes(path: str, where: str = "read_bytes") -> bytes:
-    """File contents, decompressed when the name ends in ``.gz``.
+_GZIP_MAGIC = b"\x1f\x8b"
 
-    A ``.gz`` file that is not gzip, is truncated or fails its CRC check raises
-    ``ValueError`` naming ``where`` and the file.
+
+def read_bytes(path: str, where: str = "read_bytes") -> bytes:
+    """File contents, decompressed when the name ends in ``.gz`` or the data starts with gzip's magic bytes.
+
+    (No IDX file or CIFAR-10 batch starts with them: their first bytes are
+    zeros and a label in 0..9.) A ``.gz`` file that is not gzip, is truncated
+    or fails its CRC check raises ``ValueError`` naming ``where`` and the file.
     """
     if not path.endswith(".gz"):
         with open(path, "rb") as f:
-            return f.read()
+            if f.read(2) != _GZIP_MAGIC:
+                f.seek(0)
+                return f.read()
     try:
         with gzip.open(path, "rb") as f:
             return f.read()

@@ -108,7 +108,8 @@ def _stack(values: list, what: str, where: str) -> np.ndarray:
     for i, a in enumerate(arrays):
         if a.shape != arrays[0].shape or a.dtype.kind in "OUSV":
             raise ValueError(f"{where}: {what} {i} is {a.dtype} {a.shape}, {what} 0 is {arrays[0].dtype} "
-                             f"{arrays[0].shape}: samples must be numeric arrays of one shape")
+                             f"{arrays[0].shape}: samples must be numeric arrays of one shape (a list is a "
+                             "sequence of samples; pass arrays of columns as a tuple, e.g. (images, labels))")
     return np.stack(arrays)
 
 

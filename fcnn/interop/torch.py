@@ -313,8 +313,8 @@ def read_safetensors(path) -> "OrderedDict[str, np.ndarray]":
         raise ValueError(f"{where}: header length {n} exceeds the file size (truncated file?)")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=_unique_keys)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ValueError(f"{where}: header is not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{where}: header is not valid JSON ({type(e).__name__}: {e})") from None
 
     def bad(field: str, want: str, got) -> ValueError:
         return ValueError(f"{where}: {field} must be {want}, got {got!r}")

@@ -75,6 +75,15 @@ def test_corrupt_gz_files_are_named(tmp_path, dataset, how):
     assert str(bad) in str(info.value)
 
 
+def test_gzipped_files_under_raw_names_are_read(tmp_path):
+    _write_cifar(tmp_path, gz=False)
+    raw = tmp_path / "test_batch.bin"
+    expected = load_cifar10(str(tmp_path), "test")
+    raw.write_bytes(gzip.compress(raw.read_bytes()))
+    for a, b in zip(load_cifar10(str(tmp_path), "test"), expected):
+        np.testing.assert_array_equal(a, b)
+
+
 # --- DataLoader: what a list means -------------------------------------------------------------
 
 
@@ -136,6 +145,7 @@ def test_a_map_style_dataset_is_batched_as_samples():
 
 @pytest.mark.parametrize("dataset, error, message", [
     ([np.zeros((2, 3)), np.zeros((3, 2))], ValueError, r"sample 1 is float64 \(3, 2\), sample 0 is float64 \(2, 3\)"),
+    ([np.zeros((4, 3)), np.zeros(4)], ValueError, r"pass arrays of columns as a tuple"),
     ([(np.zeros(2), 1), (np.zeros(2),)], ValueError, "sample 1 is tuple of 1 field"),
     ([(np.zeros(2), 1), np.zeros(2)], ValueError, "sample 1 is ndarray"),
     ([np.array(["a"])], ValueError, "numeric arrays"),

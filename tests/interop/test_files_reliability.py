@@ -81,6 +81,15 @@ def test_forged_safetensors_are_refused_as_the_library_refuses_them(tmp_path, ca
     assert str(path) in str(info.value)
 
 
+def test_deeply_nested_header(tmp_path):
+    blob = b'{"__metadata__": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    blob += b" " * (-len(blob) % 8)
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob)
+    with pytest.raises(ValueError, match="header is not valid JSON"):
+        read_safetensors(path)
+
+
 def test_duplicate_names_are_refused(tmp_path):
     blob = b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'
     blob += b" " * (-len(blob) % 8)
