@@ -1,0 +1,197 @@
+"""Metrics over many batches: pure ``init`` / ``update`` / ``compute`` on a plain pytree state.
+
+``fcnn.metrics.Accuracy(task='multiclass', num_classes=10)`` (and the other
+torchmetrics class names below) returns a :class:`Metric`, an ``optax``-style
+named tuple of pure functions::
+
+    metric = fcnn.metrics.F1Score(task="multiclass", num_classes=10, average="macro")
+    state = metric.init()
+    for x, y in batches:
+        state = metric.update(state, model_output(x), y)     # jit-able
+    f1 = metric.compute(state)                                 # == torchmetrics' F1Score over the same batches
+
+Every state is a dict of **sufficient statistics that add up**: per-class
+``tp/fp/tn/fn`` counts for the stat-score metrics, a confusion matrix for
+``ConfusionMatrix`` / ``JaccardIndex``, and for ``AUROC`` a histogram of the
+positive and negative scores between the thresholds (torchmetrics' binned
+mode, which needs ``thresholds``; the exact mode keeps every score and has no
+fixed-size state). So two states combine with :func:`merge` (``+`` per leaf),
+and across devices with ``jax.lax.psum(state, axis_name)`` inside
+``shard_map``/``pmap``: ``compute`` of the summed state is the metric of all
+devices' batches. Counts are int32 (int64 with JAX's x64 mode), so one state
+holds at most 2**31 - 1 entries per count.
+
+``multidim_average='samplewise'`` is not offered here: its per-sample scores
+are a list that grows with the data, not a sum.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fcnn import _checks
+from fcnn.metrics import _inputs, classification as _cls, roc as _auroc
+
+
+class Metric(NamedTuple):
+    """A metric as pure functions of a pytree ``state`` (a dict of arrays).
+
+    Attributes:
+        init: ``() -> state``, the state of no data.
+        update: ``(state, preds, target) -> state``, adding one batch (jit-able;
+            argument checks run at trace time, value checks on concrete arrays).
+        compute: ``state -> value``, the metric of everything added.
+    """
+
+    init: Callable[[], Any]
+    update: Callable[..., Any]
+    compute: Callable[[Any], Any]
+
+
+def merge(a, b):
+    """The state of the data of both ``a`` and ``b`` (states are sums)."""
+    return jax.tree.map(operator.add, a, b)
+
+
+def _zeros(shape):
+    return jnp.zeros(shape, jnp.int32)
+
+
+def _stat_scores_metric(where, metric, task, threshold, num_classes, num_labels, average, top_k, ignore_index,
+                        validate_args, beta=1.0, zero_division=0):
+    cfg = _cls.config(where, task, threshold, num_classes, num_labels, average, "global", top_k, ignore_index)
+    zero_division = _inputs.zero_division(zero_division, where)
+    if metric == "fbeta" and (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0):
+        raise ValueError(f"{where}: beta must be a float > 0, got {beta!r}")
+    shape = () if cfg["task"] == "binary" else (cfg["num_classes"],)
+
+    def init():
+        return {k: _zeros(shape) for k in ("tp", "fp", "tn", "fn")}
+
+    def update(state, preds, target):
+        preds, target = _cls.check_inputs(where, preds, target, cfg, validate_args)
+        batch = dict(zip(("tp", "fp", "tn", "fn"), _cls.stats(preds, target, **cfg)))
+        return merge(state, batch)
+
+    def compute(state):
+        return _cls.reduce(state["tp"], state["fp"], state["tn"], state["fn"], metric=metric, task=cfg["task"],
+                           average=average, top_k=cfg["top_k"], beta=float(beta), zero_division=zero_division)
+
+    return Metric(init, update, compute)
+
+
+def Accuracy(task, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1, ignore_index=None,
+             validate_args=True):
+    """Accumulating :func:`fcnn.metrics.accuracy` (``torchmetrics.Accuracy``)."""
+    return _stat_scores_metric("Accuracy", "accuracy", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args)
+
+
+def Precision(task, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1, ignore_index=None,
+              validate_args=True, zero_division=0):
+    """Accumulating :func:`fcnn.metrics.precision` (``torchmetrics.Precision``)."""
+    return _stat_scores_metric("Precision", "precision", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args, zero_division=zero_division)
+
+
+def Recall(task, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1, ignore_index=None,
+           validate_args=True, zero_division=0):
+    """Accumulating :func:`fcnn.metrics.recall` (``torchmetrics.Recall``)."""
+    return _stat_scores_metric("Recall", "recall", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args, zero_division=zero_division)
+
+
+def FBetaScore(task, beta=1.0, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1,
+               ignore_index=None, validate_args=True, zero_division=0):
+    """Accumulating :func:`fcnn.metrics.fbeta_score` (``torchmetrics.FBetaScore``)."""
+    return _stat_scores_metric("FBetaScore", "fbeta", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args, beta=beta, zero_division=zero_division)
+
+
+def F1Score(task, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1, ignore_index=None,
+            validate_args=True, zero_division=0):
+    """Accumulating :func:`fcnn.metrics.f1_score` (``torchmetrics.F1Score``)."""
+    return _stat_scores_metric("F1Score", "fbeta", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args, zero_division=zero_division)
+
+
+def StatScores(task, threshold=0.5, num_classes=None, num_labels=None, average="micro", top_k=1, ignore_index=None,
+               validate_args=True):
+    """Accumulating :func:`fcnn.metrics.stat_scores` (``torchmetrics.StatScores``)."""
+    return _stat_scores_metric("StatScores", "stat_scores", task, threshold, num_classes, num_labels, average, top_k,
+                               ignore_index, validate_args)
+
+
+def _confusion_metric(where, task, threshold, num_classes, num_labels, ignore_index, validate_args, finish):
+    cfg = _cls.config(where, task, threshold, num_classes, num_labels, ignore_index=ignore_index)
+    n = cfg["num_classes"]
+    shape = {"binary": (2, 2), "multiclass": (n, n), "multilabel": (n, 2, 2)}[cfg["task"]]
+
+    def update(state, preds, target):
+        preds, target = _cls.check_inputs(where, preds, target, cfg, validate_args)
+        return state + _cls.confusion(preds, target, cfg["task"], cfg["threshold"], n, cfg["ignore_index"])
+
+    return Metric(lambda: _zeros(shape), update, finish)
+
+
+def ConfusionMatrix(task, threshold=0.5, num_classes=None, num_labels=None, normalize=None, ignore_index=None,
+                    validate_args=True):
+    """Accumulating :func:`fcnn.metrics.confusion_matrix` (``torchmetrics.ConfusionMatrix``); the state: counts."""
+    where = "ConfusionMatrix"
+    _checks.one_of(normalize, _cls.CONFUSION_NORMALIZE, "normalize", where)
+    return _confusion_metric(where, task, threshold, num_classes, num_labels, ignore_index, validate_args,
+                             lambda cm: _cls.normalize_confusion(cm, normalize))
+
+
+def JaccardIndex(task, threshold=0.5, num_classes=None, num_labels=None, average="macro", ignore_index=None,
+                 validate_args=True, zero_division=0):
+    """Accumulating :func:`fcnn.metrics.jaccard_index` (``torchmetrics.JaccardIndex``); the state is the counts."""
+    where = "JaccardIndex"
+    cfg = _cls.config(where, task, threshold, num_classes, num_labels, average, ignore_index=ignore_index)
+    zero_division = _inputs.zero_division(zero_division, where)
+    binary = cfg["task"] == "binary"
+    return _confusion_metric(where, task, threshold, num_classes, num_labels, ignore_index, validate_args,
+                             lambda cm: _cls.jaccard_reduce(cm, "binary" if binary else average,
+                                                            cfg["ignore_index"], zero_division))
+
+
+def AUROC(task, thresholds=None, num_classes=None, num_labels=None, average="macro", max_fpr=None, ignore_index=None,
+          validate_args=True):
+    """Accumulating :func:`fcnn.metrics.auroc` (``torchmetrics.AUROC``) in its binned form.
+
+    ``thresholds`` (an int, a list or a 1-D array) is required: the state is a
+    histogram of positive and negative scores between the thresholds, equal to
+    torchmetrics' binned AUROC over the same batches. ``thresholds=None``
+    (exact) would have to keep every score; use :func:`fcnn.metrics.auroc` on
+    the gathered scores for that.
+    """
+    where = "AUROC"
+    if thresholds is None:
+        raise ValueError(f"{where}: thresholds=None (exact AUROC) keeps every score and has no summable state; pass "
+                         "thresholds (an int such as 200, a list or a 1-D array) for the binned AUROC, or call "
+                         "fcnn.metrics.auroc on all scores")
+    cfg = _auroc.config(where, task, thresholds, num_classes, num_labels, average, max_fpr, ignore_index)
+    task, avg, steps = cfg["task"], cfg["average"], len(cfg["thresholds"])
+    k = 1 if task == "binary" else cfg["num_classes"]
+
+    def update(state, preds, target):
+        preds, target = _auroc.check_inputs(where, preds, target, cfg, validate_args)
+        return state + _auroc.histograms(preds, target, task=task, num_classes=cfg["num_classes"],
+                                         ignore_index=cfg["ignore_index"], thresholds=cfg["thresholds"])
+
+    compute = jax.jit(lambda hist: _auroc.area_from_histograms(hist, task, avg, cfg["max_fpr"]))
+    return Metric(lambda: _zeros((k, steps + 1, 2)), update, compute)
+
+
+def Collection(metrics: dict[str, Metric]) -> Metric:
+    """Several metrics updated together: the state and the result are dicts keyed like ``metrics``."""
+    if not isinstance(metrics, dict) or not all(isinstance(m, Metric) for m in metrics.values()):
+        raise TypeError(f"Collection: metrics must be a dict of name -> Metric, got {metrics!r}")
+    items = dict(metrics)
+    return Metric(lambda: {k: m.init() for k, m in items.items()},
+                  lambda state, preds, target: {k: m.update(state[k], preds, target) for k, m in items.items()},
+                  lambda state: {k: m.compute(state[k]) for k, m in items.items()})
