@@ -17,7 +17,7 @@ from fcnn.functional.activation import (
     celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
     relu, relu6, selu, sigmoid, silu, softmax, softplus, softshrink, softsign, tanh, tanhshrink, threshold,
 )
-from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm
+from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm, local_response_norm
 from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, stochastic_depth
 from fcnn.functional.loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
@@ -33,3 +33,4 @@ from fcnn.functional.upsample import (
 )
 from fcnn.functional.conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from fcnn.functional.shuffle import channel_shuffle
+from fcnn.functional.im2col import fold, unfold

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fcnn import _checks, xla
 from fcnn.functional._compiled import compiled, standalone
@@ -332,3 +333,33 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     if bias is not None:
         y = y + bias
     return y.astype(x.dtype)
+
+
+@compiled
+def local_response_norm(input, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+    """Normalise each value by its neighbours across channels, as ``torch.nn.functional.local_response_norm``.
+
+    ``out[:, c] = x[:, c] / (k + alpha / size · Σ x[:, c']²) ** beta`` over the
+    ``size`` channels ``c' ∈ [c − size//2, c + (size − 1)//2]`` (missing channels
+    count as zeros; the sum is divided by ``size`` even at the edges, as torch's).
+
+    Args:
+      input: ``(N, C, *)`` with at least one dimension after ``C`` (a 3-D input
+        is ``(N, C, L)``, as in torch).
+      size: the number of neighbouring channels, a positive int.
+      alpha, beta, k: the formula's constants (AlexNet / GoogLeNet's defaults).
+    """
+    where = "local_response_norm"
+    x = _checks.as_array(input, "input", where)
+    _checks.floating(x, "input", where)
+    size = _checks.positive_int(size, "size", where)
+    for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+    if x.ndim < 3:
+        raise ValueError(f"{where}: expected an input of 3 or more dimensions (N, C, ...), got shape {tuple(x.shape)}")
+    window = (1, size) + (1,) * (x.ndim - 2)
+    padding = ((0, 0), (size // 2, (size - 1) // 2)) + ((0, 0),) * (x.ndim - 2)
+    # a concrete zero makes this the differentiable windowed sum (reduce_window_sum)
+    sums = jax.lax.reduce_window(x * x, np.zeros((), x.dtype), jax.lax.add, window, (1,) * x.ndim, padding)
+    return x / (sums / size * alpha + k) ** beta

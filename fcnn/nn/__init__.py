@@ -13,6 +13,7 @@ from fcnn.nn.activation import (
 )
 from fcnn.nn.norm import (
     BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
+    LocalResponseNorm,
 )
 from fcnn.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
 from fcnn.nn.loss import (
@@ -34,3 +35,4 @@ from fcnn.nn.padding import (
     ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, ZeroPad1d, ZeroPad2d,
     ZeroPad3d,
 )
+from fcnn.nn.fold import Fold, Unfold

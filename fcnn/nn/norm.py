@@ -311,3 +311,26 @@ class LayerNorm(Layer):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LocalResponseNorm(Layer):
+    """``torch.nn.LocalResponseNorm(size, alpha=1e-4, beta=0.75, k=1.0)``: AlexNet's cross-channel normalisation.
+
+    See :func:`fcnn.functional.local_response_norm`. No params.
+
+    Shape: ``(N, C, *)`` (at least 3-D) → the same.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        where = type(self).__name__
+        self.size = _checks.positive_int(size, "size", where)
+        for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+        self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        return _F.local_response_norm(x, self.size, self.alpha, self.beta, self.k), state
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
