@@ -41,10 +41,18 @@ def _is_array(value) -> bool:
     return isinstance(value, (jax.Array, np.ndarray, jax.core.Tracer))
 
 
+# One NaN object for every NaN hyper-parameter: NaN != NaN, so only identity
+# lets a cache key holding one equal the next call's (tuples compare items by
+# identity first, and a NaN's hash is its identity's).
+_NAN = float("nan")
+
+
 def _hashable(value):
     """``value`` with lists turned into tuples (torch accepts lists for sizes), or raise TypeError."""
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(v) for v in value)
+    if isinstance(value, (float, np.floating)) and value != value:
+        return _NAN
     hash(value)
     return value
 

@@ -196,7 +196,71 @@ def _max_pool_fwd_impl(x, geom):
     """Values and arg-max (window position, int32) of every window."""
     if _tiles(geom, _spatial(x, geom)):
         return _tiled_max_arg(x, geom)
+    if math.prod(geom[0]) > _MAX_SLICES:
+        return _separable_max_arg(x, geom)
     return _window_scan(x, geom)
+
+
+def _separable_max_arg(x, geom):
+    """Large windows: torch's arg-max one spatial axis at a time, ``O(Σ k)`` work per output instead of ``O(Π k)``.
+
+    Torch's choice is the first maximum in row-major window order (the last
+    NaN if any): reducing the last axis first and carrying each winner's
+    position along, every earlier axis then picks, among the winners of the
+    later axes, the first maximum (last NaN) by its own position, which is
+    the row-major order. Each axis is one variadic ``reduce_window`` with the
+    order-independent reducer. Padding positions rank after every input
+    position, so they never win a tie (torch's scan starts at the first valid
+    element); a (dilated) window without any input element keeps torch's
+    starting position.
+    """
+    kernel, stride, padding, dilation, out, pads, last = geom
+    spatial = _spatial(x, geom)
+    n = len(kernel)
+    first = 1 if last else 2
+    cfg = [(0, 0)] * x.ndim
+    for i, (lo, hi) in enumerate(pads):
+        cfg[first + i] = (lo, hi)
+    xp = jnp.pad(x, cfg, constant_values=-jnp.inf)
+    outside = np.iinfo(np.int32).max
+    values, positions = xp, []
+    for i in reversed(range(n)):
+        axis = first + i
+        length = values.shape[axis]
+        pos = np.arange(length) - padding[i]
+        pos = np.where((pos >= 0) & (pos < spatial[i]), pos, outside).astype(np.int32)
+        shape = [1] * values.ndim
+        shape[axis] = length
+        pos = jnp.broadcast_to(pos.reshape(shape), values.shape)
+        window = [1] * values.ndim
+        window[axis] = kernel[i]
+        strides = [1] * values.ndim
+        strides[axis] = stride[i]
+        dil = [1] * values.ndim
+        dil[axis] = dilation[i]
+        inits = (np.array(-np.inf, x.dtype), np.array(outside, np.int32)) + (np.array(outside, np.int32),) * len(positions)
+
+        def reducer(a, b):
+            v, p = _torch_max_reducer(a[:2], b[:2])
+            take_b = p == b[1]
+            return (v, p) + tuple(jnp.where(take_b, bc, ac) for ac, bc in zip(a[2:], b[2:]))
+
+        res = lax.reduce_window((values, pos) + tuple(positions), inits, reducer, window, strides, "VALID",
+                                window_dilation=dil)
+        # crop to the output size (a ceil-mode pad may leave room for one more window than torch counts)
+        crop = tuple(slice(0, out[i]) if d == axis else slice(None) for d in range(values.ndim))
+        values, positions = res[0][crop], [res[1][crop]] + [p[crop] for p in res[2:]]
+    # positions: input coordinates per axis (axis 0 first); to the position inside the window
+    arg = jnp.zeros(values.shape, jnp.int32)
+    found = jnp.ones(values.shape, bool)
+    for i, p in enumerate(positions):
+        shape = [1] * values.ndim
+        shape[first + i] = out[i]
+        start = np.asarray((np.arange(out[i]) * stride[i] - padding[i]).reshape(shape), np.int32)
+        found = found & (p != outside)
+        arg = arg * kernel[i] + (p - start) // dilation[i]
+    empty = _empty_window_arg(out, kernel, stride, padding, dilation, last)
+    return values, jnp.where(found, arg, empty)
 
 
 def _window_scan(x, geom):
@@ -324,7 +388,17 @@ def _arg_tangent_impl(t, arg, spatial, geom):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_pool_values(x, geom):
     # The elementwise window scan (its unused arg-max is dead code) is 2-5x
-    # faster on CPU than lax.reduce_window, see benchmarks/results_pool.md.
+    # faster on CPU than lax.reduce_window for small windows, see
+    # benchmarks/results_pool.md; a large window would be hundreds of slices.
+    if math.prod(geom[0]) > _MAX_SLICES and not _tiles(geom, _spatial(x, geom)):
+        kernel, stride, padding, dilation, out, pads, last = geom
+        cfg = ((0, 0),) + pads + ((0, 0),) if last else ((0, 0), (0, 0)) + pads
+        ones = (1,) * (x.ndim - len(kernel))
+        window = (1,) + kernel + (1,) if last else ones + kernel
+        strides = (1,) + stride + (1,) if last else ones + stride
+        dil = (1,) + dilation + (1,) if last else ones + dilation
+        y = lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, window, strides, cfg, window_dilation=dil)
+        return y[tuple(slice(0, o) for o in (y.shape[:1] + out + y.shape[-1:] if last else y.shape[:2] + out))]
     return _window_scan(x, geom)[0]
 
 
@@ -460,10 +534,12 @@ def unpool_output_size(in_spatial, kernel, stride, padding, output_size, where: 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _unpool_scatter(values, indices, size):
-    """Write ``values`` (N, C, L) at ``indices`` of a zero (N, C, size) output; an index past the end is dropped."""
+    """Write ``values`` (N, C, L) at ``indices`` of a zero (N, C, size) output; an index outside it is dropped."""
     n, c = values.shape[:2]
     rows = jnp.arange(n)[:, None, None]
     cols = jnp.arange(c)[None, :, None]
+    # a negative index would count from the end: send it past the end, where it is dropped
+    indices = jnp.where(indices < 0, size, indices)
     return jnp.zeros((n, c, size), values.dtype).at[rows, cols, indices].set(values, mode="drop")
 
 
@@ -484,9 +560,7 @@ def _unpool_scatter_jvp(size, primals, tangents):
 def _scatter_add(t, indices, size):
     # Dropping the out-of-range indices by a mask and a clamp (rather than
     # mode="drop") makes the transpose a clamped gather and a select, with no
-    # bounds check on the batch and channel coordinates: the custom VJP's
-    # backward of earlier fcnn versions. (A negative index gets no tangent or
-    # gradient, as before, though the forward counts it from the end.)
+    # bounds check on the batch and channel coordinates.
     n, c = t.shape[:2]
     rows = jnp.arange(n)[:, None, None]
     cols = jnp.arange(c)[None, :, None]
@@ -495,8 +569,8 @@ def _scatter_add(t, indices, size):
     return jnp.zeros((n, c, size), t.dtype).at[rows, cols, jnp.clip(indices, 0, size - 1)].add(t, mode="clip")
 
 
-@compiled
-def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
+def _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where):
+    """Validated ``(input, indices, unbatched, output spatial size)``; both arrays get a batch dimension."""
     x, unbatched = _input(input, n, where)
     idx = _checks.as_array(indices, "indices", where)
     if tuple(idx.shape) != tuple(input.shape):
@@ -510,10 +584,30 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, wh
         idx = idx[None]
     kernel, stride, padding = _unpool_args(kernel_size, stride, padding, n, where)
     size = unpool_output_size(x.shape[2:], kernel, stride, padding, output_size, where)
+    return x, idx, unbatched, size
+
+
+@compiled
+def _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where):
+    x, idx, unbatched, size = _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where)
     lead = x.shape[:2]
     y = _unpool_scatter(x.reshape(lead + (-1,)), idx.reshape(lead + (-1,)).astype(jnp.int32), math.prod(size))
     y = y.reshape(lead + size)
     return y[0] if unbatched else y
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
+    if not isinstance(indices, jax.core.Tracer):
+        # Concrete indices are checked as torch checks them; traced ones cannot be (see the docstring).
+        _, idx, _, size = _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where)
+        idx = np.asarray(idx)
+        bad = idx[(idx < 0) | (idx >= math.prod(size))]
+        if bad.size:
+            raise ValueError(
+                f"{where}: Found an invalid max index: {int(bad.flat[0])} (output volumes are of size "
+                f"{_fmt(size)}; indices must lie in [0, {math.prod(size)}))"
+            )
+    return _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where)
 
 
 def _unpool_args(kernel_size, stride, padding, n, where):
@@ -540,8 +634,10 @@ _MAX_UNPOOL_DOC = """Inverse of :func:`max_pool{n}d`; same as ``torch.nn.functio
     Returns:
       ``L_out = (L − 1)·s − 2p + k`` per spatial dimension, or ``output_size``.
 
-    Differences from torch: an index outside the output is dropped silently
-    (torch raises; the check would need the values of a traced array).
+    An index outside ``[0, prod(L_out))`` (negative or too large) raises a
+    ``ValueError`` when ``indices`` is a concrete array, as in torch. Traced
+    indices (under ``jit``, ``grad``, ``vmap``) cannot be checked: there such a
+    value is dropped (nothing is written for it, and it gets no gradient).
     """
 
 
