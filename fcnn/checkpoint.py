@@ -316,40 +316,58 @@ def _mismatches(name: str, got: dict, want: dict) -> list[str]:
 
 def _rebuild(raw: np.ndarray, spec: dict, template_leaf, name: str, path) -> Any:
     """The value of leaf ``name`` as the template asks for it: numpy template leaves get numpy arrays back,
-    jax ones jax arrays; nothing is converted to a dtype that would change its value."""
+    jax ones jax arrays, Python scalars Python scalars; nothing is converted in a way that changes its value
+    (beyond rounding a float to the template's float dtype)."""
     want = _leaf_spec(template_leaf, name)
     kind = want["kind"]
+    where = f"checkpoint: {path}: leaf {name}"
+    if spec["kind"] == "array":
+        dtype = np.dtype(jnp.dtype(spec["dtype"]))
+        if raw.dtype != dtype:
+            # bfloat16/float8 are stored as their raw bits
+            if raw.dtype.itemsize != dtype.itemsize or raw.dtype.kind != "u":
+                raise CheckpointError(f"{where} is stored as {raw.dtype}, header says {dtype}")
+            raw = raw.view(dtype)
+        if list(raw.shape) != spec["shape"]:
+            raise CheckpointError(f"{where} has shape {raw.shape}, header says {tuple(spec['shape'])}")
+    elif spec["kind"] in _SCALARS and (raw.shape != () or raw.dtype.kind not in "biuf"):
+        raise CheckpointError(f"{where} is stored as {raw.dtype} {raw.shape}, the header says a scalar")
     if kind in _SCALARS or spec["kind"] in _SCALARS:
-        if raw.shape != () or raw.dtype.kind not in "biuf":
-            raise CheckpointError(f"checkpoint: {path}: leaf {name} is stored as {raw.dtype} {raw.shape}, "
-                                  "the header says a scalar")
+        # a Python scalar on one side, a 0-d array on the other
         value = raw.item()
-        if kind != "array":
+        target = kind if kind in _SCALARS else np.dtype(jnp.dtype(want["dtype"]))
+        _check_scalar(value, target, where)
+        if kind in _SCALARS:
             return {"bool": bool, "int": int, "float": float}[kind](value)
-        raw, spec = np.asarray(value), want
-        dtype = np.dtype(jnp.dtype(want["dtype"]))
-        if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
-            raise CheckpointError(f"checkpoint: {path}: leaf {name} is {value}, outside the template's {dtype}")
-        raw = raw.astype(dtype)
+        raw = np.asarray(value).astype(target)
     if kind == "key":
         try:
             return jax.random.wrap_key_data(jnp.asarray(raw), impl=spec["dtype"])
         except (TypeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"checkpoint: {path}: leaf {name} is not a {spec['dtype']!r} PRNG key ({e})") from None
-    dtype = np.dtype(jnp.dtype(spec["dtype"]))
-    if raw.dtype != dtype:
-        if raw.dtype.itemsize != dtype.itemsize or raw.dtype.kind != "u":
-            raise CheckpointError(f"checkpoint: {path}: leaf {name} is stored as {raw.dtype}, header says {dtype}")
-        raw = raw.view(dtype)
-    if list(raw.shape) != spec["shape"]:
-        raise CheckpointError(f"checkpoint: {path}: leaf {name} has shape {raw.shape}, header says {tuple(spec['shape'])}")
+            raise CheckpointError(f"{where} is not a {spec['dtype']!r} PRNG key ({e})") from None
     if isinstance(template_leaf, (np.ndarray, np.generic)):
         return raw
-    if jax.dtypes.canonicalize_dtype(dtype) != dtype:
+    if jax.dtypes.canonicalize_dtype(raw.dtype) != raw.dtype:
         raise CheckpointError(
-            f"checkpoint: {path}: leaf {name} is {dtype}, which jax holds only with jax_enable_x64 (it would become "
-            f"{jax.dtypes.canonicalize_dtype(dtype)}); restore it into a numpy template leaf, or enable x64")
+            f"{where} is {raw.dtype}, which jax holds only with jax_enable_x64 (it would become "
+            f"{jax.dtypes.canonicalize_dtype(raw.dtype)}); restore it into a numpy template leaf, or enable x64")
     return jnp.asarray(raw)
+
+
+def _check_scalar(value, target, where: str) -> None:
+    """Refuse a scalar that ``target`` (a scalar kind or a dtype) would change: a fraction or an out-of-range
+    integer into an integer, anything but 0/1 into a bool, a complex number into a real."""
+    kind = {"bool": "b", "int": "i", "float": "f"}.get(target) if isinstance(target, str) else target.kind
+    if isinstance(value, complex) and kind != "c":
+        raise CheckpointError(f"{where} is {value}, a complex number; the template wants {target}")
+    if kind == "b" and value not in (0, 1):
+        raise CheckpointError(f"{where} is {value}, the template wants a bool")
+    if kind in "iu":
+        if isinstance(value, float) and not value.is_integer():
+            raise CheckpointError(f"{where} is {value}, the template wants an integer ({target})")
+        low, high = (-(2**63), 2**63 - 1) if isinstance(target, str) else (np.iinfo(target).min, np.iinfo(target).max)
+        if not low <= value <= high:
+            raise CheckpointError(f"{where} is {value}, outside the template's {target}")
 
 
 # --- directories of checkpoints ------------------------------------------------------------

@@ -162,6 +162,11 @@ def _check_train_args(args) -> None:
     if args.dataset != "digits" and args.data_dir is None:
         raise CLIError(f"--dataset {args.dataset} reads files: pass --data-dir")
     num, rank = args.num_processes, args.process_id
+    if num is None:  # then $FCNN_NUM_PROCESSES (checked when the job is joined), else one process
+        from fcnn.distributed import ENV_NUM_PROCESSES
+
+        env = os.environ.get(ENV_NUM_PROCESSES, "")
+        num = int(env) if env.isdigit() else None if env else 1
     if isinstance(num, int) and rank is not None and rank >= num:
         raise CLIError(f"--process-id must be in [0, {num}) for --num-processes {num}, got {rank}")
     if (args.resume or args.stop_after_epoch is not None) and args.checkpoint_dir is None:

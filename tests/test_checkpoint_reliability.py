@@ -165,6 +165,23 @@ def test_edge_values_come_back_exactly(tmp_path):
             checkpoint.restore(tmp_path / "a.npz", {**tree, "hi": jnp.asarray(0, jnp.int32)})
 
 
+def test_scalars_and_0d_arrays_convert_only_without_changing_the_value(tmp_path):
+    path = checkpoint.save(tmp_path / "s.npz", {"f": 3.5, "i": 2, "z": jnp.asarray(2.5, jnp.bfloat16),
+                                                "n": np.float64(np.nan), "one": 1})
+    good = checkpoint.restore(path, {"f": jnp.zeros((), jnp.float32), "i": jnp.zeros((), jnp.int32), "z": 0.0,
+                                     "n": 0.0, "one": False})
+    assert float(good["f"]) == 3.5 and int(good["i"]) == 2 and good["z"] == 2.5 and np.isnan(good["n"])
+    assert good["one"] is True
+    for template, message in [({"f": jnp.zeros((), jnp.int32)}, "is 3.5, the template wants an integer"),
+                              ({"z": 0}, "is 2.5, the template wants an integer"),
+                              ({"n": jnp.zeros((), jnp.int32)}, "is nan, the template wants an integer"),
+                              ({"i": False}, "is 2, the template wants a bool"),
+                              ({"i": jnp.zeros((), jnp.bool_)}, "is 2, the template wants a bool")]:
+        full = {"f": 0.0, "i": 0, "z": 0.0, "n": 0.0, "one": 0, **template}
+        with pytest.raises(checkpoint.CheckpointError, match=message):
+            checkpoint.restore(path, full)
+
+
 # --- files: permissions and stale temporaries ---------------------------------------------------
 
 

@@ -81,6 +81,7 @@ def test_the_edges_of_the_ranges_are_accepted():
     (["--num-processes", "2", "--process-id", "2", "--coordinator", "127.0.0.1:1234"],
      "--process-id must be in [0, 2) for --num-processes 2, got 2"),
     (["--num-processes", "1", "--process-id", "1"], "--process-id must be in [0, 1)"),
+    (["--process-id", "3"], "--process-id must be in [0, 1) for --num-processes 1, got 3"),
     (["--num-processes", "2", "--process-id", "0", "--coordinator", "no-such-host.invalid:1234"],
      "cannot resolve the host 'no-such-host.invalid'"),
     (["--num-processes", "2", "--process-id", "0"], "coordinator ('host:port') is required"),
