@@ -17,6 +17,12 @@ writing into a DIR with checkpoints without ``--resume`` is refused before any
 training. ``--resume`` with an empty DIR starts a fresh run, so a preemptible
 job can be restarted with one unchanged command line.
 
+Every flag is checked before anything is trained: numbers are finite and in
+range (:func:`in_range`, an argparse action for any numeric flag), the
+output and checkpoint directories writable (:func:`check_writable_dir`), the
+data files readable; a bad value is a usage error, exit status 2, never a
+traceback or a run that diverges to NaN.
+
 ``fcnn summary --model resnet18 --input 3,224,224 [--markdown]`` prints
 :func:`fcnn.summary.summary`'s table.
 """

@@ -99,8 +99,10 @@ def load_mnist(data_dir: str, split: str = "train", *, dataset: str = "mnist",
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file (gzip when ``path`` ends in ``.gz``); the inverse of :func:`read_idx`."""
+    """Write ``array`` as an IDX file (gzip when ``path`` ends in ``.gz``), atomically; the inverse of :func:`read_idx`."""
     import gzip
+
+    from fcnn._atomic import write_atomic
 
     codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_TYPES.items()}
     a = np.asarray(array)
@@ -108,6 +110,4 @@ def write_idx(path: str, array: np.ndarray) -> None:
         raise TypeError(f"write_idx: dtype {a.dtype} has no IDX type code")
     header = bytes([0, 0, codes[a.dtype], a.ndim]) + np.asarray(a.shape, ">u4").tobytes()
     body = header + a.astype(a.dtype.newbyteorder(">")).tobytes()
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(body)
+    write_atomic(path, [gzip.compress(body) if str(path).endswith(".gz") else body])
