@@ -60,7 +60,10 @@ def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
             continue
         if fcntl is None:
             return fd, tmp
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: cleaners cannot lock either, so they leave it alone
+            return fd, tmp
         # A cleaner may have locked and removed the file between its creation and our lock.
         if os.fstat(fd).st_nlink:
             return fd, tmp

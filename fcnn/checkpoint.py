@@ -401,7 +401,9 @@ def save_checkpoint(directory, tree, step: int, *, keep: int | None = None, meta
     written, since :func:`latest` would go on naming the other file and
     rotation would delete the new one. Saving the newest step again replaces
     that file. To roll back, delete the later checkpoints first, or save into
-    another directory.
+    another directory. In a multi-process job, save from one process
+    (:func:`fcnn.distributed.is_main_process`), as ``fcnn train`` does;
+    replicas saving the same steps in lockstep are tolerated.
 
     The new file is complete on disk before any old one is removed, so
     :func:`latest` always names a whole checkpoint; rotation never removes the

@@ -243,6 +243,22 @@ def test_saving_onto_a_directory_or_under_a_file(tmp_path):
     assert _names(tmp_path) == ["a_file"] and (tmp_path / "a_file").read_text() == "x"
 
 
+@pytest.mark.skipif(_atomic.fcntl is None, reason="flock is POSIX")
+def test_file_systems_without_locks(tmp_path, monkeypatch):
+    import errno
+
+    stale = tmp_path / f".ckpt_00000001.npz.{'0' * 16}{_atomic.TEMP_SUFFIX}"
+    stale.write_bytes(b"partial")
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_atomic.fcntl, "flock", no_locks)
+    path = checkpoint.save_checkpoint(tmp_path, _tree(), 2, keep=1)
+    # saves work; whose temporary is stale cannot be told, so none is removed
+    assert _names(tmp_path) == sorted([path.name, stale.name])
+
+
 # --- forged and malformed files ----------------------------------------------------------------
 
 
