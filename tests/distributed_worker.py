@@ -69,8 +69,9 @@ def main():
         info = run.info
         acc, acc_losses = run(mesh, accumulate_steps=2)
         bf16, bf16_losses = run(mesh, compute_dtype=jnp.bfloat16)
-        np.savez(out, losses=losses, acc_losses=acc_losses, bf16_losses=bf16_losses, **info,
-                 **{f"got{k}": v for k, v in got.items()}, **{f"bf16{k}": v for k, v in bf16.items()})
+        np.savez(out, losses=losses, losses_acc=acc_losses, losses_bf16=bf16_losses, **info,
+                 **{f"got{k}": v for k, v in got.items()}, **{f"bf16{k}": v for k, v in bf16.items()},
+                 **{f"acc{k}": v for k, v in acc.items()})
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -26,15 +26,22 @@ def check_against_torch(fn, torch_fn, x, rtol=1e-5, atol=1e-5, seed=0):
     return out
 
 
+LINEAR_MODES = ("linear", "bilinear", "bicubic", "trilinear")
+# Every mode in each of its dimensions, every align_corners the mode takes, and size or scale
+# factor: explicit parameters, so each combination runs on every test run; hypothesis draws the
+# continuous part (lengths, sizes, factors, recompute_scale_factor, antialias) within each.
+INTERPOLATE_CASES = [(mode, n, ac, how) for mode in sorted(MODE_DIMS) for n in MODE_DIMS[mode]
+                     for ac in ((None, False, True) if mode in LINEAR_MODES else (None,))
+                     for how in ("size", "scale_factor")]
+
+
 @st.composite
-def interpolate_configs(draw):
-    mode = draw(st.sampled_from(sorted(MODE_DIMS)))
-    n = draw(st.sampled_from(MODE_DIMS[mode]))
+def interpolate_configs(draw, mode, n, align_corners, how):
     spatial = tuple(draw(st.integers(1, 7 if n < 3 else 4)) for _ in range(n))
     kwargs = {"mode": mode}
-    if mode in ("linear", "bilinear", "bicubic", "trilinear"):
-        kwargs["align_corners"] = draw(st.sampled_from([None, False, True]))
-    if draw(st.booleans()):
+    if mode in LINEAR_MODES:
+        kwargs["align_corners"] = align_corners
+    if how == "size":
         size = tuple(draw(st.integers(1, 9 if n < 3 else 5)) for _ in range(n))
         kwargs["size"] = size if n > 1 and draw(st.booleans()) else (size if n > 1 else size[0])
         if n > 1 and len(set(size)) > 1 and not isinstance(kwargs["size"], tuple):
@@ -57,15 +64,17 @@ def _aa_torch_bug(shape, kwargs):
     """torch 2.13's CPU antialias kernel ignores the height pass when the output width is 1."""
     if not kwargs.get("antialias"):
         return False
-    out = F.interpolate(jnp.zeros(shape), **kwargs).shape
+    out = TF.interpolate(torch.zeros(shape), **kwargs).shape  # torch's size, not the one under test
     return out[-1] == 1 and out[-2] != shape[-2]
 
 
-@given(interpolate_configs())
-def test_interpolate_matches_torch(cfg):
-    shape, kwargs = cfg
-    if _aa_torch_bug(shape, kwargs):
-        return
+@pytest.mark.parametrize("mode, n, align_corners, how", INTERPOLATE_CASES,
+                         ids=[f"{m}-{n}d-ac{a}-{h}" for m, n, a, h in INTERPOLATE_CASES])
+@settings(max_examples=2)
+@given(data=st.data())
+def test_interpolate_matches_torch(mode, n, align_corners, how, data):
+    shape, kwargs = data.draw(interpolate_configs(mode, n, align_corners, how)
+                              .filter(lambda c: not _aa_torch_bug(*c)))
     x = randn(shape, seed=len(shape))
     check_against_torch(lambda a: F.interpolate(a, **kwargs), lambda t: TF.interpolate(t, **kwargs), x)
 
