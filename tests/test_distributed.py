@@ -128,7 +128,7 @@ def test_accumulation_with_batch_norm_matches_torch_k_backward_calls(k):
     j, j+k, …), each loss divided by k, then one optimizer step. BN's running statistics advance
     once per micro-batch; params, statistics and the loss are compared after every step."""
     import torch
-    from oracle import load_into_torch
+    from oracle import flatten, load_into_torch
 
     net = _bn_net()
     ts = train.create_train_state(net, optax.sgd(0.1, momentum=0.9), 0)
@@ -149,18 +149,10 @@ def test_accumulation_with_batch_norm_matches_torch_k_backward_calls(k):
             losses.append(loss.item())
         topt.step()
         np.testing.assert_allclose(float(m["loss"]), np.mean(losses), rtol=1e-5, err_msg=f"loss, step {i}")
-        got = {**_flat(ts.params), **_flat(ts.state)}
+        got = {**flatten(ts.params), **flatten(ts.state)}
         for name, v in twin.state_dict().items():
             np.testing.assert_allclose(got[name], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{name}, step {i}")
     assert int(ts.state["1"]["num_batches_tracked"]) == 3 * k
-
-
-def _flat(tree, prefix=""):
-    out = {}
-    for key, v in tree.items():
-        name = f"{prefix}{key}"
-        out.update(_flat(v, name + ".") if isinstance(v, dict) else {name: np.asarray(v)})
-    return out
 
 
 def test_remat_gives_the_same_step(reference):
