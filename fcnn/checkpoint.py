@@ -224,7 +224,7 @@ def _check_header(header: dict, path) -> None:
         if not isinstance(name, str) or name in seen:
             raise bad(f"leaves[{i}].name", "a string naming no other leaf", name)
         seen.add(name)
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:
             raise bad(f"leaves[{i}].kind ({name})", f"one of {list(_KINDS)}", kind)
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise bad(f"leaves[{i}].shape ({name})", "a list of non-negative ints", shape)

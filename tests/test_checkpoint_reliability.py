@@ -291,6 +291,7 @@ FORGERIES = {
     "unknown dtype": (lambda h, a: _leaf(h, "['w']").update(dtype="float17"), "numeric dtype"),
     "object dtype": (lambda h, a: _leaf(h, "['w']").update(dtype="object"), "numeric dtype"),
     "unknown kind": (lambda h, a: _leaf(h, "['w']").update(kind="tensor"), "kind"),
+    "kind a list": (lambda h, a: _leaf(h, "['w']").update(kind=[]), "kind"),
     "name not a string": (lambda h, a: _leaf(h, "['w']").update(name=3), "name"),
     "duplicate name": (lambda h, a: _leaf(h, "['step']").update(name="['w']"), "naming no other leaf"),
     "crc a string": (lambda h, a: _leaf(h, "['w']").update(crc32="abc"), "crc32"),
