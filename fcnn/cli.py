@@ -140,7 +140,15 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="random shifts of up to PIXELS pixels during training (default: 0; 2 for cifar10)")
     p.add_argument("--seed", type=int, action=in_range(0, MAX_SEED), default=d["seed"],
                    help=f"seeds init, shuffling and dropout, in [0, {MAX_SEED}] (same seed → same run)")
-    p.add_argument("--output-dir", default=None, help="write metrics.json and metrics.csv here")
+    p.add_argument("--output-dir", default=None,
+                   help="write metrics.json, metrics.csv and the test set's confusion_matrix.csv here")
+    p.add_argument("--metrics", default=None, metavar="NAMES",
+                   help="comma-separated evaluation metrics beyond loss and accuracy: top<k> (e.g. top5), "
+                        "balanced_accuracy, precision, recall, f1, auroc, iou (macro averages; fcnn.metrics, "
+                        "equal to torchmetrics)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write TensorBoard event files to DIR: loss and learning rate per step, epoch metrics, "
+                        "the training batches' images (needs the extra fcnn[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
     ck = p.add_argument_group("checkpoints (exact resume: same flags → bit-identical result)")
     ck.add_argument("--checkpoint-dir", default=None, metavar="DIR",
@@ -206,21 +214,31 @@ def build_optimizer(args, steps_per_epoch: int):
     return _optimizer(steps_per_epoch, *(getattr(args, k) for k in _OPTIMIZER_FLAGS))
 
 
+def build_schedule(args, steps_per_epoch: int):
+    """The learning rate the flags ask for: a float (``--schedule none``) or a schedule ``step -> lr``."""
+    return _schedule(steps_per_epoch, args.lr, args.schedule, args.epochs)
+
+
+@functools.lru_cache(maxsize=8)
+def _schedule(steps_per_epoch: int, lr: float, schedule: str, epochs: int):
+    from fcnn.optim import lr_scheduler as sched
+
+    if schedule == "none":
+        return lr
+    if schedule == "step":
+        return sched.StepLR(lr, step_size=max(1, epochs // 3), gamma=0.1, steps_per_epoch=steps_per_epoch)
+    if schedule == "cosine":
+        return sched.CosineAnnealingLR(lr, T_max=epochs, steps_per_epoch=steps_per_epoch)
+    # onecycle: LR per step; like torch, it also cycles SGD's momentum / Adam's beta1
+    return sched.OneCycleLR(lr, total_steps=epochs * steps_per_epoch)
+
+
 @functools.lru_cache(maxsize=8)
 def _optimizer(steps_per_epoch: int, *values):
     args = argparse.Namespace(**dict(zip(_OPTIMIZER_FLAGS, values)))
     from fcnn import optim
-    from fcnn.optim import lr_scheduler as sched
 
-    total = args.epochs * steps_per_epoch
-    if args.schedule == "none":
-        lr = args.lr
-    elif args.schedule == "step":
-        lr = sched.StepLR(args.lr, step_size=max(1, args.epochs // 3), gamma=0.1, steps_per_epoch=steps_per_epoch)
-    elif args.schedule == "cosine":
-        lr = sched.CosineAnnealingLR(args.lr, T_max=args.epochs, steps_per_epoch=steps_per_epoch)
-    else:  # onecycle: LR per step; like torch, it also cycles SGD's momentum / Adam's beta1
-        lr = sched.OneCycleLR(args.lr, total_steps=total)
+    lr = _schedule(steps_per_epoch, args.lr, args.schedule, args.epochs)
     cycled = lr.momentum if args.schedule == "onecycle" else None
     wd = args.weight_decay
     if args.optimizer == "sgd":
@@ -255,9 +273,49 @@ def _write_metrics(out_dir: str, config: dict, history: list[dict], result: dict
     write_atomic(os.path.join(out_dir, "metrics.csv"), [table.getvalue().encode()])
 
 
+def _metric_names(args) -> list[str]:
+    """The names given to ``--metrics``, checked by form (``top<k>`` against the classes once they are known)."""
+    if args.metrics is None:
+        return []
+    from fcnn.metrics import stateful
+
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    known = [n for n in stateful.CLASSIFICATION_NAMES if n not in ("top<k>", "confusion_matrix")]
+    for name in names:
+        if name not in known and not (name.startswith("top") and name[3:].isdigit() and int(name[3:]) >= 1):
+            raise CLIError(f"--metrics: unknown metric {name!r}; choose from top<k> (e.g. top5), {', '.join(known)} "
+                           "(the confusion matrix is written to --output-dir)")
+    if not names or len(set(names)) != len(names):
+        raise CLIError(f"--metrics {args.metrics!r}: give distinct metric names separated by commas")
+    return names
+
+
+def _tensorboard(args, schedule):
+    if args.tensorboard is None:
+        return None
+    from fcnn.tensorboard import TensorBoard
+
+    try:
+        return TensorBoard(args.tensorboard, learning_rate=schedule)
+    except ImportError as e:
+        raise CLIError(f"--tensorboard: {e}") from None
+
+
+def _write_confusion_matrix(out_dir: str, matrix) -> None:
+    """``confusion_matrix.csv``: one row per true class, one column per predicted class."""
+    from fcnn._atomic import write_atomic
+
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["true/predicted"] + list(range(len(matrix))))
+    w.writerows([i] + list(row) for i, row in enumerate(matrix))
+    write_atomic(os.path.join(out_dir, "confusion_matrix.csv"), [table.getvalue().encode()])
+
+
 def run_train(args) -> int:
     start = time.perf_counter()
     _check_train_args(args)
+    metric_names = _metric_names(args)
     from fcnn import distributed
 
     # joins a multi-process job (--num-processes/FCNN_*) before anything touches a device
@@ -266,10 +324,11 @@ def run_train(args) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from None
     if distributed.is_main_process():  # the process that writes files
-        for flag, directory in (("--output-dir", args.output_dir), ("--checkpoint-dir", args.checkpoint_dir)):
+        for flag, directory in (("--output-dir", args.output_dir), ("--checkpoint-dir", args.checkpoint_dir),
+                                ("--tensorboard", args.tensorboard)):
             if directory is not None:
                 check_writable_dir(directory, flag)
-        for name in ("metrics.json", "metrics.csv") if args.output_dir else ():
+        for name in ("metrics.json", "metrics.csv", "confusion_matrix.csv") if args.output_dir else ():
             if os.path.isdir(os.path.join(args.output_dir, name)):
                 raise CLIError(f"--output-dir {args.output_dir}: {name} there is a directory, so it cannot be written")
     from fcnn import data
@@ -296,29 +355,51 @@ def run_train(args) -> int:
     test = data.DataLoader((x_test, y_test), min(len(y_test), 1000))
     optimizer = build_optimizer(args, len(train))
     loss_fn = _loss(args.label_smoothing)
+    from fcnn import metrics
+
+    try:
+        chosen = metrics.classification_metrics(metric_names, num_classes)
+    except ValueError as e:
+        raise CLIError(f"--metrics: {str(e).split(': ', 1)[1]}") from None
+    writes = args.output_dir is not None and distributed.is_main_process()
+    if writes:
+        chosen["confusion_matrix"] = metrics.ConfusionMatrix(task="multiclass", num_classes=num_classes,
+                                                             validate_args=False)
+    board = _tensorboard(args, build_schedule(args, len(train))) if distributed.is_main_process() else None
 
     print(f"fcnn train: {args.model} on {args.dataset} ({len(y_train)} train / {len(y_test)} test images), "
           f"{args.epochs} epochs, {args.optimizer} lr={args.lr:g} schedule={args.schedule}", flush=True)
     # restored (or refused) before any training, so a bad checkpoint leaves DIR untouched
     ts, done, history = _restore(args, model, optimizer) if args.checkpoint_dir else (None, 0, [])
     callbacks = [] if args.checkpoint_dir is None else [_checkpoint_callback(args, history)]
-    callbacks.append(lambda e, ts, m: print(_epoch_line(e, args.epochs, m), flush=True))
+    callbacks.append(lambda e, ts, m: print(_epoch_line(e, args.epochs, m, metric_names), flush=True))
     # the optimizer's schedule always spans --epochs: stopping early and resuming changes nothing
     last = min(args.epochs, args.stop_after_epoch or args.epochs)
     if last > done:
         ts, new = fit(model, train, test, loss_fn, optimizer, last - done, seed=args.seed, train_state=ts,
                       start_epoch=done, progress=False if args.no_progress else None, mesh=mesh,
-                      on_epoch_end=callbacks)
+                      on_epoch_end=callbacks, metrics=chosen or None, tensorboard=board)
         history = history + new
     else:
         print(f"nothing to train: the checkpoint is at epoch {done} of {args.epochs}", flush=True)
+    if board is not None:
+        board.close()
+    # the confusion matrix goes to its own file; the history keeps one number per column
+    confusion = [r.pop("eval_confusion_matrix", None) for r in history][-1]
+    final = {name: history[-1]["eval_" + name] for name in metric_names if "eval_" + name in history[-1]}
     if last < args.epochs:
         print(f"stopped after epoch {last} of {args.epochs} (--stop-after-epoch); continue with --resume", flush=True)
     seconds = time.perf_counter() - start
     acc = history[-1]["eval_accuracy"]
     print(f"test accuracy: {100 * acc:.2f}% ({len(y_test)} held-out images), {seconds:.1f} s")
-    if args.output_dir and distributed.is_main_process():
-        result = {"test_accuracy": acc, "test_loss": history[-1]["eval_loss"], "seconds": seconds}
+    for name, value in final.items():
+        print(f"test {name}: {value:.4f}")
+    if writes:
+        result = {"test_accuracy": acc, "test_loss": history[-1]["eval_loss"], "seconds": seconds,
+                  **{f"test_{name}": value for name, value in final.items()}}
+        if confusion is not None:
+            result["confusion_matrix"] = confusion
+            _write_confusion_matrix(args.output_dir, confusion)
         _write_metrics(args.output_dir, vars(args), history, result)
     return 0
 
@@ -390,9 +471,10 @@ def _checkpoint_callback(args, history: list):
     return on_epoch_end
 
 
-def _epoch_line(epoch: int, epochs: int, m: dict) -> str:
+def _epoch_line(epoch: int, epochs: int, m: dict, metric_names=()) -> str:
+    chosen = "".join(f"{name} {m['eval_' + name]:.4f}  " for name in metric_names if "eval_" + name in m)
     return (f"epoch {epoch:>3}/{epochs}  train loss {m['train_loss']:.4f} acc {100 * m['train_accuracy']:.2f}%  "
-            f"test loss {m['eval_loss']:.4f} acc {100 * m['eval_accuracy']:.2f}%  "
+            f"test loss {m['eval_loss']:.4f} acc {100 * m['eval_accuracy']:.2f}%  {chosen}"
             f"{m['samples_per_second']:.0f} img/s")
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
@@ -274,21 +275,30 @@ def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransform
     return xla.jit(step, donate_argnums=(0,) if donate else ())
 
 
-def eval_step_fn(model, loss_fn: Callable):
-    """The pure eval step ``(train_state, (x, target)) -> metrics``, in eval mode (``train=False``)."""
+def eval_step_fn(model, loss_fn: Callable, metric=None):
+    """The pure eval step ``(train_state, (x, target)) -> metrics``, in eval mode (``train=False``).
+
+    With ``metric`` (an :class:`fcnn.metrics.Metric`, e.g. a
+    :func:`fcnn.metrics.Collection`) the step returns ``(metrics, state)``:
+    ``state`` is the metric's state of this batch, ``metric.update(metric.init(),
+    output, target)``, for :func:`evaluate` to add up.
+    """
 
     def step(ts: TrainState, batch: Batch):
         x, target = batch
         output, _ = model.apply(ts.params, ts.state, x, train=False)
-        return _metrics(loss_fn(output, target), output, target)
+        means = _metrics(loss_fn(output, target), output, target)
+        if metric is None:
+            return means
+        return means, metric.update(metric.init(), output, target)
 
     return step
 
 
 @_memoized
-def make_eval_step(model, loss_fn: Callable, *, jit: bool = True):
-    """The jit-compiled eval step (nothing donated: the train state lives on)."""
-    step = eval_step_fn(model, loss_fn)
+def make_eval_step(model, loss_fn: Callable, *, jit: bool = True, metric=None):
+    """The jit-compiled eval step (nothing donated: the train state lives on); see :func:`eval_step_fn`."""
+    step = eval_step_fn(model, loss_fn, metric)
     return xla.jit(step) if jit else step
 
 
@@ -312,20 +322,48 @@ def _mean_metrics(per_batch: Sequence[Metrics], sizes: Sequence[int]) -> dict[st
     return {k: float(np.dot([m[k] for m in host], w) / w.sum()) for k in host[0]}
 
 
-def evaluate(eval_step, ts: TrainState, data: Iterable, epoch: int = 0) -> dict[str, float]:
-    """Mean metrics of ``eval_step`` over the batches of ``data``."""
-    metrics, sizes = [], []
+def evaluate(eval_step, ts: TrainState, data: Iterable, epoch: int = 0, metric=None) -> dict:
+    """Metrics of ``eval_step`` over the batches of ``data``.
+
+    The step's per-batch means (loss, accuracy) are averaged weighted by batch
+    size. With ``metric`` (the one given to :func:`make_eval_step`), the
+    batches' states are added up and ``metric.compute`` of the sum joins the
+    result: each scalar as a float, each array (per-class scores, a confusion
+    matrix) as nested lists, so the result stays JSON-serialisable.
+    """
+    metrics, sizes, total = [], [], None
     for batch in _epoch_batches(data, epoch):
-        metrics.append(eval_step(ts, batch))
+        out = eval_step(ts, batch)
+        if metric is not None:
+            out, state = out
+            total = state if total is None else jax.tree.map(jnp.add, total, state)
+        metrics.append(out)
         sizes.append(_batch_size(batch))
-    return _mean_metrics(metrics, sizes)
+    result = _mean_metrics(metrics, sizes)
+    if metric is not None and total is not None:
+        computed = jax.device_get(metric.compute(total))
+        result.update({k: _plain(v) for k, v in (computed.items() if isinstance(computed, dict)
+                                                  else [("metric", computed)])})
+    return result
+
+
+def _plain(value):
+    """A metric's value as JSON data: a float for a scalar, nested lists for an array."""
+    value = np.asarray(value)
+    return float(value) if value.ndim == 0 else value.tolist()
+
+
+# names of metrics where higher is better (EarlyStopping's default mode)
+_SCORES = ("accuracy", "top", "precision", "recall", "f1", "auroc", "iou", "dice")
 
 
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-    ``mode`` is ``'min'`` or ``'max'``; by default ``'max'`` for names containing
-    ``accuracy`` and ``'min'`` otherwise. Mirrors Keras'/Lightning's callback.
+    ``mode`` is ``'min'`` or ``'max'``; by default ``'max'`` for names of scores
+    (containing ``accuracy``, ``top``, ``precision``, ``recall``, ``f1``,
+    ``auroc``, ``iou`` or ``dice``) and ``'min'`` otherwise. Mirrors
+    Keras'/Lightning's callback.
     """
 
     def __init__(self, monitor: str = "eval_loss", patience: int = 3, min_delta: float = 0.0,
@@ -333,7 +371,7 @@ class EarlyStopping:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be a non-negative int, got {patience!r}")
         if mode is None:
-            mode = "max" if "accuracy" in monitor else "min"
+            mode = "max" if any(score in monitor for score in _SCORES) else "min"
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping: mode must be one of ['min', 'max'], got {mode!r}")
         if not min_delta >= 0:
@@ -391,7 +429,7 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         on_epoch_end: Callable | Sequence[Callable] | None = None,
         progress: bool | None = None, log_every: int = 10, mesh=None, data_axis: str = "data",
-        **step_options):
+        metrics=None, tensorboard=None, **step_options):
     """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
 
     Args:
@@ -421,6 +459,16 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
             same batches and keeps only its own rows of each training batch
             (:func:`fcnn.distributed.process_rows`); evaluation batches are
             replicated.
+        metrics: evaluation metrics beyond loss and accuracy: a dict of name ->
+            :class:`fcnn.metrics.Metric` (e.g. ``{"top5": fcnn.metrics.Accuracy(task="multiclass",
+            num_classes=10, top_k=5), "f1": fcnn.metrics.F1Score(...)}``), accumulated
+            over all evaluation batches (summed states, so equal to the metric of the
+            whole evaluation set) and recorded as ``eval_<name>``: a float, or nested
+            lists for per-class results and confusion matrices.
+        tensorboard: a :class:`fcnn.tensorboard.TensorBoard` or a directory for
+            one (closed at the end when ``fit`` made it): per-step training loss and
+            accuracy, the epoch records' scalars and an image grid of each epoch's
+            first training batch (see :mod:`fcnn.tensorboard`). Written by process 0 only.
         **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype`` of
             :func:`make_train_step`.
 
@@ -436,9 +484,12 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         raise ValueError("fit: restore_best=True needs early_stopping")
     callbacks = [] if on_epoch_end is None else (
         list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else [on_epoch_end])
+    metric = _metric_collection(metrics)
+    board, own_board = _tensorboard(tensorboard)
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
     train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, **step_options)
-    eval_step = make_eval_step(model, loss_fn) if eval_data is not None else None
+    eval_step = make_eval_step(model, loss_fn, metric=metric) if eval_data is not None else None
+    step_count = int(jax.device_get(ts.step)) if board is not None else 0
     if mesh is not None:
         train_step, eval_step, ts = _data_parallel(mesh, data_axis, train_step, eval_step, ts)
     history: list[dict] = []
@@ -448,8 +499,10 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
     for epoch in range(start_epoch, start_epoch + epochs):
         bar = _progress(progress, total, f"epoch {epoch + 1}/{start_epoch + epochs}")
         start = time.perf_counter()
-        metrics, sizes = [], []
+        metrics, sizes, first_batch = [], [], None
         for i, batch in enumerate(_epoch_batches(train_data, epoch)):
+            if first_batch is None and board is not None:
+                first_batch = batch
             ts, m = train_step(ts, batch)
             metrics.append(m)
             sizes.append(_batch_size(batch))
@@ -463,10 +516,17 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         bar.close()
         record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_metrics.items()}}
         if eval_step is not None:
-            record.update({f"eval_{k}": v for k, v in evaluate(eval_step, ts, eval_data, epoch).items()})
+            results = evaluate(eval_step, ts, eval_data, epoch, metric=metric)
+            record.update({f"eval_{k}": v for k, v in results.items()})
         record["seconds"] = seconds
         record["samples_per_second"] = sum(sizes) / seconds if seconds > 0 else float("nan")
         history.append(record)
+        if board is not None:
+            board.steps(step_count, jax.device_get(metrics))
+            if first_batch is not None:
+                board.batch(jax.tree.leaves(first_batch)[0], step_count)
+            step_count += len(metrics)
+            board.epoch(record, step_count)
 
         stop = False
         if early_stopping is not None:
@@ -479,6 +539,35 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         if stop:
             break
 
+    if own_board:
+        board.close()
     if restore_best and best_ts is not None:
         ts = best_ts
     return ts, history
+
+
+def _metric_collection(metrics):
+    """fit's ``metrics`` as one :class:`fcnn.metrics.Metric` (or ``None``)."""
+    if metrics is None:
+        return None
+    from fcnn import metrics as metrics_lib
+
+    if not isinstance(metrics, dict) or not metrics:
+        raise TypeError(f"fit: metrics must be a non-empty dict of name -> fcnn.metrics.Metric, got {metrics!r}")
+    for name, m in metrics.items():
+        if not isinstance(name, str) or not isinstance(m, metrics_lib.Metric):
+            raise TypeError(f"fit: metrics[{name!r}] must be an fcnn.metrics.Metric under a str name, got {m!r}")
+    return metrics_lib.Collection(metrics)
+
+
+def _tensorboard(tensorboard):
+    """``(writer or None, whether fit made it)``; only process 0 writes."""
+    if tensorboard is None or jax.process_index() != 0:
+        return None, False
+    from fcnn.tensorboard import TensorBoard
+
+    if isinstance(tensorboard, TensorBoard):
+        return tensorboard, False
+    if not isinstance(tensorboard, (str, os.PathLike)):
+        raise TypeError(f"fit: tensorboard must be a directory or an fcnn.tensorboard.TensorBoard, got {tensorboard!r}")
+    return TensorBoard(os.fspath(tensorboard)), True

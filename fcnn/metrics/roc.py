@@ -149,7 +149,8 @@ def columns(preds, target, task: str, num_classes, ignore_index):
     scores = jnp.moveaxis(preds, 1, -1).reshape(-1, k)
     if task == "multiclass":
         target = target.reshape(-1, 1)
-        valid = _inputs.kept(target, ignore_index)
+        # labels outside [0, C) (unchecked under jit) count nowhere
+        valid = _inputs.kept(target, ignore_index) & (target >= 0) & (target < num_classes)
         scores = _inputs.probabilities(scores, "softmax", valid)
         return scores, target == jnp.arange(num_classes), jnp.broadcast_to(valid, scores.shape)
     target = jnp.moveaxis(target, 1, -1).reshape(-1, k)

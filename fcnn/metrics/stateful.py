@@ -195,3 +195,43 @@ def Collection(metrics: dict[str, Metric]) -> Metric:
     return Metric(lambda: {k: m.init() for k, m in items.items()},
                   lambda state, preds, target: {k: m.update(state[k], preds, target) for k, m in items.items()},
                   lambda state: {k: m.compute(state[k]) for k, m in items.items()})
+
+
+CLASSIFICATION_NAMES = ("top<k>", "balanced_accuracy", "precision", "recall", "f1", "auroc", "iou",
+                        "confusion_matrix")
+
+
+def classification_metrics(names, num_classes: int) -> dict[str, Metric]:
+    """Accumulators for a classifier's logits by short name (``fcnn train --metrics top1,top5,f1``).
+
+    ``top<k>``: top-k accuracy (micro: the fraction of samples whose label is
+    among the k highest scores); ``balanced_accuracy``: macro-averaged
+    accuracy (mean per-class recall); ``precision``, ``recall``, ``f1``, ``iou``
+    (Jaccard index): macro averages; ``auroc``: macro one-vs-rest AUROC of the
+    softmax, binned over 200 thresholds; ``confusion_matrix``: the counts (rows
+    = target). Target entries outside ``[0, num_classes)`` (e.g. ``-100``) count nowhere.
+    """
+    where = "classification_metrics"
+    num_classes = _inputs.count(num_classes, "num_classes", where)
+    common = dict(task="multiclass", num_classes=num_classes, validate_args=False)
+    makers = {
+        "balanced_accuracy": lambda: Accuracy(average="macro", **common),
+        "precision": lambda: Precision(average="macro", **common),
+        "recall": lambda: Recall(average="macro", **common),
+        "f1": lambda: F1Score(average="macro", **common),
+        "auroc": lambda: AUROC(thresholds=200, average="macro", **common),
+        "iou": lambda: JaccardIndex(average="macro", **common),
+        "confusion_matrix": lambda: ConfusionMatrix(**common),
+    }
+    out = {}
+    for name in names:
+        if name.startswith("top") and name[3:].isdigit():
+            k = int(name[3:])
+            if not 1 <= k <= num_classes:
+                raise ValueError(f"{where}: {name} needs 1 <= k <= num_classes ({num_classes})")
+            out[name] = Accuracy(top_k=k, average="micro", **common)
+        elif name in makers:
+            out[name] = makers[name]()
+        else:
+            raise ValueError(f"{where}: unknown metric {name!r}; known: {', '.join(CLASSIFICATION_NAMES)}")
+    return out
