@@ -14,6 +14,8 @@ downloaded.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fcnn.data._files import find_file, read_bytes
@@ -38,7 +40,7 @@ def parse_idx(data: bytes, where: str = "parse_idx") -> np.ndarray:
         raise ValueError(f"{where}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # exact: numpy's product could overflow
     if len(data) != expected:
         raise ValueError(f"{where}: IDX file of shape {shape} should be {expected} bytes, got {len(data)}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
