@@ -258,3 +258,27 @@ def test_fit_epoch_callback_and_resume(tmp_path):
     assert isinstance(back, train.TrainState) and epoch == 3 and int(back.step) == int(ts.step)
     assert history == [{"loss": 1.0, "acc": 0.5}, {"loss": 0.5, "acc": 0.5}, {"loss": pytest.approx(1 / 3), "acc": 0.5}]
     _assert_same(back, ts)
+
+
+@pytest.mark.parametrize("crc", [2**32, -1])
+def test_header_checksum_outside_32_bits_is_refused(tmp_path, crc):
+    path = checkpoint.save(tmp_path / "a.npz", {"w": jnp.ones(3)})
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(bytes(arrays["__fcnn__"]).decode())
+    header["leaves"][0]["crc32"] = crc
+    arrays["__fcnn__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(tmp_path / "forged.npz", **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match=r"crc32.*2\*\*32"):
+        checkpoint.restore(tmp_path / "forged.npz", {"w": jnp.ones(3)})
+
+
+def test_save_checkpoint_refuses_negative_and_earlier_steps(tmp_path):
+    with pytest.raises(ValueError, match="step must be a non-negative int, got -1"):
+        checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, -1)
+    checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, 0)  # step 0 is allowed
+    checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, 5)
+    checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, 5)  # the same step again replaces it
+    with pytest.raises(ValueError, match="later step than 4"):
+        checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, 4)
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["ckpt_00000000.npz", "ckpt_00000005.npz"]

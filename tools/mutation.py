@@ -17,6 +17,9 @@ runs every mutant of ``pool.py``; ``--sample 40 --seed 0`` runs a seeded random
 sample of 40 (the rest are marked skipped, and the report says it is a sample).
 ``--retest-survivors`` copies the current tests into an existing session's tree
 and runs its surviving mutants again (after tests were added to kill them).
+``--retest-survivors`` with a module and tests also replaces the session's list of tests.
+Mutants inside annotations of a module that never evaluates them
+(``from __future__ import annotations``) are skipped before sampling: they cannot change behaviour.
 ``--report`` only prints the report of an existing session. The tests run with
 ``pytest -x`` (a mutant is killed by its first failing test), one process per
 mutant, ``-m 'not sweep'``, with a persistent XLA compilation cache shared by
@@ -81,6 +84,48 @@ def _sample(session: Path, n: int, seed: int) -> None:
             db.set_multiple_results(skip, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
 
 
+def _annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Source spans of the annotations in a module that never evaluates them
+    (``from __future__ import annotations``); empty for any other module."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    lazy = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and
+               any(a.name == "annotations" for a in n.names) for n in tree.body)
+    if not lazy:
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            notes.append(node.returns)
+        elif isinstance(node, ast.arg):
+            notes.append(node.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            notes.append(node.annotation)
+        spans += [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in notes if n is not None]
+    return spans
+
+
+def _skip_annotations(session: Path, tree: Path) -> int:
+    """Mark the mutants inside never-evaluated annotations as skipped: they cannot change behaviour."""
+    from cosmic_ray.work_db import use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans, skip = {}, []
+    with use_db(str(session)) as db:
+        for item in db.pending_work_items:
+            m = item.mutations[0]
+            path = tree / m.module_path
+            if path not in spans:
+                spans[path] = _annotation_spans(path)
+            if any(lo <= tuple(m.start_pos) and tuple(m.end_pos) <= hi for lo, hi in spans[path]):
+                skip.append(item.job_id)
+        if skip:
+            db.set_multiple_results(skip, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="annotation"))
+    return len(skip)
+
+
 def _retest_survivors(out: Path) -> None:
     """Refresh the tests in ``out``'s tree and forget the survivors' results so that ``exec`` reruns them."""
     from cosmic_ray.work_db import use_db
@@ -105,6 +150,7 @@ def report(out: Path) -> str:
         items = {item.job_id: item for item in db.work_items}
         results = dict(db.results)
     skipped = sum(r.worker_outcome == WorkerOutcome.SKIPPED for r in results.values())
+    in_annotations = sum(r.output == "annotation" for r in results.values())
     ran = {j: r for j, r in results.items() if r.worker_outcome != WorkerOutcome.SKIPPED}
     killed = [j for j, r in ran.items() if r.test_outcome == TestOutcome.KILLED]
     survived = [j for j, r in ran.items() if r.test_outcome == TestOutcome.SURVIVED]
@@ -114,6 +160,7 @@ def report(out: Path) -> str:
     lines = [f"module: {module}",
              f"mutants: {len(items)} in all, {len(ran)} run" + (f" (a sample; {skipped} skipped)" if skipped else "")
              + (f", {pending} pending" if pending else ""),
+             f"skipped inside annotations: {in_annotations}",
              f"killed: {len(killed)}  survived: {len(survived)}  incompetent: {len(incompetent)}"]
     if killed or survived:
         lines.append(f"score: {len(killed)}/{len(killed) + len(survived)} = "
@@ -150,9 +197,17 @@ def main(argv=None) -> int:
             print("the tests fail without any mutation; nothing to measure", file=sys.stderr)
             return 1
         _cosmic("init", str(out / "config.toml"), str(out / "session.sqlite"), cwd=out / "tree")
+        skipped = _skip_annotations(out / "session.sqlite", out / "tree")
+        print(f"{skipped} mutants inside annotations (never evaluated) skipped")
         if a.sample:
             _sample(out / "session.sqlite", a.sample, a.seed)
     if a.retest_survivors:
+        if a.tests:  # a new list of tests for the survivors
+            config = (out / "config.toml").read_text()
+            command = _test_command(a.tests, out / "xla_cache")
+            start = config.index("test-command = ")
+            end = config.index("\n", start)
+            (out / "config.toml").write_text(config[:start] + f"test-command = '''{command}'''" + config[end:])
         _retest_survivors(out)
     if not a.report:
         _cosmic("exec", str(out / "config.toml"), str(out / "session.sqlite"), cwd=out / "tree")
