@@ -1,0 +1,90 @@
+"""Weight-standardised convolutions and Conv2dSame against timm's: values, gradients (incl. gain) over generated
+configurations, TF 'SAME' padding on odd and even sizes, params named and ordered as timm's state_dict."""
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from torchvision_cpu import import_torchvision
+
+import_torchvision()
+from timm.layers import std_conv as timm_std  # noqa: E402
+from timm.layers.conv2d_same import Conv2dSame as TConv2dSame  # noqa: E402
+
+from fcnn import nn, summary  # noqa: E402
+from fcnn.interop import torch as fit  # noqa: E402
+from oracle import check_layer, flatten, load_into_torch, randn  # noqa: E402
+
+
+def check_against_float64(layer, module, x, params, state):
+    """fcnn's float32 output and gradients must be as close to torch's float64 ones as torch's float32 are.
+
+    Standardising few weights (a 1×1 kernel over 2 input channels) divides by a small spread, so the weight
+    gradient is a cancellation that float32 gets right only to ~1e-3 relative, in torch as in fcnn.
+    """
+    load_into_torch(module, params, state)
+    out, vjp = jax.jit(lambda p, v: jax.vjp(lambda p, v: layer.apply(p, state, v)[0], p, v))(params, jnp.asarray(x))
+    cot = randn(out.shape, seed=1)
+    g_params, g_x = vjp(jnp.asarray(cot))
+    ours = {"output": out, "input grad": g_x, **{f"grad {k}": v for k, v in flatten(g_params).items()}}
+    ref = {}
+    for dtype in (torch.float32, torch.float64):
+        m = copy.deepcopy(module).to(dtype)
+        xt = torch.tensor(x, dtype=dtype, requires_grad=True)
+        o = m(xt)
+        o.backward(torch.tensor(cot, dtype=dtype))
+        ref[dtype] = {"output": o, "input grad": xt.grad, **{f"grad {k}": p.grad for k, p in m.named_parameters()}}
+    for what, value in ours.items():
+        exact = ref[torch.float64][what].detach().numpy()
+        torch_err = np.abs(ref[torch.float32][what].detach().numpy() - exact).max()
+        err = np.abs(np.asarray(value, np.float64) - exact).max()
+        assert err <= 2 * torch_err + 1e-6 * (np.abs(exact).max() + 1), (what, err, torch_err)
+
+CLASSES = ["StdConv2d", "StdConv2dSame", "ScaledStdConv2d", "ScaledStdConv2dSame"]
+
+
+@given(cls=st.sampled_from(CLASSES), k=st.sampled_from([1, 2, 3, (3, 2)]), stride=st.sampled_from([1, 2]),
+       dilation=st.sampled_from([1, 2]), groups=st.sampled_from([1, 2]), bias=st.booleans(),
+       padding=st.sampled_from(["default", 0, 1, "same", "valid"]), size=st.sampled_from([(7, 7), (8, 6)]),
+       eps=st.sampled_from([1e-6, 1e-2]))
+@settings(max_examples=12)
+def test_std_convs_match_timm(cls, k, stride, dilation, groups, bias, padding, size, eps):
+    kwargs = dict(stride=stride, dilation=dilation, groups=groups, bias=bias, eps=eps)
+    if padding != "default":
+        if padding == "same" and not cls.endswith("Same") and stride != 1:
+            padding = 1  # torch's own 'same' refuses strides; the timm 'Same' classes compute TF's
+        kwargs["padding"] = padding
+    if cls.startswith("Scaled"):
+        kwargs.update(gamma=1.7, gain_init=0.5)
+    layer = getattr(nn, cls)(4, 6, k, **kwargs)
+    module = getattr(timm_std, cls)(4, 6, k, **kwargs)
+    params, state = layer.init(jax.random.key(0))
+    assert list(params) == list(module.state_dict())  # weight, bias, gain: timm's order
+    if "gain" in params:  # a gain that differs per channel, so its gradient is checked where it matters
+        params["gain"] = jnp.asarray(1 + randn((6, 1, 1, 1), seed=2))
+    check_against_float64(layer, module, randn((2, 4) + size, seed=sum(size)), params, state)
+
+
+@pytest.mark.parametrize("size", [(7, 7), (8, 5)])
+@pytest.mark.parametrize("stride,dilation", [(2, 1), (1, 2), (3, 1)])
+def test_conv2d_same_matches_timm(size, stride, dilation):
+    layer = nn.Conv2dSame(3, 4, (3, 2), stride=stride, dilation=dilation)
+    out, _ = check_layer(layer, TConv2dSame(3, 4, (3, 2), stride=stride, dilation=dilation),
+                         randn((2, 3) + size))
+    assert out.shape[2:] == tuple(-(-n // stride) for n in size)  # TF's ceil(size / stride)
+
+
+def test_std_conv_counts_flops_as_a_convolution_and_refuses_bad_eps():
+    rows = {r.name: r for r in summary(nn.Sequential(nn.StdConv2d(3, 8, 3)), (3, 8, 8)).rows}
+    assert rows["0"].flops == 2 * 8 * 8 * 8 * 3 * 9
+    with pytest.raises(ValueError, match="StdConv2d: eps must be a non-negative number"):
+        nn.StdConv2d(3, 8, 3, eps=-1.0)
+    with pytest.raises(TypeError, match="gamma must be a number"):
+        nn.ScaledStdConv2d(3, 8, 3, gamma="1")
+    sd = fit.state_dict(*nn.ScaledStdConv2d(3, 8, 3).init(jax.random.key(0)))
+    assert float(sd["gain"].min()) == float(sd["gain"].max()) == 1.0
