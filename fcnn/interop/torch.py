@@ -10,7 +10,7 @@ with checks:
   model's dtypes, the checkpoint's own (``dtype="state_dict"``) or a given one.
 * :func:`state_dict` — ``(params, state)`` → ``OrderedDict[str, np.ndarray]``
   that ``torch_module.load_state_dict({k: torch.from_numpy(v) ...})`` accepts.
-* :func:`load_torchvision_resnet` — a torchvision ResNet checkpoint file
+* :func:`load_torchvision_resnet` — a torchvision ResNet, ResNeXt or Wide ResNet checkpoint file
   (``.pth`` via ``torch.load(weights_only=True)``, or ``.safetensors`` read
   without any dependency) → an fcnn ResNet.
 * :func:`read_safetensors` / :func:`write_safetensors` — the safetensors file
@@ -428,19 +428,36 @@ def read_checkpoint_file(path) -> "OrderedDict[str, Any]":
     return OrderedDict(sd)
 
 
-_RESNET_DEPTHS = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet34"}
+def _resnet_architecture(sd: Mapping, path) -> dict:
+    """The ``fcnn.models.ResNet`` arguments of a torchvision ResNet/ResNeXt/Wide ResNet state_dict, read from its shapes."""
+    blocks = tuple(len({k.split(".")[1] for k in sd if k.startswith(f"layer{i}.")}) for i in range(1, 5))
+    if not all(blocks) or "fc.weight" not in sd or "layer1.0.conv1.weight" not in sd:
+        raise ValueError(f"load_torchvision_resnet: {path} does not look like a torchvision ResNet "
+                         f"(blocks per stage {blocks}); use fcnn.models.load_torchvision(name, path)")
+    from fcnn.models import resnet
+
+    if "layer1.0.conv3.weight" not in sd:
+        return dict(block=resnet.BasicBlock, layers=blocks)
+    # layer1's bottleneck width is 64 · width_per_group / 64 · groups; its 3×3 conv has width / groups inputs
+    width = int(sd["layer1.0.conv1.weight"].shape[0])
+    groups = width // int(sd["layer1.0.conv2.weight"].shape[1])
+    return dict(block=resnet.Bottleneck, layers=blocks, groups=groups, width_per_group=width // groups)
 
 
 def load_torchvision_resnet(path, model=None, strict: bool = True):
-    """Load a torchvision-format ResNet checkpoint (``resnet18-*.pth``, ``.safetensors``) into fcnn.
+    """Load a torchvision ResNet, ResNeXt or Wide ResNet checkpoint file into fcnn.
+
+    :func:`fcnn.models.load_torchvision` loads every torchvision family by
+    builder name; this reads the architecture from the file instead.
 
     Args:
       path: the checkpoint file. ``.pth``/``.pt`` files are read with
         ``torch.load(weights_only=True)`` (no pickle code execution);
         ``.safetensors`` files are read without torch.
       model: the fcnn ResNet to load into; by default it is built from the
-        checkpoint — depth from the number of blocks per stage (18: 2-2-2-2,
-        34: 3-4-6-3) and ``num_classes`` from ``fc.weight``.
+        checkpoint's shapes — blocks per stage, BasicBlock or Bottleneck
+        (``layer1.0.conv3``), the bottleneck's groups and width, and
+        ``num_classes`` from ``fc.weight``.
       strict: as in :func:`load_state_dict`.
 
     Returns:
@@ -448,15 +465,9 @@ def load_torchvision_resnet(path, model=None, strict: bool = True):
     """
     sd = read_checkpoint_file(path)
     if model is None:
-        blocks = tuple(len({k.split(".")[1] for k in sd if k.startswith(f"layer{i}.")}) for i in range(1, 5))
-        name = _RESNET_DEPTHS.get(blocks)
-        if name is None or "fc.weight" not in sd:
-            raise ValueError(
-                f"load_torchvision_resnet: {path} does not look like a torchvision ResNet-18/34 "
-                f"(blocks per stage {blocks}); pass model= explicitly"
-            )
-        from fcnn import models
+        from fcnn.models import ResNet
 
-        model = getattr(models, name)(num_classes=int(sd["fc.weight"].shape[0]))
+        model = ResNet(num_classes=int(sd["fc.weight"].shape[0]) if "fc.weight" in sd else 1000,
+                       **_resnet_architecture(sd, path))
     params, state = load_state_dict(model, sd, strict=strict)
     return model, params, state

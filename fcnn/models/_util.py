@@ -1,6 +1,8 @@
-"""Small helpers shared by the model definitions."""
+"""Helpers shared by the model definitions."""
 
 from __future__ import annotations
+
+import jax.numpy as jnp
 
 from fcnn import _checks
 
@@ -17,3 +19,29 @@ def batched(x, where: str):
 def flatten(x):
     """``torch.flatten(x, 1)``."""
     return x.reshape(x.shape[0], -1)
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, never below ``min_value`` (default
+    ``divisor``) nor 10 % below ``value`` — the channel rounding of the MobileNet/EfficientNet papers'
+    reference code, which torchvision's ``_make_divisible`` follows."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+# ImageNet's per-channel normalisation constants (torchvision's ``ImageClassification`` transform).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_to_half_range(x):
+    """Re-normalise ImageNet-normalised RGB ``(N, 3, H, W)`` to ``(x_raw - 0.5) / 0.5`` per channel.
+
+    The checkpoints of GoogLeNet and Inception-v3 were ported from TensorFlow, which scaled pixels
+    to ``[-1, 1]``; torchvision's ``transform_input=True`` undoes its own normalisation this way.
+    """
+    # the constants in Python floats first, then rounded once to x's dtype, as torchvision's
+    scale = jnp.asarray([s / 0.5 for s in IMAGENET_STD], x.dtype).reshape(1, 3, 1, 1)
+    shift = jnp.asarray([(m - 0.5) / 0.5 for m in IMAGENET_MEAN], x.dtype).reshape(1, 3, 1, 1)
+    return x * scale + shift

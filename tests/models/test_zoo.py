@@ -1,0 +1,220 @@
+"""fcnn.models' torchvision families against torchvision itself, with the weights moved through state_dict.
+
+Each model is compared with torchvision's module in float64, the reference:
+fcnn's float32 result must be as close to it as torchvision's own float32
+result is (``K`` times its error, plus a floor at float32's resolution of the
+result's scale). Eval logits for every builder (the sweep), and for one small
+member per family train-mode outputs, BatchNorm buffers and parameter
+gradients too.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from torchvision_cpu import import_torchvision
+
+torchvision = import_torchvision()
+
+from fcnn import models  # noqa: E402
+from fcnn.interop import torch as interop  # noqa: E402
+from oracle import flatten  # noqa: E402
+
+# fcnn's float32 error may be this many times torch float32's (both against torch float64) ...
+K = 4.0
+# ... plus this fraction of the largest magnitude of the compared quantity (float32 resolution).
+FLOOR = 2e-6
+
+
+# torchvision arguments fcnn has no use for: GoogLeNet and Inception-v3 warn unless init_weights is given
+# (fcnn initialises as their init_weights=True does).
+_TORCH_ONLY = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_models(name: str, kwargs: tuple):
+    """torchvision's model in float32 and a float64 copy, with non-trivial BatchNorm statistics; built once."""
+    torch.manual_seed(0)
+    m32 = torchvision.models.get_model(name, **dict(kwargs), **_TORCH_ONLY.get(name, {}))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mod in m32.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=gen))
+                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=gen) + 0.5)
+    return m32, copy.deepcopy(m32).double()
+
+
+def _fcnn_model(name: str, kwargs: tuple, m32):
+    """fcnn's model with torchvision's weights, through interop.load_state_dict (strict)."""
+    model = models.get(name, **dict(kwargs))
+    params, state = interop.load_state_dict(model, m32.state_dict())
+    return model, params, state
+
+
+def _err(a, ref) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - ref))) if np.size(ref) else 0.0
+
+
+def assert_as_close_as_torch(ours, t32, t64, what: str, scale: float | None = None):
+    """``|ours − t64| ≤ K·|t32 − t64| + FLOOR·scale`` in the max norm (scale defaults to ``max|t64|``)."""
+    ours, t32, t64 = (np.asarray(v.detach().numpy() if isinstance(v, torch.Tensor) else v) for v in (ours, t32, t64))
+    assert ours.shape == t64.shape, f"{what}: shape {ours.shape} != torch {t64.shape}"
+    scale = float(np.max(np.abs(t64))) if scale is None else scale
+    e_ours, e_torch = _err(ours, t64), _err(t32, t64)
+    assert e_ours <= K * e_torch + FLOOR * scale, (
+        f"{what}: fcnn float32 is {e_ours:.3g} from torch float64, torch float32 {e_torch:.3g} (scale {scale:.3g})")
+    return e_ours / scale if scale else 0.0
+
+
+# The checks are about values; without XLA's backend optimisations these deep programs compile 2-3× faster.
+_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _compiled(f, *args):
+    return jax.jit(f).lower(*args).compile(compiler_options=_COMPILER_OPTIONS)
+
+
+# A whole set of tensors (every gradient, every buffer) is judged by its overall relative error; each tensor
+# must also be within this relative L2 distance of torch float64's. Near-zero pre-activations make single
+# ReLU masks differ between any two float32 implementations (torch's own float32 flips some too), which
+# moves single elements of the gradients by O(1); a wrong gradient moves a whole tensor.
+PER_TENSOR = 1e-2
+
+
+def _l2(a, ref) -> float:
+    return float(np.linalg.norm((np.asarray(a, np.float64) - ref).ravel()))
+
+
+def assert_set_as_close_as_torch(ours: dict, t32: dict, t64: dict, what: str):
+    """``ours``, ``t32``, ``t64``: {name: array}. Overall ``‖ours − t64‖ ≤ K·‖t32 − t64‖ + FLOOR·‖t64‖`` (L2 over
+    every element), and each tensor's ``‖ours − t64‖ ≤ PER_TENSOR·‖t64‖``."""
+    assert set(ours) == set(t64), f"{what}: names differ: {sorted(set(ours) ^ set(t64))}"
+    norm = float(np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2) for v in t64.values())))
+    e_ours = float(np.sqrt(sum(_l2(ours[k], t64[k]) ** 2 for k in t64)))
+    e_torch = float(np.sqrt(sum(_l2(t32[k], t64[k]) ** 2 for k in t64)))
+    assert e_ours <= K * e_torch + FLOOR * norm, (
+        f"{what}: fcnn float32 is {e_ours:.3g} from torch float64, torch float32 {e_torch:.3g} (norm {norm:.3g})")
+    for k, ref in t64.items():
+        assert np.shape(ours[k]) == np.shape(ref), f"{what} {k}: shape {np.shape(ours[k])} != torch {np.shape(ref)}"
+        tensor_norm = float(np.linalg.norm(np.asarray(ref, np.float64).ravel()))
+        assert _l2(ours[k], ref) <= max(PER_TENSOR * tensor_norm, K * _l2(t32[k], ref)), (
+            f"{what} {k}: fcnn float32 is {_l2(ours[k], ref):.3g} from torch float64 (norm {tensor_norm:.3g}), "
+            f"torch float32 {_l2(t32[k], ref):.3g}")
+
+
+def _input(shape, seed=0):
+    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+def check_eval(name: str, shape, **kwargs) -> float:
+    """Eval logits of fcnn's ``name`` against torchvision's; returns fcnn's max relative error."""
+    key = tuple(sorted(kwargs.items()))
+    m32, m64 = _torch_models(name, key)
+    model, params, state = _fcnn_model(name, key, m32)
+    x = _input(shape)
+    out = _compiled(lambda p, s, x: model.apply(p, s, x)[0], params, state, x)(params, state, x)
+    m32.eval(), m64.eval()
+    with torch.no_grad():
+        t32, t64 = m32(torch.from_numpy(x)), m64(torch.from_numpy(x).double())
+    return assert_as_close_as_torch(out, t32, t64, f"{name} eval logits")
+
+
+def _torch_train_step(module, x, cots):
+    """Train-mode outputs, parameter gradients for the cotangents ``cots`` and buffers, of a copy of ``module``."""
+    module = copy.deepcopy(module).train()
+    dtype = next(module.parameters()).dtype
+    out = module(torch.from_numpy(x).to(dtype))
+    outs = tuple(out) if isinstance(out, tuple) else (out,)
+    torch.autograd.backward(outs, [torch.from_numpy(c).to(dtype) for c in cots])
+    grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)).numpy() for k, p in module.named_parameters()}
+    buffers = {k: v.numpy() for k, v in module.state_dict().items() if k not in grads}
+    return [o.detach().numpy() for o in outs], grads, buffers
+
+
+def check_train(name: str, shape, **kwargs):
+    """Train-mode outputs (all of them, with auxiliary heads), new BatchNorm buffers and parameter gradients."""
+    key = tuple(sorted(kwargs.items()))
+    m32, m64 = _torch_models(name, key)
+    model, params, state = _fcnn_model(name, key, m32)
+    x = _input(shape)
+
+    def f(p):
+        out, new_state = model.apply(p, state, x, train=True, rng=jax.random.key(0))
+        return tuple(out) if isinstance(out, tuple) else (out,), new_state
+
+    structs = jax.eval_shape(f, params)[0]
+    cots = tuple(_input(s.shape, seed=10 + i) for i, s in enumerate(structs))
+
+    def step(p, cots):
+        outs, vjp, new_state = jax.vjp(f, p, has_aux=True)
+        return outs, vjp(cots)[0], new_state
+
+    cots_j = tuple(map(jnp.asarray, cots))
+    outs, grads, new_state = _compiled(step, params, cots_j)(params, cots_j)
+    (o32, g32, b32), (o64, g64, b64) = (_torch_train_step(m, x, cots) for m in (m32, m64))
+    assert len(outs) == len(o64), f"{name}: fcnn returns {len(outs)} outputs in training, torchvision {len(o64)}"
+    for i, (o, a, b) in enumerate(zip(outs, o32, o64)):
+        assert_as_close_as_torch(o, a, b, f"{name} train output {i}")
+    assert_set_as_close_as_torch(flatten(grads), g32, g64, f"{name} gradients")
+    new_state = flatten(new_state)
+    counters = [k for k in b64 if k.endswith("num_batches_tracked")]
+    for k in counters:
+        np.testing.assert_array_equal(new_state.pop(k), b64[k], err_msg=f"{name} {k}")
+    assert_set_as_close_as_torch(new_state, b32, {k: v for k, v in b64.items() if k not in counters},
+                                 f"{name} buffers")
+
+
+# ---------------------------------------------------------------- one small member per family
+
+# name, input shape (the smallest each family takes, rounded up), builder kwargs (dropout off, so that
+# train mode is deterministic)
+FAMILY_MEMBERS = {
+    "alexnet": ((2, 3, 63, 63), dict(num_classes=10, dropout=0.0)),
+    "vgg11_bn": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0)),
+    "resnext50_32x4d": ((2, 3, 32, 32), dict(num_classes=10)),
+    "densenet121": ((2, 3, 32, 32), dict(num_classes=10)),
+    "squeezenet1_1": ((2, 3, 33, 33), dict(num_classes=10, dropout=0.0)),
+    "googlenet": ((2, 3, 40, 40), dict(num_classes=10, dropout=0.0, dropout_aux=0.0)),
+    "inception_v3": ((2, 3, 75, 75), dict(num_classes=10, dropout=0.0, aux_logits=False)),
+    "mnasnet0_5": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0)),
+}
+# Training is checked on 64×64 inputs, so that the last BatchNorm layers see more than one value per
+# example (with 1×1 maps their gradients are ill-conditioned, and every implementation's error large).
+# XLA takes minutes to compile the deeper ones' gradients on a 2-core machine: those run in the sweep.
+TRAIN_DEFAULT = ("alexnet", "squeezenet1_1", "resnext50_32x4d")
+TRAIN_SWEEP = [n for n in FAMILY_MEMBERS if n not in TRAIN_DEFAULT]
+
+
+def _train_shape(name):
+    shape = FAMILY_MEMBERS[name][0]
+    return shape[:2] + tuple(max(d, 64) for d in shape[2:])
+
+
+@pytest.mark.parametrize("name", list(FAMILY_MEMBERS))
+def test_family_member_eval_matches_torchvision(name):
+    shape, kwargs = FAMILY_MEMBERS[name]
+    check_eval(name, shape, **kwargs)
+
+
+@pytest.mark.parametrize("name", TRAIN_DEFAULT)
+def test_family_member_training_matches_torchvision(name):
+    check_train(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("name", TRAIN_SWEEP)
+def test_family_member_training_matches_torchvision_sweep(name):
+    check_train(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
+
+
+@pytest.mark.sweep
+def test_inception_v3_auxiliary_head_in_training():
+    check_train("inception_v3", (1, 3, 139, 139), num_classes=10, dropout=0.0)
