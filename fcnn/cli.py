@@ -25,6 +25,9 @@ traceback or a run that diverges to NaN.
 
 ``fcnn summary --model resnet18 --input 3,224,224 [--markdown]`` prints
 :func:`fcnn.summary.summary`'s table.
+
+``fcnn convert torchvision.models:resnet18 --out DIR`` converts a torch model
+(:mod:`fcnn.interop.convert`) into ``DIR/model.py`` and ``DIR/model.safetensors``.
 """
 
 from __future__ import annotations
@@ -498,6 +501,24 @@ def _run_summary(args) -> int:
 
 add_command("summary", "print a model's layers: output shapes, parameters, FLOPs and receptive fields",
             _add_summary_arguments, _run_summary)
+
+
+# ----------------------------------------------------------------- fcnn convert
+
+def _add_convert_arguments(p: argparse.ArgumentParser) -> None:
+    from fcnn.interop.convert import add_arguments
+
+    add_arguments(p)
+
+
+def _run_convert(args) -> int:
+    from fcnn.interop.convert import run
+
+    return run(args)
+
+
+add_command("convert", "convert a PyTorch model into fcnn source (model.py) and weights (model.safetensors)",
+            _add_convert_arguments, _run_convert)
 
 
 # ----------------------------------------------------------------- entry point

@@ -471,3 +471,9 @@ def load_torchvision_resnet(path, model=None, strict: bool = True):
                        **_resnet_architecture(sd, path))
     params, state = load_state_dict(model, sd, strict=strict)
     return model, params, state
+
+
+# The converter (torch.fx -> fcnn source) lives in its own module; its public names are part of this API.
+from fcnn.interop.convert import (  # noqa: E402
+    ConversionError, convert, load_converted, save_converted, source_of, to_source,
+)
