@@ -14,8 +14,9 @@ Schedules are built from jnp ops only, so they accept traced int counts
 whole sequence). Values are computed in closed form (torch mostly steps a
 recursion; both agree up to float64 rounding, which the tests check) in the
 default float dtype, with care for float32 accuracy (powers as
-``exp(n * log(gamma))`` with a float64 ``log``, cosines as ``cos(x / 2) ** 2``
-and phases reduced in integers).
+``exp(n * log(gamma))`` with a float64 ``log``, phases reduced in integers, and
+cosine and one-cycle anneals evaluated from the end nearer zero, so that LRs
+annealed to tiny values keep float32's relative accuracy).
 
 ``steps_per_epoch`` (keyword, every epoch-based schedule): makes a per-step
 schedule whose value at step ``s`` is the epoch schedule at
@@ -140,10 +141,22 @@ def _offset(k: jnp.ndarray, point: float, dtype) -> jnp.ndarray:
     return ((k - whole).astype(dtype) - hi) - (fraction - hi)
 
 
-def _cos2(fraction: jnp.ndarray) -> jnp.ndarray:
-    """``(1 + cos(pi * fraction)) / 2`` written as ``cos(pi * fraction / 2) ** 2``: no cancellation near -1."""
-    c = jnp.cos(fraction * (math.pi / 2))
-    return c * c
+def _anneal(v0: float, v1: float, from_v0: Callable[[], jnp.ndarray], from_v1: Callable[[], jnp.ndarray],
+            cosine: bool) -> jnp.ndarray:
+    """The anneal from ``v0`` to ``v1`` at the fraction ``f`` of the way: linear, ``v0 + (v1 - v0) * f``, or
+    cosine, ``v0 + (v1 - v0) * (1 - cos(pi * f)) / 2 = v0 + (v1 - v0) * sin(pi/2 * f) ** 2``.
+
+    ``from_v0()`` gives ``f`` and ``from_v1()`` gives ``1 - f``, each computed exactly
+    by the caller (from integers); only the one for the end whose value is nearer
+    zero is used, with ``cos(pi/2 * f) = sin(pi/2 * (1 - f))``. Both terms then have
+    one sign and nothing cancels: the value keeps float32's relative accuracy even
+    where it is tiny (the final LR of a cycle, the end of a cosine to 0), where a
+    float32 ``v0 + (v1 - v0) * f`` or ``cos(pi * f)`` near ``f = 1`` loses
+    ``eps * |v0 / value|``.
+    """
+    near, far, t = (v0, v1, from_v0()) if abs(v0) <= abs(v1) else (v1, v0, from_v1())
+    weight = jnp.square(jnp.sin(t * (math.pi / 2))) if cosine else t
+    return near + (far - near) * weight
 
 
 # ----------------------------------------------------------------------------- base class
@@ -479,8 +492,10 @@ class CosineAnnealingLR(Schedule):
         self.eta_min = _float(eta_min, "eta_min", where)
 
     def _at(self, epoch):
-        phase = (epoch % (2 * self.T_max)).astype(_floatx()) / self.T_max
-        return self.eta_min + (self.lr - self.eta_min) * _cos2(phase)
+        t, dtype = self.T_max, _floatx()
+        to_min = jnp.abs(epoch % (2 * t) - t)  # epochs to (or past) the minimum: the same value either side
+        return _anneal(self.lr, self.eta_min, lambda: (t - to_min).astype(dtype) / t,
+                       lambda: to_min.astype(dtype) / t, cosine=True)
 
 
 class CosineAnnealingWarmRestarts(Schedule):
@@ -527,7 +542,8 @@ class CosineAnnealingWarmRestarts(Schedule):
             cycle = jnp.searchsorted(jnp.asarray(self._starts, epoch.dtype), epoch, side="right") - 1
             t_cur = epoch - jnp.asarray(self._starts, epoch.dtype)[cycle]
             t_i = jnp.asarray(self._lengths, _floatx())[cycle]
-        return self.eta_min + (self.lr - self.eta_min) * _cos2(t_cur.astype(_floatx()) / t_i)
+        t_cur = t_cur.astype(_floatx())
+        return _anneal(self.lr, self.eta_min, lambda: t_cur / t_i, lambda: (t_i - t_cur) / t_i, cosine=True)
 
 
 # ----------------------------------------------------------------------------- one-cycle
@@ -537,16 +553,10 @@ class _Phases(Schedule):
 
     ``phases`` holds ``(end_step, start_value, end_value)``; step ``k`` uses the
     first phase with ``k <= end_step`` (the last one otherwise) and anneals
-    with ``pct = (k - previous end) / (end - previous end)``: linearly,
-    ``v0 + (v1 - v0) * pct``, or by a cosine, ``v0 + (v1 - v0) * sin(pi/2 * pct)**2``.
-
-    Each phase is computed from the end whose value is nearer zero, with the
-    fraction of the phase measured from that end (``1 - pct`` from the far end,
-    where ``cos(pi/2 * pct) = sin(pi/2 * (1 - pct))``). Both terms then have one
-    sign and nothing cancels, so every value is within a few float32 roundings
-    of torch's float64 one; ``v0 + (v1 - v0) * pct`` evaluated in float32 loses
-    ``eps * v0 / value`` where the value is tiny, e.g. 1e-3 relative at the final
-    LR ``max_lr / div_factor / final_div_factor``.
+    (:func:`_anneal`) with ``pct = (k - previous end) / (end - previous end)``,
+    both ``pct`` and ``1 - pct`` taken from exact step differences (:func:`_offset`),
+    so every value is within a few float32 roundings of torch's float64 one, the
+    tiny final LR ``max_lr / div_factor / final_div_factor`` included.
     """
 
     def __init__(self, phases, anneal_strategy: str, total_steps: int) -> None:
@@ -563,12 +573,8 @@ class _Phases(Schedule):
         for end, v0, v1 in self._phases:
             length = end - start
             scale = 1.0 / length if length else 0.0
-            if abs(v0) <= abs(v1):
-                near, far, t = v0, v1, _offset(k, start, dtype) * scale
-            else:
-                near, far, t = v1, v0, -_offset(k, end, dtype) * scale
-            weight = t if self._anneal_strategy == "linear" else jnp.square(jnp.sin(t * (math.pi / 2)))
-            values.append(near + (far - near) * weight)
+            values.append(_anneal(v0, v1, lambda: _offset(k, start, dtype) * scale,
+                                  lambda: -_offset(k, end, dtype) * scale, self._anneal_strategy == "cos"))
             start = end
         out = values[-1]
         for (end, _, _), value in zip(reversed(self._phases[:-1]), reversed(values[:-1])):

@@ -1,5 +1,6 @@
-"""OneCycleLR against torch over generated configurations of all its options: every LR and momentum
-of the whole sequence within a few float32 roundings of torch's (float64) values."""
+"""Schedules that anneal toward tiny values against torch, to float32 rounding: OneCycleLR over generated
+configurations of all its options (every LR and momentum of the whole sequence), the cosine schedules over
+generated periods and minimum LRs (down to 0, and above the base LR)."""
 
 import warnings
 
@@ -16,17 +17,17 @@ EPS32 = float(np.finfo(np.float32).eps)
 ULPS = 4
 
 
-def torch_one_cycle(max_lr, n, optimizer, **kwargs):
-    """LRs and momenta (SGD's ``momentum`` or Adam's ``beta1``) after 0..n calls to ``step()``;
-    ``None`` where torch divides by a zero-length phase."""
+def torch_values(make, lr, n, optimizer=torch.optim.SGD):
+    """LRs and momenta (SGD's ``momentum`` or Adam's ``beta1``) after 0..n calls to ``step()`` of the
+    scheduler ``make(optimizer)``; ``None`` where torch divides by a zero-length phase."""
     p = torch.nn.Parameter(torch.zeros(1))
-    opt = optimizer([p], lr=max_lr, **({"momentum": 0.5} if optimizer is torch.optim.SGD else {}))
+    opt = optimizer([p], lr=lr, **({"momentum": 0.5} if optimizer is torch.optim.SGD else {}))
     key = "momentum" if optimizer is torch.optim.SGD else "betas"
     lrs, moms = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, **kwargs)
+            sched = make(opt)
             for step in range(n + 1):
                 if step:
                     opt.step()
@@ -73,7 +74,8 @@ configs = st.fixed_dictionaries({
 def test_one_cycle_matches_torch_to_float32_rounding(kw, adam):
     max_lr = kw.pop("max_lr")
     total = kw.get("total_steps") or kw["epochs"] * kw["steps_per_epoch"]
-    expected = torch_one_cycle(max_lr, total, torch.optim.Adam if adam else torch.optim.SGD, **kw)
+    expected = torch_values(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr, **kw), max_lr, total,
+                            torch.optim.Adam if adam else torch.optim.SGD)
     if expected is None:  # torch divides by zero at a step; refused up front
         with pytest.raises(ValueError, match="zero length"):
             S.OneCycleLR(max_lr, **kw)
@@ -92,7 +94,29 @@ def test_one_cycle_matches_torch_to_float32_rounding(kw, adam):
 @pytest.mark.parametrize("anneal_strategy", ["linear", "cos"])
 def test_the_tiny_final_lr_keeps_its_digits(three_phase, anneal_strategy):
     kw = dict(total_steps=1000, anneal_strategy=anneal_strategy, three_phase=three_phase)
-    lrs, _ = torch_one_cycle(0.1, 1000, torch.optim.SGD, **kw)
+    lrs, _ = torch_values(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, **kw), 0.1, 1000)
     ours = np.asarray(S.OneCycleLR(0.1, **kw)(jnp.arange(1001)))
     assert_float32_close(ours, lrs, f"lr {kw}")
     assert_float32_close(ours[-50:], lrs[-50:], "the last steps")
+
+
+eta_mins = st.one_of(st.just(0.0), st.floats(1e-6, 1e-2), st.floats(1.0, 5.0))
+
+
+@settings(max_examples=20)
+@given(lr=st.floats(1e-4, 1.0), t_max=st.integers(1, 200), eta_min=eta_mins)
+def test_cosine_annealing_matches_torch_to_float32_rounding(lr, t_max, eta_min):
+    n = min(3 * t_max, MAX_STEPS)  # past T_max torch's recursion climbs back up
+    expected, _ = torch_values(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, t_max, eta_min), lr, n)
+    ours = np.asarray(S.CosineAnnealingLR(lr, t_max, eta_min)(COUNTS))[:n + 1]
+    # torch's recursion adds its own float64 rounding per step, far below float32's
+    assert_float32_close(ours, expected, f"CosineAnnealingLR({lr}, {t_max}, {eta_min})")
+
+
+@settings(max_examples=20)
+@given(lr=st.floats(1e-4, 1.0), t_0=st.integers(1, 60), t_mult=st.integers(1, 3), eta_min=eta_mins)
+def test_warm_restarts_match_torch_to_float32_rounding(lr, t_0, t_mult, eta_min):
+    expected, _ = torch_values(
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, t_0, t_mult, eta_min), lr, MAX_STEPS)
+    ours = np.asarray(S.CosineAnnealingWarmRestarts(lr, t_0, t_mult, eta_min)(COUNTS))[:MAX_STEPS + 1]
+    assert_float32_close(ours, expected, f"CosineAnnealingWarmRestarts({lr}, {t_0}, {t_mult}, {eta_min})")
