@@ -282,3 +282,12 @@ def test_save_checkpoint_refuses_negative_and_earlier_steps(tmp_path):
     with pytest.raises(ValueError, match="later step than 4"):
         checkpoint.save_checkpoint(tmp_path, {"w": jnp.ones(3)}, 4)
     assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["ckpt_00000000.npz", "ckpt_00000005.npz"]
+
+
+def test_zero_d_arrays_restore_into_python_scalar_templates(tmp_path):
+    # the other direction of the eval_shape case above: saved 0-d arrays, a template of Python scalars
+    saved = {"lr": jnp.asarray(0.25, jnp.float32), "step": jnp.asarray(7, jnp.int32), "warm": jnp.asarray(True)}
+    path = checkpoint.save(tmp_path / "a.npz", saved)
+    back = checkpoint.restore(path, {"lr": 0.5, "step": 0, "warm": False})
+    assert back == {"lr": 0.25, "step": 7, "warm": True}
+    assert [type(back[k]) for k in ("lr", "step", "warm")] == [float, int, bool]
