@@ -299,3 +299,24 @@ def test_unpool_accepts_output_size_with_batch_and_channels():
     out = F.max_unpool2d(y, idx, 2, output_size=(1, 2, 5, 5))
     yt, it = TF.max_pool2d(to_torch(x), 2, return_indices=True)
     assert_close(out, TF.max_unpool2d(yt, it, 2, output_size=(1, 2, 5, 5)))
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_unpool_output_size_bounds_are_torchs(n):
+    # torch accepts output sizes strictly between default − stride and default + stride; both bounds are tried
+    # decreasing values: every window's maximum is its first element, so each index also fits the
+    # smallest accepted output (torch checks the indices against the output at run time)
+    x = -np.arange(2 * 7 ** n, dtype=np.float32).reshape((1, 2) + (7,) * n)
+    y, idx = TF.max_pool1d(to_torch(x), 3, 2, return_indices=True) if n == 1 else \
+        TF.max_pool2d(to_torch(x), 3, 2, return_indices=True)
+    default = (y.shape[-1] - 1) * 2 + 3
+    fj, ft = getattr(F, f"max_unpool{n}d"), getattr(TF, f"max_unpool{n}d")
+    for size in range(default - 3, default + 4):
+        out = (size,) * n
+        try:
+            want = ft(y, idx, 3, 2, 0, out)
+        except ValueError:
+            with pytest.raises(ValueError, match="output_size"):
+                fj(y.numpy(), jnp.asarray(idx.numpy(), jnp.int32), 3, 2, 0, out)
+        else:
+            assert_close(fj(y.numpy(), jnp.asarray(idx.numpy(), jnp.int32), 3, 2, 0, out), want)

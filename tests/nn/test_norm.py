@@ -326,3 +326,16 @@ def test_bad_arguments_and_inputs_name_the_problem():
         inorm.apply(*inorm.init(None), jnp.ones((3, 3)))
     with pytest.raises(ValueError, match="more than 1 spatial element"):
         F.instance_norm(jnp.ones((2, 3, 1)))
+
+
+@pytest.mark.parametrize("shape, groups", [((1, 2, 1), 2), ((1, 1, 1), 1), ((1, 3), 3), ((1, 4, 1), 2),
+                                           ((2, 2, 1), 2), ((1, 6), 3), ((1, 2, 2), 2)])
+def test_group_norm_refuses_one_value_per_group_exactly_where_torch_does(shape, groups):
+    x = randn(shape, seed=1)
+    try:
+        want = torch.nn.functional.group_norm(to_torch(x), groups)
+    except ValueError:
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            F.group_norm(x, groups)
+    else:
+        assert_close(F.group_norm(x, groups), want)
