@@ -126,19 +126,25 @@ def _skip_annotations(session: Path, tree: Path) -> int:
     return len(skip)
 
 
-def _retest_survivors(out: Path) -> None:
-    """Refresh the tests in ``out``'s tree and forget the survivors' results so that ``exec`` reruns them."""
+def _retest_survivors(out: Path, command: str) -> bool:
+    """Refresh the tests in ``out``'s tree and forget the survivors' results so that ``exec`` reruns
+    them; False (nothing changed in the session) when the refreshed tests fail on the unmutated tree."""
     from cosmic_ray.work_db import use_db
     from cosmic_ray.work_item import TestOutcome
     from cosmic_ray.work_db import WorkResultStorage
 
     shutil.copytree(ROOT / "tests", out / "tree" / "tests", dirs_exist_ok=True)
+    if subprocess.run(command, shell=True, cwd=out / "tree").returncode != 0:
+        print("the tests fail on the session's unmutated copy (the code moved on?); pass tests that "
+              "apply to it", file=sys.stderr)
+        return False
     with use_db(str(out / "session.sqlite")) as db:
         survived = [job_id for job_id, result in db.results if result.test_outcome == TestOutcome.SURVIVED]
         with db._session.begin():  # cosmic-ray has no public call that deletes a result
             for job_id in survived:
                 db._session.query(WorkResultStorage).filter_by(job_id=job_id).delete()
     print(f"retesting {len(survived)} survivors")
+    return True
 
 
 def report(out: Path) -> str:
@@ -202,13 +208,15 @@ def main(argv=None) -> int:
         if a.sample:
             _sample(out / "session.sqlite", a.sample, a.seed)
     if a.retest_survivors:
+        config = (out / "config.toml").read_text()
+        start = config.index("test-command = '''") + len("test-command = '''")
+        end = config.index("'''", start)
+        command = config[start:end]
         if a.tests:  # a new list of tests for the survivors
-            config = (out / "config.toml").read_text()
             command = _test_command(a.tests, out / "xla_cache")
-            start = config.index("test-command = ")
-            end = config.index("\n", start)
-            (out / "config.toml").write_text(config[:start] + f"test-command = '''{command}'''" + config[end:])
-        _retest_survivors(out)
+            (out / "config.toml").write_text(config[:start] + command + config[end:])
+        if not _retest_survivors(out, command):
+            return 1
     if not a.report:
         _cosmic("exec", str(out / "config.toml"), str(out / "session.sqlite"), cwd=out / "tree")
     text = report(out)
