@@ -32,7 +32,6 @@ each survivor's diff; judging which survivors are equivalent is left to the read
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shlex
 import shutil
