@@ -142,7 +142,8 @@ def _retest_survivors(out: Path, command: str) -> bool:
         with db._session.begin():  # cosmic-ray has no public call that deletes a result
             for job_id in survived:
                 db._session.query(WorkResultStorage).filter_by(job_id=job_id).delete()
-    print(f"retesting {len(survived)} survivors")
+    skipped = _skip_annotations(out / "session.sqlite", out / "tree")
+    print(f"retesting {len(survived) - skipped} survivors ({skipped} inside annotations skipped)")
     return True
 
 
