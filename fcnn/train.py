@@ -485,6 +485,8 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
     callbacks = [] if on_epoch_end is None else (
         list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else [on_epoch_end])
     metric = _metric_collection(metrics)
+    if metric is not None and eval_data is None:
+        raise ValueError("fit: metrics are computed on eval_data, which is None")
     board, own_board = _tensorboard(tensorboard)
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
     train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, **step_options)

@@ -57,6 +57,9 @@ def test_fit_refuses_bad_metrics():
         train.fit(_mlp(), [], None, nn.CrossEntropyLoss(), optim.SGD(0.1), 1, metrics=["top1"])
     with pytest.raises(TypeError, match=r"metrics\['f1'\]"):
         train.fit(_mlp(), [], None, nn.CrossEntropyLoss(), optim.SGD(0.1), 1, metrics={"f1": "f1"})
+    with pytest.raises(ValueError, match="eval_data"):
+        train.fit(_mlp(), [], None, nn.CrossEntropyLoss(), optim.SGD(0.1), 1,
+                  metrics={"f1": metrics.F1Score(task="multiclass", num_classes=C)})
     assert train.EarlyStopping("eval_top5").mode == "max" and train.EarlyStopping("eval_f1").mode == "max"
 
 
