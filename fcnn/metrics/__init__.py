@@ -30,8 +30,8 @@ from fcnn.metrics.classification import (
 )
 from fcnn.metrics.segmentation import dice_score, mean_iou
 from fcnn.metrics.stateful import (
-    AUROC, Accuracy, Collection, ConfusionMatrix, F1Score, FBetaScore, JaccardIndex, Metric, Precision, Recall,
-    StatScores, classification_metrics, merge,
+    AUROC, Accuracy, Collection, ConfusionMatrix, DiceScore, F1Score, FBetaScore, JaccardIndex, MeanIoU, Metric,
+    Precision, Recall, StatScores, classification_metrics, merge,
 )
 
 __all__ = [name for name, value in dict(globals()).items()

@@ -42,7 +42,8 @@ def _masks(preds, target, num_classes, include_background, input_format):
     return p, t
 
 
-def _check(where, preds, target, num_classes, include_background, input_format):
+def check(where, preds, target, num_classes, include_background, input_format):
+    """Validate a call; returns ``(preds, target, num_classes)``."""
     preds, target = _inputs.array(preds, "preds", where), _inputs.array(target, "target", where)
     _checks.one_of(input_format, INPUT_FORMATS, "input_format", where)
     if not isinstance(include_background, bool):
@@ -74,30 +75,41 @@ def _check(where, preds, target, num_classes, include_background, input_format):
     return preds, target, num_classes
 
 
-def _nan_divide(num, den):
+def nan_divide(num, den):
+    """``num / den`` in float32, ``nan`` where ``den`` is 0."""
     num, den = num.astype(jnp.float32), den.astype(jnp.float32)
     return jnp.where(den != 0, num / jnp.where(den != 0, den, 1.0), jnp.nan)
 
 
 @compiled
-def _dice_score(preds, target, *, num_classes, include_background, average, input_format, aggregation_level):
+def overlaps(preds, target, *, num_classes, include_background, input_format):
+    """Per sample and class ``(N, C)``: ``|P ∩ T|``, ``|P|`` and ``|T|`` (pixel counts)."""
     p, t = _masks(preds, target, num_classes, include_background, input_format)
     axes = tuple(range(2, t.ndim))
-    num = 2 * jnp.sum(p * t, axis=axes)
-    den = jnp.sum(p, axis=axes) + jnp.sum(t, axis=axes)
-    support = jnp.sum(t, axis=axes)
+    return jnp.sum(p * t, axis=axes), jnp.sum(p, axis=axes), jnp.sum(t, axis=axes)
+
+
+def dice_from_counts(num, den, support, average, aggregation_level):
+    """The Dice score from per-sample ``2|P ∩ T|``, ``|P| + |T|`` and ``|T|`` (``(N, C)``)."""
     if aggregation_level == "global":
         num, den, support = num.sum(0, keepdims=True), den.sum(0, keepdims=True), support.sum(0)
     if average == "micro":
-        return _nan_divide(num.sum(-1), den.sum(-1))
-    dice = _nan_divide(num, den)
+        return nan_divide(num.sum(-1), den.sum(-1))
+    dice = nan_divide(num, den)
     if average == "macro":
         return jnp.nanmean(dice, axis=-1)
     if average == "weighted":
-        weights = _nan_divide(support, jnp.sum(support, axis=-1, keepdims=True))
+        weights = nan_divide(support, jnp.sum(support, axis=-1, keepdims=True))
         out = jnp.nansum(dice * weights, axis=-1)
         return jnp.where(jnp.all(jnp.isnan(dice), axis=-1), jnp.nan, out)
     return dice
+
+
+@compiled
+def _dice_score(preds, target, *, num_classes, include_background, average, input_format, aggregation_level):
+    inter, p_sum, t_sum = overlaps(preds, target, num_classes=num_classes, include_background=include_background,
+                                   input_format=input_format)
+    return dice_from_counts(2 * inter, p_sum + t_sum, t_sum, average, aggregation_level)
 
 
 def dice_score(preds, target, num_classes, include_background=True, average="macro", input_format="one-hot",
@@ -121,18 +133,17 @@ def dice_score(preds, target, num_classes, include_background=True, average="mac
     where = "dice_score"
     _checks.one_of(average, ("micro", "macro", "weighted", "none", None), "average", where)
     _checks.one_of(aggregation_level, ("samplewise", "global"), "aggregation_level", where)
-    preds, target, num_classes = _check(where, preds, target, num_classes, include_background, input_format)
+    preds, target, num_classes = check(where, preds, target, num_classes, include_background, input_format)
     return _dice_score(preds, target, num_classes=num_classes, include_background=include_background,
                        average=average, input_format=input_format, aggregation_level=aggregation_level)
 
 
 @compiled
 def _mean_iou(preds, target, *, num_classes, include_background, per_class, input_format):
-    p, t = _masks(preds, target, num_classes, include_background, input_format)
-    axes = tuple(range(2, t.ndim))
-    intersection = jnp.sum(p * t, axis=axes)
-    union = jnp.sum(p, axis=axes) + jnp.sum(t, axis=axes) - intersection
-    scores = _nan_divide(intersection, union)
+    intersection, p_sum, t_sum = overlaps(preds, target, num_classes=num_classes,
+                                          include_background=include_background, input_format=input_format)
+    union = p_sum + t_sum - intersection
+    scores = nan_divide(intersection, union)
     if per_class:
         return jnp.where(jnp.isnan(scores), -1.0, scores)
     return jnp.nansum(scores, axis=-1) / jnp.sum(union > 0, axis=-1)
@@ -154,6 +165,6 @@ def mean_iou(preds, target, num_classes=None, include_background=True, per_class
     if input_format in ("index", "mixed"):
         preds, target = (_inputs.array(x, name, where) for x, name in ((preds, "preds"), (target, "target")))
         preds, target = (x.reshape((1,) * (3 - x.ndim) + x.shape) if x.ndim < 3 else x for x in (preds, target))
-    preds, target, num_classes = _check(where, preds, target, num_classes, include_background, input_format)
+    preds, target, num_classes = check(where, preds, target, num_classes, include_background, input_format)
     return _mean_iou(preds, target, num_classes=num_classes, include_background=include_background,
                      per_class=per_class, input_format=input_format)

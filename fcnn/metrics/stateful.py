@@ -12,7 +12,8 @@ named tuple of pure functions::
 
 Every state is a dict of **sufficient statistics that add up**: per-class
 ``tp/fp/tn/fn`` counts for the stat-score metrics, a confusion matrix for
-``ConfusionMatrix`` / ``JaccardIndex``, and for ``AUROC`` a histogram of the
+``ConfusionMatrix`` / ``JaccardIndex``, pixel counts or sums of per-sample
+scores with their counts for ``DiceScore`` / ``MeanIoU``, and for ``AUROC`` a histogram of the
 positive and negative scores between the thresholds (torchmetrics' binned
 mode, which needs ``thresholds``; the exact mode keeps every score and has no
 fixed-size state). So two states combine with :func:`merge` (``+`` per leaf),
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
-from fcnn.metrics import _inputs, classification as _cls, roc as _auroc
+from fcnn.metrics import _inputs, classification as _cls, roc as _auroc, segmentation as _seg
 
 
 class Metric(NamedTuple):
@@ -185,6 +186,90 @@ def AUROC(task, thresholds=None, num_classes=None, num_labels=None, average="mac
 
     compute = jax.jit(lambda hist: _auroc.area_from_histograms(hist, task, avg, cfg["max_fpr"]))
     return Metric(lambda: _zeros((k, steps + 1, 2)), update, compute)
+
+
+def _segmentation_args(where, num_classes, include_background, input_format):
+    if not isinstance(include_background, bool):
+        raise TypeError(f"{where}: include_background must be a bool, got {include_background!r}")
+    _checks.one_of(input_format, _seg.INPUT_FORMATS, "input_format", where)
+    num_classes = _checks.positive_int(num_classes, "num_classes", where)
+    kept = num_classes - 1 if not include_background and num_classes > 1 else num_classes
+    return num_classes, kept
+
+
+def DiceScore(num_classes, include_background=True, average="macro", aggregation_level="samplewise",
+              input_format="one-hot"):
+    """Accumulating :func:`fcnn.metrics.dice_score` (``torchmetrics.segmentation.DiceScore``).
+
+    ``'global'``: the state sums the pixel counts ``2|P ∩ T|``, ``|P| + |T|``
+    and ``|T|`` per class, and the score is that of all samples pooled.
+    ``'samplewise'``: the state sums the samples' scores (those that are not
+    ``nan``) and counts them, and the result is their mean, as torchmetrics'
+    ``nanmean`` over all samples.
+    """
+    where = "DiceScore"
+    num_classes, kept = _segmentation_args(where, num_classes, include_background, input_format)
+    _checks.one_of(average, ("micro", "macro", "weighted", "none", None), "average", where)
+    _checks.one_of(aggregation_level, ("samplewise", "global"), "aggregation_level", where)
+    per_class = average in ("none", None)
+    config = dict(num_classes=num_classes, include_background=include_background, input_format=input_format)
+
+    def init():
+        if aggregation_level == "global":
+            return {k: _zeros((kept,)) for k in ("numerator", "denominator", "support")}
+        shape = (kept,) if per_class else ()
+        return {"total": jnp.zeros(shape, jnp.float32), "count": _zeros(shape)}
+
+    def update(state, preds, target):
+        preds, target, _ = _seg.check(where, preds, target, num_classes, include_background, input_format)
+        inter, p_sum, t_sum = _seg.overlaps(preds, target, **config)
+        if aggregation_level == "global":
+            batch = {"numerator": 2 * inter.sum(0), "denominator": (p_sum + t_sum).sum(0), "support": t_sum.sum(0)}
+        else:
+            dice = _seg.dice_from_counts(2 * inter, p_sum + t_sum, t_sum, average, "samplewise")
+            seen = ~jnp.isnan(dice)
+            batch = {"total": jnp.where(seen, dice, 0.0).sum(0), "count": seen.sum(0, dtype=jnp.int32)}
+        return merge(state, batch)
+
+    def compute(state):
+        if aggregation_level == "global":
+            out = _seg.dice_from_counts(state["numerator"][None], state["denominator"][None], state["support"][None],
+                                        average, "samplewise")
+            return out[0]
+        return _seg.nan_divide(state["total"], state["count"])
+
+    return Metric(init, update, compute)
+
+
+def MeanIoU(num_classes, include_background=True, per_class=False, input_format="one-hot"):
+    """Accumulating :func:`fcnn.metrics.mean_iou` (``torchmetrics.segmentation.MeanIoU``).
+
+    The state sums the IoU of every (sample, class) pair present in either
+    input and counts those pairs (per class with ``per_class=True``); the result
+    is their mean (``-1`` for a class never present). ``num_classes`` is
+    required: the state's shape depends on it.
+    """
+    where = "MeanIoU"
+    num_classes, kept = _segmentation_args(where, num_classes, include_background, input_format)
+    if not isinstance(per_class, bool):
+        raise TypeError(f"{where}: per_class must be a bool, got {per_class!r}")
+    shape = (kept,) if per_class else ()
+    config = dict(num_classes=num_classes, include_background=include_background, input_format=input_format)
+
+    def update(state, preds, target):
+        preds, target, _ = _seg.check(where, preds, target, num_classes, include_background, input_format)
+        inter, p_sum, t_sum = _seg.overlaps(preds, target, **config)
+        union = p_sum + t_sum - inter
+        present = union > 0
+        score = jnp.where(present, inter / jnp.where(present, union, 1), 0.0).astype(jnp.float32)
+        axes = 0 if per_class else None
+        return merge(state, {"total": score.sum(axes), "count": present.sum(axes, dtype=jnp.int32)})
+
+    def compute(state):
+        mean = _seg.nan_divide(state["total"], state["count"])
+        return jnp.where(jnp.isnan(mean), -1.0, mean) if per_class else mean
+
+    return Metric(lambda: {"total": jnp.zeros(shape, jnp.float32), "count": _zeros(shape)}, update, compute)
 
 
 def Collection(metrics: dict[str, Metric]) -> Metric:

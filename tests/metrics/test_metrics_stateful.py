@@ -130,3 +130,31 @@ def test_states_summed_across_devices_with_psum(tmp_path):
             ref.update(s, t)
     for name, ref in references.items():
         np.testing.assert_allclose(got[name], ref.compute().numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("aggregation_level,average,input_format,include_background", [
+    ("samplewise", "macro", "index", True), ("samplewise", "none", "mixed", False),
+    ("global", "weighted", "index", False), ("global", "micro", "one-hot", True),
+])
+def test_segmentation_accumulators_equal_torchmetrics(aggregation_level, average, input_format, include_background):
+    import torchmetrics.segmentation as TS
+
+    rng = np.random.default_rng(7)
+    dice = M.DiceScore(3, include_background, average, aggregation_level, input_format)
+    ref_dice = TS.DiceScore(3, include_background, average, aggregation_level, input_format)
+    iou = M.MeanIoU(3, include_background, average == "none", input_format)
+    ref_iou = TS.MeanIoU(3, include_background, average == "none", input_format)
+    states = dice.init(), iou.init()
+    for _ in range(3):
+        target = rng.integers(0, 3, (4, 5, 6))
+        target[0][target[0] == 2] = 1  # a class absent from a sample
+        preds = rng.integers(0, 3, (4, 5, 6))
+        if input_format == "mixed":
+            preds = rng.normal(size=(4, 3, 5, 6)).astype(np.float32)
+        if input_format == "one-hot":
+            preds, target = (np.moveaxis(np.eye(3, dtype=np.int64)[a], -1, 1) for a in (preds, target))
+        states = dice.update(states[0], preds, target), iou.update(states[1], preds, target)
+        for ref in (ref_dice, ref_iou):
+            ref.update(torch.from_numpy(preds), torch.from_numpy(target))
+    np.testing.assert_allclose(np.asarray(dice.compute(states[0])), ref_dice.compute().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(iou.compute(states[1])), ref_iou.compute().numpy(), rtol=1e-6, atol=1e-6)
