@@ -357,3 +357,14 @@ def test_load_state_dict_dtype_choice():
         out, _ = model.apply(params, state, jnp.asarray(x))
         assert out.dtype == jnp.float64
         assert_close(out, twin.eval()(torch.from_numpy(x)), rtol=1e-12, atol=1e-12)
+
+
+def test_own_parameters_are_part_of_the_params_check():
+    model = nn.Sequential(CNBlock(4, 1.0, 0.0, 3))
+    params, state = model.init(jax.random.key(0))
+    del params["0"]["layer_scale"]
+    with pytest.raises(ValueError, match=r"missing params entry '0\.layer_scale' \(floating, shape \(4, 1, 1\)\)"):
+        model.apply(params, state, jnp.ones((1, 4, 3, 3)))
+    params["0"]["layer_scale"] = jnp.ones((4,))
+    with pytest.raises(ValueError, match=r"'0\.layer_scale' has shape \(4,\), expected \(4, 1, 1\)"):
+        model.apply(params, state, jnp.ones((1, 4, 3, 3)))
