@@ -36,5 +36,5 @@ from fcnn.nn.padding import (
     ZeroPad3d,
 )
 from fcnn.nn.fold import Fold, Unfold
-from fcnn.nn.conv_same import Conv2dSame
+from fcnn.nn.same_padding import AvgPool2dSame, Conv2dSame, MaxPool2dSame
 from fcnn.nn.std_conv import ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame

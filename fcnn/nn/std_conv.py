@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks
 from fcnn.nn.conv import Conv2d
-from fcnn.nn.conv_same import pad_same, timm_padding
+from fcnn.nn.same_padding import pad_same, timm_padding
 
 
 def standardize_weight(weight, eps: float, scale=None):

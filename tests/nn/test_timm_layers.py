@@ -1,4 +1,4 @@
-"""Weight-standardised convolutions and Conv2dSame against timm's: values, gradients (incl. gain) over generated
+"""Weight-standardised convolutions, Conv2dSame and the 'SAME' pools against timm's: values, gradients (incl. gain) over generated
 configurations, TF 'SAME' padding on odd and even sizes, params named and ordered as timm's state_dict."""
 
 import copy
@@ -15,6 +15,7 @@ from torchvision_cpu import import_torchvision
 import_torchvision()
 from timm.layers import std_conv as timm_std  # noqa: E402
 from timm.layers.conv2d_same import Conv2dSame as TConv2dSame  # noqa: E402
+from timm.layers.pool2d_same import AvgPool2dSame as TAvgPool2dSame, MaxPool2dSame as TMaxPool2dSame  # noqa: E402
 
 from fcnn import nn, summary  # noqa: E402
 from fcnn.interop import torch as fit  # noqa: E402
@@ -77,6 +78,17 @@ def test_conv2d_same_matches_timm(size, stride, dilation):
     out, _ = check_layer(layer, TConv2dSame(3, 4, (3, 2), stride=stride, dilation=dilation),
                          randn((2, 3) + size))
     assert out.shape[2:] == tuple(-(-n // stride) for n in size)  # TF's ceil(size / stride)
+
+
+@pytest.mark.parametrize("size", [(7, 7), (8, 5)])
+def test_same_pools_match_timm(size):
+    x = randn((2, 3) + size, seed=5)
+    for kernel, stride, dilation in [(3, 2, 1), ((3, 2), (2, 1), 1), (2, 2, 2)]:
+        out, _ = check_layer(nn.MaxPool2dSame(kernel, stride, dilation=dilation),
+                             TMaxPool2dSame(kernel, stride, dilation=dilation), x)
+        assert np.isfinite(np.asarray(out)).all()
+    for kernel, stride in [(3, 2), ((3, 2), (2, 1)), (3, 1)]:
+        check_layer(nn.AvgPool2dSame(kernel, stride), TAvgPool2dSame(kernel, stride), x)
 
 
 def test_std_conv_counts_flops_as_a_convolution_and_refuses_bad_eps():

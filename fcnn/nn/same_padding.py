@@ -1,4 +1,5 @@
-"""TensorFlow's ``'SAME'`` padding as timm writes it: :func:`pad_same` and ``Conv2dSame``.
+"""TensorFlow's ``'SAME'`` padding as timm writes it: :func:`pad_same`, ``Conv2dSame``, ``MaxPool2dSame``,
+``AvgPool2dSame``.
 
 TF pads a strided convolution so that the output has ``ceil(size / stride)``
 positions, splitting the padding with the odd element at the end; the amounts
@@ -15,6 +16,7 @@ import math
 from fcnn import _checks
 from fcnn.functional.padding import pad
 from fcnn.nn.conv import Conv2d
+from fcnn.nn.pool import AvgPool2d, MaxPool2d
 
 
 def same_padding(size: int, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -67,3 +69,35 @@ class Conv2dSame(Conv2d):
     def apply(self, params, state, x, *, train=False, rng=None):
         x = _checks.as_array(x, "input", type(self).__name__)
         return super().apply(params, state, pad_same(x, self.kernel_size, self.stride, self.dilation))
+
+
+class MaxPool2dSame(MaxPool2d):
+    """timm's ``MaxPool2dSame``: ``MaxPool2d`` over the input padded with ``-inf`` as TensorFlow's 'SAME'.
+
+    Args (timm's): ``kernel_size, stride=None (→ kernel_size), padding=0 (ignored), dilation=1, ceil_mode=False``.
+
+    Shape: ``H_out = ceil(H / stride[0])`` (without ``ceil_mode``), likewise ``W_out``.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__(kernel_size, stride, 0, dilation, False, ceil_mode)
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        x = _checks.as_array(x, "input", type(self).__name__)
+        return super().apply(params, state, pad_same(x, self.kernel_size, self.stride, self.dilation, -math.inf))
+
+
+class AvgPool2dSame(AvgPool2d):
+    """timm's ``AvgPool2dSame``: ``AvgPool2d`` over the input zero-padded as TensorFlow's 'SAME'.
+
+    Args (timm's): ``kernel_size, stride=None (→ kernel_size), padding=0 (ignored), ceil_mode=False,
+    count_include_pad=True``. The padding is part of the input, so the zeros are always counted
+    (timm's behaviour, which differs from TensorFlow's at the borders).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, 0, ceil_mode, count_include_pad)
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        x = _checks.as_array(x, "input", type(self).__name__)
+        return super().apply(params, state, pad_same(x, self.kernel_size, self.stride))
