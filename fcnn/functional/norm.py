@@ -158,7 +158,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
       inputs unchanged when not training and ``None`` when not given.
     """
     where = "batch_norm"
-    x = _channel_input(input, where)
+    if isinstance(eps, (int, float, np.integer, np.floating)) and not isinstance(eps, bool):
+        if training and not eps > 0:
+            raise ValueError(f"{where}: eps must be positive during training, but got {eps!r}")
+        if not eps >= 0:
+            raise ValueError(f"{where}: eps must be non-negative, but got {eps!r}")
+    x = _checks.as_array(input, "input", where)
+    if x.size == 0 and x.ndim < 2:
+        # torch returns an empty input as it is, whatever its rank
+        _checks.floating(x, "input", where)
+        return x, running_mean, running_var
+    x = _channel_input(x, where)
     c = x.shape[1]
     shape = _channel_shape(c, x.ndim)
     if running_mean is not None:
@@ -169,6 +179,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{where}: running_mean and running_var must be given when training=False")
+    if x.size == 0:
+        # an empty batch (or empty spatial dims): an empty output, the running statistics unchanged (torch)
+        return x, running_mean, running_var
     last = _channels_last(x)
     if last:
         x = xla.to_channels_last(x)
@@ -238,6 +251,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"{where}: Expected more than 1 spatial element when training, got input size {list(x.shape)}")
     if not use_input_stats and not tracked:
         raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
+    if x.size == 0:
+        return _empty_instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, tracked, where)
     last = _channels_last(x)
     if last:
         x = xla.to_channels_last(x)
@@ -257,6 +272,25 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     y = _affine(y, weight, bias, shape).astype(x.dtype)
     y = xla.to_channels_first(y) if last else y
     return (y, running_mean, running_var) if tracked else y
+
+
+def _empty_instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, tracked, where):
+    """torch's instance norm of an empty input: batch norm of the empty ``(1, N·C, *spatial)`` view.
+
+    That view's affine step reads the first of the ``N·C`` repeated weights,
+    which an empty batch does not have: torch refuses it. The running
+    statistics are the mean over the ``N`` instances of their unchanged
+    copies: unchanged, or NaN when ``N = 0``.
+    """
+    if x.shape[0] == 0 and (weight is not None or bias is not None):
+        raise ValueError(f"{where}: an empty batch (input of shape {tuple(x.shape)}) with weight or bias is "
+                         "refused, as torch refuses it")
+    if not tracked:
+        return x
+    if use_input_stats and x.shape[0] == 0:
+        running_mean = jnp.full_like(running_mean, jnp.nan)
+        running_var = jnp.full_like(running_var, jnp.nan)
+    return x, running_mean, running_var
 
 
 @compiled
@@ -283,13 +317,15 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
         )
     weight = None if weight is None else _check_vector(weight, c, "weight", where)
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
+    if x.size == 0:
+        return x
     if _channels_last(x):
         t = xla.to_channels_last(x)
         centred, _, var, _ = moments(t.reshape(n, spatial, num_groups, c // num_groups), (1, 3))
         y = (centred * jax.lax.rsqrt(var + eps)).reshape(t.shape)
         y = _affine(y, weight, bias, (1,) * (x.ndim - 1) + (c,))
         return xla.to_channels_first(y).astype(x.dtype)
-    g = x.reshape(n, num_groups, -1)
+    g = x.reshape(n, num_groups, math.prod(x.shape[1:]) // num_groups)
     centred, _, var, _ = moments(g, (2,))
     y = (centred * jax.lax.rsqrt(var + eps)).reshape(x.shape)
     return _affine(y, weight, bias, _channel_shape(c, x.ndim)).astype(x.dtype)

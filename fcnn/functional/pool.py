@@ -302,13 +302,13 @@ def _windows_last(x, kernel, out, last=False):
         w = xc.reshape(x.shape[:1] + tuple(v for o, k in zip(out, kernel) for v in (o, k)) + x.shape[-1:])
         # (N, o1, k1, ..., on, kn, C) -> (N, o1..on, C, k1..kn)
         w = w.transpose((0,) + tuple(1 + 2 * i for i in range(n)) + (2 * n + 1,) + tuple(2 + 2 * i for i in range(n)))
-        return w.reshape(x.shape[:1] + out + x.shape[-1:] + (-1,))
+        return w.reshape(x.shape[:1] + out + x.shape[-1:] + (math.prod(kernel),))
     lead = x.shape[:2]
     xc = x[(slice(None), slice(None)) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
     w = xc.reshape(lead + tuple(v for o, k in zip(out, kernel) for v in (o, k)))
     # (N, C, o1, k1, ..., on, kn) -> (N, C, o1..on, k1..kn)
     w = w.transpose((0, 1) + tuple(2 + 2 * i for i in range(n)) + tuple(3 + 2 * i for i in range(n)))
-    return w.reshape(lead + out + (-1,))
+    return w.reshape(lead + out + (math.prod(kernel),))
 
 
 def _tiled_max_arg(x, geom):
@@ -370,10 +370,12 @@ def _arg_tangent_impl(t, arg, spatial, geom):
     idx = _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last)
     if last:
         n, c = t.shape[0], t.shape[-1]
-        flat = jnp.take_along_axis(t.reshape(n, -1, c), idx.reshape(n, -1, c), axis=1, mode="fill", fill_value=0)
+        flat = jnp.take_along_axis(t.reshape(n, math.prod(spatial), c), idx.reshape(n, math.prod(out), c), axis=1,
+                                   mode="fill", fill_value=0)
     else:
         n, c = t.shape[:2]
-        flat = jnp.take_along_axis(t.reshape(n, c, -1), idx.reshape(n, c, -1), axis=2, mode="fill", fill_value=0)
+        flat = jnp.take_along_axis(t.reshape(n, c, math.prod(spatial)), idx.reshape(n, c, math.prod(out)), axis=2,
+                                   mode="fill", fill_value=0)
     return flat.reshape(arg.shape)
 
 
@@ -591,7 +593,8 @@ def _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, 
 def _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where):
     x, idx, unbatched, size = _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where)
     lead = x.shape[:2]
-    y = _unpool_scatter(x.reshape(lead + (-1,)), idx.reshape(lead + (-1,)).astype(jnp.int32), math.prod(size))
+    flat = lead + (math.prod(x.shape[2:]),)  # explicit sizes: a -1 can't be resolved for an empty batch
+    y = _unpool_scatter(x.reshape(flat), idx.reshape(flat).astype(jnp.int32), math.prod(size))
     y = y.reshape(lead + size)
     return y[0] if unbatched else y
 
@@ -847,7 +850,7 @@ def _adaptive_max_gather(x, spatial, out, return_indices):
     perm = (0, 1) + tuple(2 + 2 * i for i in range(n)) + tuple(3 + 2 * i for i in range(n))
     w = w.transpose(perm)
     kshape = w.shape[2 + n:]
-    w = w.reshape(w.shape[:2 + n] + (-1,))
+    w = w.reshape(w.shape[:2 + n] + (math.prod(w.shape[2 + n:]),))
     # One variadic reduce over the bin axis (small to compile, whatever the bin
     # size); the value is then gathered at the arg-max, so that the gradient
     # reaches that element only.

@@ -563,7 +563,11 @@ def pixel_shuffle(input, upscale_factor):
 @compiled
 def pixel_unshuffle(input, downscale_factor):
     """Rearrange ``(*, C, H·r, W·r)`` into ``(*, C·r², H, W)``; the inverse of :func:`pixel_shuffle`,
-    same as ``torch.nn.functional.pixel_unshuffle``."""
+    same as ``torch.nn.functional.pixel_unshuffle``.
+
+    Deliberate difference: an empty input (a zero-size batch) gives the shape
+    above too, ``(0, C·r², H, W)``; torch returns such an input unchanged.
+    """
     where = "pixel_unshuffle"
     x, r = _shuffle_checks(input, downscale_factor, "downscale_factor", where)
     *batch, c, h, w = x.shape
