@@ -259,6 +259,18 @@ def _pad_rule(layer, in_size, out_size, axis):
     return Fraction(1), deps
 
 
+def _same_rule(layer, in_size, out_size, axis):
+    """TensorFlow-'SAME' layers: a window rule whose padding follows the input size."""
+    from fcnn.nn.same_padding import same_padding
+
+    if not getattr(layer, "same_pad", True):  # a standardised convolution with fixed padding
+        return _window_rule(layer, in_size, out_size, axis)
+    k, s = layer.kernel_size[axis], layer.stride[axis]
+    d = getattr(layer, "dilation", (1,) * len(layer.kernel_size))[axis]
+    lo = same_padding(in_size, k, s, d)[0]
+    return Fraction(s), lambda o: (o * s - lo, o * s - lo + d * (k - 1))
+
+
 def _register_builtin_rules() -> None:
     from fcnn.nn import conv
 
@@ -278,9 +290,11 @@ def _register_builtin_rules() -> None:
         register_receptive_field(conv_transpose.ConvTransposeNd, _transpose_rule)
     except (ImportError, AttributeError):  # pragma: no cover
         pass
-    from fcnn.nn import padding
+    from fcnn.nn import padding, same_padding, std_conv
 
     register_receptive_field(padding._PadNd, _pad_rule)
+    for same in (same_padding.Conv2dSame, same_padding.MaxPool2dSame, same_padding.AvgPool2dSame, std_conv._StdConv):
+        register_receptive_field(same, _same_rule)
     try:
         from fcnn.nn import upsample
 

@@ -18,7 +18,9 @@ from fcnn.functional.activation import (
     relu, relu6, selu, sigmoid, silu, softmax, softplus, softshrink, softsign, tanh, tanhshrink, threshold,
 )
 from fcnn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm, local_response_norm
-from fcnn.functional.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, stochastic_depth
+from fcnn.functional.dropout import (
+    alpha_dropout, drop_path, dropout, dropout1d, dropout2d, dropout3d, stochastic_depth,
+)
 from fcnn.functional.loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss, mse_loss, nll_loss,
     smooth_l1_loss,

@@ -145,13 +145,35 @@ def stochastic_depth(input, p: float, mode: str, training: bool = True, *, key=N
     if mode == "row" and x.ndim == 0:
         raise ValueError(f"{where}: mode 'row' needs an input with a batch dimension, got a 0-D input")
     shape = (x.shape[0],) + (1,) * (x.ndim - 1) if mode == "row" else (1,) * x.ndim
-    return _scaled_by_noise(x, p, _require_key(key, where), shape)
+    return _scaled_by_noise(x, p, _require_key(key, where), shape, True)
+
+
+def drop_path(x, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True, *, key=None):
+    """timm's ``drop_path``: zero each example (row of dim 0) with probability ``drop_prob``.
+
+    With ``scale_by_keep`` (default) the kept rows are scaled by ``1/(1 − drop_prob)``, which
+    makes it :func:`stochastic_depth` in ``'row'`` mode; without, they are kept as they are.
+    Identity when ``training`` is false (the default, as timm's) or ``drop_prob = 0``; otherwise
+    ``key`` is required.
+    """
+    where = "drop_path"
+    x = _checks.as_array(x, "input", where)
+    _checks.floating(x, "input", where)
+    p = _checks.probability(drop_prob, "drop_prob", where)
+    if not isinstance(scale_by_keep, bool):
+        raise TypeError(f"{where}: scale_by_keep must be a bool, got {scale_by_keep!r}")
+    if not training or p == 0.0:
+        return x
+    if x.ndim == 0:
+        raise ValueError(f"{where}: needs an input with a batch dimension, got a 0-D input")
+    return _scaled_by_noise(x, p, _require_key(key, where), (x.shape[0],) + (1,) * (x.ndim - 1), scale_by_keep)
 
 
 @compiled
-def _scaled_by_noise(x, p, key, shape):
+def _scaled_by_noise(x, p, key, shape, scale):
+    # x times a {0, 1} draw of `shape` kept with probability 1 - p, divided by 1 - p when `scale` (and 1 - p > 0)
     survival = 1.0 - p
     noise = _keep_mask(key, survival, shape).astype(x.dtype)
-    if survival > 0.0:
+    if scale and survival > 0.0:
         noise = noise / jnp.asarray(survival, x.dtype)
     return x * noise

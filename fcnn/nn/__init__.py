@@ -27,7 +27,7 @@ from fcnn.nn.pool import (
 from fcnn.nn.upsample import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from fcnn.nn.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from fcnn.nn.blocks import (
-    ChannelShuffle, Conv2dNormActivation, Conv3dNormActivation, LayerNorm2d, Permute, SqueezeExcitation,
+    ChannelShuffle, Conv2dNormActivation, Conv3dNormActivation, DropPath, LayerNorm2d, Permute, SqueezeExcitation,
     StochasticDepth,
 )
 from fcnn.nn.padding import (

@@ -1,8 +1,9 @@
-"""Building blocks of torchvision's CNNs (``torchvision.ops`` and the model files) and torch's ``ChannelShuffle``.
+"""Building blocks of torchvision's CNNs (``torchvision.ops`` and the model files), timm's ``DropPath`` and torch's
+``ChannelShuffle``.
 
 ``StochasticDepth``, ``SqueezeExcitation``, ``Conv2dNormActivation`` /
 ``Conv3dNormActivation``, ``Permute`` (``torchvision.ops``), ``LayerNorm2d``
-(ConvNeXt's channels-first layer norm) and ``ChannelShuffle`` (``torch.nn``),
+(ConvNeXt's channels-first layer norm), ``DropPath`` (timm) and ``ChannelShuffle`` (``torch.nn``),
 with torchvision's arguments, defaults and child names, so their params and
 state carry the same state_dict keys as the torchvision modules.
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fcnn import _checks, xla
-from fcnn.functional.dropout import stochastic_depth
+from fcnn.functional.dropout import drop_path, stochastic_depth
 from fcnn.functional.norm import layer_norm
 from fcnn.functional.shuffle import channel_shuffle
 from fcnn.nn.activation import ReLU, Sigmoid
 from fcnn.nn.conv import Conv2d, Conv3d
-from fcnn.nn.module import Layer, Module, Sequential, require_rng
+from fcnn.nn.module import Layer, Module, Sequential, check_bool, require_rng
 from fcnn.nn.norm import BatchNorm2d, BatchNorm3d, LayerNorm
 from fcnn.nn.pool import AdaptiveAvgPool2d
 
@@ -45,6 +46,28 @@ class StochasticDepth(Layer):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode}"
+
+
+class DropPath(Layer):
+    """timm's ``DropPath(drop_prob=0., scale_by_keep=True)``: drop whole examples of a residual branch.
+
+    ``DropPath(p)`` is ``StochasticDepth(p, 'row')``; ``scale_by_keep=False`` keeps the survivors
+    unscaled. Identity with ``train=False``; with ``train=True`` and ``drop_prob > 0`` it needs ``rng``.
+    See :func:`fcnn.functional.drop_path`.
+    """
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True):
+        where = type(self).__name__
+        self.drop_prob = _checks.probability(drop_prob, "drop_prob", where)
+        self.scale_by_keep = check_bool(scale_by_keep, "scale_by_keep", where)
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        if train and self.drop_prob > 0:
+            require_rng(rng, type(self).__name__)
+        return drop_path(x, self.drop_prob, train, self.scale_by_keep, key=rng), state
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:0.3f}"
 
 
 class SqueezeExcitation(Module):

@@ -15,6 +15,7 @@ torchvision = import_torchvision()
 from torchvision.models.convnext import LayerNorm2d as TLayerNorm2d  # noqa: E402
 from torchvision.models.shufflenetv2 import channel_shuffle as tv_channel_shuffle  # noqa: E402
 from torchvision import ops as tv_ops  # noqa: E402
+from timm.layers.drop import DropPath as TDropPath  # noqa: E402
 
 from fcnn import functional as F, nn  # noqa: E402
 from oracle import assert_close, check_layer, randn, to_torch  # noqa: E402
@@ -45,6 +46,21 @@ def test_stochastic_depth_is_torchvisions_formula_on_fcnns_draw(monkeypatch, mod
     assert (kept == np.broadcast_to(mask, shape)).all(), "whole rows / the whole batch are kept or dropped"
     _torch_with_mask(monkeypatch, mask)
     check_layer(layer, tv_ops.StochasticDepth(p, mode), x, train=True, rng=key)
+
+
+@pytest.mark.parametrize("p,scale_by_keep,shape", [(0.4, True, (6, 3, 2, 2)), (0.4, False, (6, 5)), (1.0, False, (3, 2))])
+def test_drop_path_is_timms_formula_on_fcnns_draw(monkeypatch, p, scale_by_keep, shape):
+    x = randn(shape, seed=4) + 10.0
+    layer, key = nn.DropPath(p, scale_by_keep), jax.random.key(3)
+    out, _ = layer.apply({}, {}, jnp.asarray(x), train=True, rng=key)
+    kept = np.asarray(out != 0).reshape(shape[0], -1)
+    assert (kept == kept[:, :1]).all()
+    _torch_with_mask(monkeypatch, kept[:, :1].reshape((shape[0],) + (1,) * (len(shape) - 1)))
+    check_layer(layer, TDropPath(p, scale_by_keep), x, train=True, rng=key)
+    assert_close(F.drop_path(jnp.asarray(x), p), x)  # timm's default training=False
+    # with scaling, drop_path is stochastic_depth's 'row' mode: same key, same result
+    if scale_by_keep:
+        assert_close(F.stochastic_depth(jnp.asarray(x), p, "row", key=key), out)
 
 
 def test_stochastic_depth_keeps_rows_with_probability_1_minus_p():

@@ -91,6 +91,17 @@ def test_same_pools_match_timm(size):
         check_layer(nn.AvgPool2dSame(kernel, stride), TAvgPool2dSame(kernel, stride), x)
 
 
+def test_summary_follows_the_same_padding():
+    # 7 wide, stride 2: TF pads 2 (1 before, 1 after); 8 wide: 1 (after only)
+    for cls in (nn.Conv2dSame, nn.StdConv2dSame):
+        model = nn.Sequential(cls(1, 1, 3, stride=2), nn.MaxPool2dSame(3, 2), nn.AvgPool2dSame(2, 2))
+        rows = {r.name: r for r in summary(model, (1, 7, 8)).rows}
+        assert rows["0"].output_shape == (1, 1, 4, 4) and rows["0"].start == (-1, 0) and rows["0"].receptive_field == (3, 3)
+        assert rows["1"].start == (-1, 0) and rows["1"].receptive_field == (7, 7)  # 4 → 2: pads 1, after only
+        assert rows["2"].output_shape == (1, 1, 1, 1) and rows["2"].receptive_field == (11, 11)
+    assert {r.name: r for r in summary(nn.Sequential(nn.StdConv2d(1, 1, 3, 2)), (1, 7, 7)).rows}["0"].start == (-1, -1)
+
+
 def test_std_conv_counts_flops_as_a_convolution_and_refuses_bad_eps():
     rows = {r.name: r for r in summary(nn.Sequential(nn.StdConv2d(3, 8, 3)), (3, 8, 8)).rows}
     assert rows["0"].flops == 2 * 8 * 8 * 8 * 3 * 9
