@@ -35,6 +35,7 @@ import argparse
 import random
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +131,6 @@ def _retest_survivors(out: Path, command: str) -> bool:
     them; False (nothing changed in the session) when the refreshed tests fail on the unmutated tree."""
     from cosmic_ray.work_db import use_db
     from cosmic_ray.work_item import TestOutcome
-    from cosmic_ray.work_db import WorkResultStorage
 
     shutil.copytree(ROOT / "tests", out / "tree" / "tests", dirs_exist_ok=True)
     if subprocess.run(command, shell=True, cwd=out / "tree").returncode != 0:
@@ -139,9 +139,9 @@ def _retest_survivors(out: Path, command: str) -> bool:
         return False
     with use_db(str(out / "session.sqlite")) as db:
         survived = [job_id for job_id, result in db.results if result.test_outcome == TestOutcome.SURVIVED]
-        with db._session.begin():  # cosmic-ray has no public call that deletes a result
-            for job_id in survived:
-                db._session.query(WorkResultStorage).filter_by(job_id=job_id).delete()
+    # cosmic-ray has no call that forgets a result; a work item without one is pending again
+    with sqlite3.connect(out / "session.sqlite") as con:
+        con.executemany("DELETE FROM work_results WHERE job_id = ?", [(j,) for j in survived])
     skipped = _skip_annotations(out / "session.sqlite", out / "tree")
     print(f"retesting {len(survived) - skipped} survivors ({skipped} inside annotations skipped)")
     return True
