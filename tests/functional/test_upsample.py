@@ -188,6 +188,18 @@ def test_pixel_shuffle_bad_arguments(call, err, match):
         call()
 
 
+@pytest.mark.parametrize("op, shape, r", [("pixel_shuffle", (1, 5, 2, 2), 3), ("pixel_shuffle", (2, 3, 4, 4), 2),
+                                         ("pixel_unshuffle", (1, 4, 5), 2), ("pixel_unshuffle", (2, 1, 7, 6), 3),
+                                         ("pixel_unshuffle", (1, 6, 7), 3)])
+def test_pixel_shuffle_refusals_carry_torchs_message(op, shape, r):
+    # the sizes and the factor (r², not r^r) the message names are torch's
+    with pytest.raises(RuntimeError) as want:
+        getattr(TF, op)(torch.ones(shape), r)
+    with pytest.raises(ValueError) as got:
+        getattr(F, op)(jnp.ones(shape), r)
+    assert str(want.value) in str(got.value)
+
+
 @pytest.mark.parametrize("mode, kwargs", [("bilinear", dict(align_corners=True)), ("bilinear", dict(align_corners=False)),
                                           ("linear", {}), ("nearest", {}), ("bicubic", {})])
 @pytest.mark.parametrize("scale", [2, 2.1])

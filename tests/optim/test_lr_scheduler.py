@@ -533,3 +533,14 @@ def test_bad_arguments(make, exc, name):
 def test_float_counts_are_refused():
     with pytest.raises(TypeError, match="count"):
         S.StepLR(0.1, 2)(jnp.float32(3.0))
+
+
+@pytest.mark.parametrize("name, required", [
+    ("ConstantLR", ()), ("LinearLR", ()), ("PolynomialLR", ()), ("StepLR", (3,)), ("MultiStepLR", ([2, 5],)),
+    ("CosineAnnealingLR", (7,)), ("CosineAnnealingWarmRestarts", (4,)),
+])
+def test_default_arguments_are_torchs(name, required):
+    # only the required arguments: every default (factors, total_iters, gamma, eta_min, T_mult) is torch's
+    base = 0.3
+    assert_sequence(ours_sequence(getattr(S, name)(base, *required), 20),
+                    torch_sequence(lambda o: getattr(TS, name)(o, *required), base, 20), base)
