@@ -15,6 +15,13 @@ state_dict keys and shapes (so its checkpoints load with :func:`load_torchvision
 ``inception_v3``                                       :mod:`~fcnn.models.inception`
 ``mnasnet0_5``, ``mnasnet0_75``, ``mnasnet1_0``,       :mod:`~fcnn.models.mnasnet`
 ``mnasnet1_3``
+``mobilenet_v2``, ``mobilenet_v3_small/large``         :mod:`~fcnn.models.mobilenet`
+``shufflenet_v2_x0_5/x1_0/x1_5/x2_0``                  :mod:`~fcnn.models.shufflenet`
+``efficientnet_b0`` … ``efficientnet_b7``,             :mod:`~fcnn.models.efficientnet`
+``efficientnet_v2_s/m/l``
+``regnet_x_400mf`` … ``regnet_x_32gf``,                :mod:`~fcnn.models.regnet`
+``regnet_y_400mf`` … ``regnet_y_128gf``
+``convnext_tiny/small/base/large``                     :mod:`~fcnn.models.convnext`
 =====================================================  =====================
 
 and small models of fcnn's own:
@@ -34,7 +41,10 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from fcnn.models import alexnet, densenet, googlenet, inception, mnasnet, resnet, squeezenet, vgg
+from fcnn.models import (
+    alexnet, convnext, densenet, efficientnet, googlenet, inception, mnasnet, mobilenet, regnet, resnet, shufflenet,
+    squeezenet, vgg,
+)
 from fcnn.models.alexnet import AlexNet
 from fcnn.models.densenet import DenseNet
 from fcnn.models.googlenet import GoogLeNet, GoogLeNetOutputs
@@ -44,12 +54,18 @@ from fcnn.models.mnasnet import MNASNet
 from fcnn.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from fcnn.models.squeezenet import SqueezeNet
 from fcnn.models.checkpoints import load_torchvision
+from fcnn.models.convnext import ConvNeXt
+from fcnn.models.efficientnet import EfficientNet
+from fcnn.models.mobilenet import MobileNetV2, MobileNetV3
+from fcnn.models.regnet import RegNet
+from fcnn.models.shufflenet import ShuffleNetV2
 from fcnn.models.unet import UNet
 from fcnn.models.vgg import VGG, ImageNetVGG
 
 # The modules of torchvision's families: each has ARCHITECTURES (builder name -> configuration)
 # and build(name, **kwargs).
-FAMILIES = (alexnet, vgg, resnet, densenet, squeezenet, googlenet, inception, mnasnet)
+FAMILIES = (alexnet, vgg, resnet, densenet, squeezenet, googlenet, inception, mobilenet, mnasnet, shufflenet,
+            efficientnet, regnet, convnext)
 
 _REGISTRY: dict[str, Callable] = {
     "lenet5": LeNet5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from fcnn import _checks
@@ -45,3 +46,33 @@ def imagenet_to_half_range(x):
     scale = jnp.asarray([s / 0.5 for s in IMAGENET_STD], x.dtype).reshape(1, 3, 1, 1)
     shift = jnp.asarray([(m - 0.5) / 0.5 for m in IMAGENET_MEAN], x.dtype).reshape(1, 3, 1, 1)
     return x * scale + shift
+
+
+def reinitialised(model, params: dict, key, rules: dict) -> dict:
+    """``params`` with the weights and biases of ``model``'s layers re-drawn by type.
+
+    ``rules`` maps a layer type (``nn.Conv2d``, ``nn.Linear``) to ``(weight_init, bias_init)``, initialisers
+    ``(key, shape, dtype) -> array``; ``None`` keeps the layer's own. This is the loop over ``self.modules()``
+    that ends torchvision's newer model constructors, for models built from blocks
+    (``Conv2dNormActivation``, ``SqueezeExcitation``) that take no initialisers of their own.
+    """
+    params = jax.tree_util.tree_map(lambda a: a, params)  # a copy of the dicts; the arrays are shared
+    for i, (path, layer) in enumerate(model.named_layers()):
+        inits = next((r for t, r in rules.items() if isinstance(layer, t)), None)
+        if inits is None:
+            continue
+        node = params
+        for part in path.split("."):
+            node = node[part]
+        for j, (name, init) in enumerate(zip(("weight", "bias"), inits)):
+            if init is not None and name in node:
+                node[name] = init(jax.random.fold_in(key, 2 * i + j), node[name].shape, node[name].dtype)
+    return params
+
+
+def config_tuple(values, kind: type, name: str, where: str) -> tuple:
+    """``tuple(values)``, checked to be a non-empty sequence of ``kind`` (a family's per-stage NamedTuple)."""
+    values = tuple(values)
+    if not values or not all(isinstance(v, kind) for v in values):
+        raise TypeError(f"{where}: {name} must be a non-empty sequence of {kind.__name__}, got {values!r}")
+    return values

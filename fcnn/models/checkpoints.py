@@ -59,7 +59,8 @@ def load_torchvision(name: str, path, *, strict: bool = True, **kwargs):
         kwargs.setdefault("aux_logits", keep_by_default)
         if not kwargs["aux_logits"]:
             state_dict = _without(state_dict, prefixes)
-    classifier = f"{family.CLASSIFIER}.weight"
+    classifier = family.CLASSIFIER if isinstance(family.CLASSIFIER, str) else family.CLASSIFIER[name]
+    classifier = f"{classifier}.weight"
     if "num_classes" not in kwargs:
         if classifier not in state_dict:
             raise ValueError(f"load_torchvision: {path} has no {classifier!r}, so it does not hold a torchvision "

@@ -185,11 +185,17 @@ FAMILY_MEMBERS = {
     "googlenet": ((2, 3, 40, 40), dict(num_classes=10, dropout=0.0, dropout_aux=0.0)),
     "inception_v3": ((2, 3, 75, 75), dict(num_classes=10, dropout=0.0, aux_logits=False)),
     "mnasnet0_5": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0)),
+    "mobilenet_v2": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0)),
+    "mobilenet_v3_small": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0)),
+    "shufflenet_v2_x0_5": ((2, 3, 32, 32), dict(num_classes=10)),
+    "efficientnet_b0": ((2, 3, 32, 32), dict(num_classes=10, dropout=0.0, stochastic_depth_prob=0.0)),
+    "regnet_y_400mf": ((2, 3, 32, 32), dict(num_classes=10)),
+    "convnext_tiny": ((2, 3, 32, 32), dict(num_classes=10, stochastic_depth_prob=0.0)),
 }
 # Training is checked on 64×64 inputs, so that the last BatchNorm layers see more than one value per
 # example (with 1×1 maps their gradients are ill-conditioned, and every implementation's error large).
 # XLA takes minutes to compile the deeper ones' gradients on a 2-core machine: those run in the sweep.
-TRAIN_DEFAULT = ("alexnet", "squeezenet1_1", "resnext50_32x4d")
+TRAIN_DEFAULT = ("alexnet", "squeezenet1_1", "resnext50_32x4d", "shufflenet_v2_x0_5")
 TRAIN_SWEEP = [n for n in FAMILY_MEMBERS if n not in TRAIN_DEFAULT]
 
 
