@@ -85,15 +85,17 @@ def _compare_group(data_sets, task_kw, averages):
             _assert_equal(got[f"{name}/{avg}"], want, f"{name} average={avg} {task_kw}")
 
 
-MULTICLASS_GROUPS = [  # (multidim_average, top_k, ignore_index, ties)
-    ("global", 1, None, True), ("global", 2, -1, False),
+MULTICLASS_GROUPS = [  # (multidim_average, top_k, ignore_index, ties or "labels": arg-max labels as preds)
+    ("global", 1, None, True), ("global", 2, -1, False), ("global", 1, 1, "labels"),
     ("samplewise", 1, -1, True), ("samplewise", 2, None, False), ("global", 3, 2, False),
 ]
 
 
 @pytest.mark.parametrize("mda,top_k,ignore_index,ties", MULTICLASS_GROUPS)
 def test_multiclass_equals_torchmetrics(mda, top_k, ignore_index, ties):
-    data = [_multiclass_data(seed, ignore_index, ties) for seed in range(3)]
+    data = [_multiclass_data(seed, ignore_index, ties is True) for seed in range(3)]
+    if ties == "labels":
+        data = [(scores.argmax(1), target) for scores, target in data]
     task_kw = dict(task="multiclass", num_classes=C, multidim_average=mda, top_k=top_k, ignore_index=ignore_index)
     _compare_group(data, task_kw, AVERAGES)
 
