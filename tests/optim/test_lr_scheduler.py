@@ -544,3 +544,12 @@ def test_default_arguments_are_torchs(name, required):
     base = 0.3
     assert_sequence(ours_sequence(getattr(S, name)(base, *required), 20),
                     torch_sequence(lambda o: getattr(TS, name)(o, *required), base, 20), base)
+
+
+def test_sequential_lr_third_schedule_continues_from_the_second():
+    # the third part starts from the second's value at its last epoch, which itself started from the first's
+    base = 0.5
+    ours = S.SequentialLR([S.ExponentialLR(base, 0.9), S.ExponentialLR(base, 0.8), S.ExponentialLR(base, 0.7)], [3, 6])
+    expected = torch_sequence(lambda o: TS.SequentialLR(o, [TS.ExponentialLR(o, 0.9), TS.ExponentialLR(o, 0.8),
+                                                            TS.ExponentialLR(o, 0.7)], [3, 6]), base, 12)
+    assert_sequence(ours_sequence(ours, 12), expected, base)
