@@ -547,9 +547,11 @@ def test_default_arguments_are_torchs(name, required):
 
 
 def test_sequential_lr_third_schedule_continues_from_the_second():
-    # the third part starts from the second's value at its last epoch, which itself started from the first's
+    # MultiplicativeLR restarts from the current LR: the third part starts from the second's value at
+    # its last epoch, which itself started from the first's
     base = 0.5
-    ours = S.SequentialLR([S.ExponentialLR(base, 0.9), S.ExponentialLR(base, 0.8), S.ExponentialLR(base, 0.7)], [3, 6])
-    expected = torch_sequence(lambda o: TS.SequentialLR(o, [TS.ExponentialLR(o, 0.9), TS.ExponentialLR(o, 0.8),
-                                                            TS.ExponentialLR(o, 0.7)], [3, 6]), base, 12)
+    ours = S.SequentialLR([S.ExponentialLR(base, 0.9), S.MultiplicativeLR(base, lambda e: 0.8),
+                           S.MultiplicativeLR(base, lambda e: 0.7)], [3, 6])
+    expected = torch_sequence(lambda o: TS.SequentialLR(o, [TS.ExponentialLR(o, 0.9), TS.MultiplicativeLR(o, lambda e: 0.8),
+                                                            TS.MultiplicativeLR(o, lambda e: 0.7)], [3, 6]), base, 12)
     assert_sequence(ours_sequence(ours, 12), expected, base)
