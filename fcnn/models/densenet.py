@@ -135,8 +135,10 @@ def build(name: str, **kwargs) -> DenseNet:
 
 
 # torchvision's published DenseNet files predate its module names: "denselayer1.norm.1.weight"
-# there is "denselayer1.norm1.weight" here (torchvision renames them the same way when loading).
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+# there is "denselayer1.norm1.weight" here (torchvision renames them the same way when loading; the
+# counters, absent from those files, are renamed too should a file in that naming hold them).
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def rename_legacy_keys(state_dict: Mapping) -> "OrderedDict":

@@ -38,9 +38,15 @@ FLOOR = 2e-6
 _TORCH_ONLY = {"googlenet": {"init_weights": True}, "inception_v3": {"init_weights": True}}
 
 
+# RegNetY-128GF (645 M parameters) is turned into float64 in place after its float32 run: a copy would
+# hold 8 GB at once.
+_COPY_LIMIT = 300_000_000
+
+
 @functools.lru_cache(maxsize=None)
 def _torch_models(name: str, kwargs: tuple):
-    """torchvision's model in float32 and a float64 copy, with non-trivial BatchNorm statistics; built once."""
+    """torchvision's model in float32 and a float64 copy (``None`` above ``_COPY_LIMIT`` parameters), with
+    non-trivial BatchNorm statistics; built once."""
     torch.manual_seed(0)
     m32 = torchvision.models.get_model(name, **dict(kwargs), **_TORCH_ONLY.get(name, {}))
     gen = torch.Generator().manual_seed(1)
@@ -49,7 +55,8 @@ def _torch_models(name: str, kwargs: tuple):
             if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
                 mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=gen))
                 mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=gen) + 0.5)
-    return m32, copy.deepcopy(m32).double()
+    small = sum(p.numel() for p in m32.parameters()) <= _COPY_LIMIT
+    return m32, copy.deepcopy(m32).double() if small else None
 
 
 def _fcnn_model(name: str, kwargs: tuple, m32):
@@ -64,14 +71,15 @@ def _err(a, ref) -> float:
 
 
 def assert_as_close_as_torch(ours, t32, t64, what: str, scale: float | None = None):
-    """``|ours − t64| ≤ K·|t32 − t64| + FLOOR·scale`` in the max norm (scale defaults to ``max|t64|``)."""
+    """``|ours − t64| ≤ K·|t32 − t64| + FLOOR·scale`` in the max norm (scale defaults to ``max|t64|``);
+    returns both relative errors, fcnn's and torch float32's."""
     ours, t32, t64 = (np.asarray(v.detach().numpy() if isinstance(v, torch.Tensor) else v) for v in (ours, t32, t64))
     assert ours.shape == t64.shape, f"{what}: shape {ours.shape} != torch {t64.shape}"
     scale = float(np.max(np.abs(t64))) if scale is None else scale
     e_ours, e_torch = _err(ours, t64), _err(t32, t64)
     assert e_ours <= K * e_torch + FLOOR * scale, (
         f"{what}: fcnn float32 is {e_ours:.3g} from torch float64, torch float32 {e_torch:.3g} (scale {scale:.3g})")
-    return e_ours / scale if scale else 0.0
+    return (e_ours / scale, e_torch / scale) if scale else (0.0, 0.0)
 
 
 # The checks are about values; without XLA's backend optimisations these deep programs compile 2-3× faster.
@@ -114,16 +122,19 @@ def _input(shape, seed=0):
     return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
 
 
-def check_eval(name: str, shape, **kwargs) -> float:
-    """Eval logits of fcnn's ``name`` against torchvision's; returns fcnn's max relative error."""
+def check_eval(name: str, shape, **kwargs) -> tuple[float, float]:
+    """Eval logits of fcnn's ``name`` against torchvision's float64; returns the max relative errors of fcnn's
+    and of torchvision's float32 logits (max |error| / max |logit|)."""
     key = tuple(sorted(kwargs.items()))
     m32, m64 = _torch_models(name, key)
     model, params, state = _fcnn_model(name, key, m32)
     x = _input(shape)
     out = _compiled(lambda p, s, x: model.apply(p, s, x)[0], params, state, x)(params, state, x)
-    m32.eval(), m64.eval()
+    del params, state
+    m32.eval()
     with torch.no_grad():
-        t32, t64 = m32(torch.from_numpy(x)), m64(torch.from_numpy(x).double())
+        t32 = m32(torch.from_numpy(x))
+        t64 = (m64 if m64 is not None else m32.double()).eval()(torch.from_numpy(x).double())
     return assert_as_close_as_torch(out, t32, t64, f"{name} eval logits")
 
 
@@ -224,3 +235,113 @@ def test_family_member_training_matches_torchvision_sweep(name):
 @pytest.mark.sweep
 def test_inception_v3_auxiliary_head_in_training():
     check_train("inception_v3", (1, 3, 139, 139), num_classes=10, dropout=0.0)
+
+
+# ---------------------------------------------------------------- every builder (sweep)
+
+def _sweep_shape(name):
+    """The smallest input every builder of a family takes (1 × 3 × S × S)."""
+    size = 63 if name == "alexnet" else 75 if name == "inception_v3" else 40 if name == "googlenet" else 32
+    return (1, 3, size, size)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("name", models.torchvision_names())
+def test_every_builder_matches_torchvision_in_eval(name):
+    try:
+        check_eval(name, _sweep_shape(name), num_classes=10)
+    finally:
+        _torch_models.cache_clear()  # one model at a time in memory
+
+
+# ---------------------------------------------------------------- torchvision's files, summary, errors
+
+def test_load_torchvision_from_pth_and_safetensors(tmp_path):
+    """Files as torchvision publishes them (torch.save of the state_dict) and as the safetensors package writes
+    them; DenseNet's legacy key names; GoogLeNet's auxiliary heads dropped as torchvision's builder drops them."""
+    from safetensors.numpy import save_file
+
+    for name, legacy in (("mobilenet_v3_small", False), ("densenet121", True), ("googlenet", False)):
+        kwargs = {"init_weights": True} if name == "googlenet" else {}
+        m = torchvision.models.get_model(name, num_classes=7, **kwargs)
+        sd = m.state_dict()
+        if legacy:  # the published DenseNet files' names, e.g. "denselayer1.norm.1.weight"
+            sd = type(sd)((k.replace("norm1.", "norm.1.").replace("conv2.", "conv.2.")
+                           if "denselayer" in k else k, v) for k, v in sd.items())
+        torch.save(sd, tmp_path / f"{name}.pth")
+        save_file({k: v.numpy() for k, v in sd.items()}, str(tmp_path / f"{name}.safetensors"))
+        for path in (tmp_path / f"{name}.pth", tmp_path / f"{name}.safetensors"):
+            model, params, state = models.load_torchvision(name, path)
+            ours = {**flatten(params), **flatten(state)}
+            expected = {k: v.numpy() for k, v in m.state_dict().items()}
+            if name == "googlenet":
+                expected = {k: v for k, v in expected.items() if not k.startswith(("aux1.", "aux2."))}
+                assert model.transform_input and not model.aux_logits
+            assert set(ours) == set(expected), f"{path.name}: {set(ours) ^ set(expected)}"
+            for k, v in expected.items():
+                np.testing.assert_array_equal(ours[k], v, err_msg=f"{path.name} {k}")
+    # transform_input and the auxiliary heads can be asked for, as from torchvision's builder
+    model, params, _ = models.load_torchvision("googlenet", tmp_path / "googlenet.pth", aux_logits=True,
+                                               transform_input=False)
+    assert "aux1" in params and not model.transform_input
+
+
+def test_load_torchvision_resnet_reads_the_architecture_from_the_file(tmp_path):
+    for name in ("resnet50", "resnext50_32x4d", "wide_resnet50_2"):
+        sd = torchvision.models.get_model(name, num_classes=3).state_dict()
+        torch.save(sd, tmp_path / f"{name}.pth")
+        model, params, state = interop.load_torchvision_resnet(tmp_path / f"{name}.pth")
+        ref = models.get(name, num_classes=3)
+        assert isinstance(model.layer1[0], models.resnet.Bottleneck)
+        assert (model.groups, model.base_width) == (ref.groups, ref.base_width)
+        assert params["layer4"]["2"]["conv2"]["weight"].shape == tuple(sd["layer4.2.conv2.weight"].shape)
+
+
+def test_load_torchvision_errors(tmp_path):
+    torch.save(torchvision.models.get_model("squeezenet1_1").state_dict(), tmp_path / "sq.pth")
+    with pytest.raises(ValueError, match="unknown torchvision model 'resnet9'"):
+        models.load_torchvision("resnet9", tmp_path / "sq.pth")
+    with pytest.raises(ValueError, match="has no 'fc.weight'"):
+        models.load_torchvision("resnet18", tmp_path / "sq.pth")
+    with pytest.raises(RuntimeError, match="Missing key"):
+        models.load_torchvision("squeezenet1_0", tmp_path / "sq.pth", num_classes=1000)
+    with pytest.raises(FileNotFoundError):
+        models.load_torchvision("squeezenet1_1", tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("name", list(FAMILY_MEMBERS))
+def test_summary_counts_torchvisions_params_and_operations(name):
+    """``fcnn summary``: parameters as torchvision's meta, FLOPs / 2 its published GMACs ("_ops") at the
+    weights' resolution (torchvision counts the multiply-adds of convolutions and Linear layers, as fcnn)."""
+    from fcnn.summary import summary
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    size = weights.transforms().crop_size[0]
+    # torchvision's GoogLeNet weights come without the auxiliary heads, Inception-v3's with them
+    kwargs = {"aux_logits": name == "inception_v3"} if name in ("googlenet", "inception_v3") else {}
+    s = summary(models.get(name, **kwargs), (3, size, size))
+    assert s.total_params == weights.meta["num_params"]
+    assert round(s.total_flops / 2e9, 3) == weights.meta["_ops"]
+
+
+def test_summary_command_line_on_a_new_family(capsys):
+    from fcnn import cli
+
+    assert cli.main(["summary", "--model", "mobilenet_v2", "--input", "3,224,224"]) == 0
+    out = capsys.readouterr().out
+    assert "features.1.conv.0.0" in out and "Total params: 3,504,872" in out
+
+
+def test_builders_check_their_arguments():
+    with pytest.raises(ValueError, match="Inception3: transform_input=True needs in_channels=3"):
+        models.get("inception_v3", in_channels=1, transform_input=True)
+    with pytest.raises(ValueError, match="MNASNet: alpha"):
+        models.mnasnet.MNASNet(0)
+    with pytest.raises(ValueError, match="dropout"):
+        models.get("efficientnet_b0", dropout=2.0)
+    with pytest.raises(TypeError, match="ConvNeXt: stages must be a non-empty sequence of StageConfig"):
+        models.ConvNeXt([])
+    with pytest.raises(ValueError, match="replace_stride_with_dilation"):
+        models.get("resnet50", replace_stride_with_dilation=(True,))
+    with pytest.raises(ValueError, match="unknown model"):
+        models.get("vgg11_bnn")
