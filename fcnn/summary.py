@@ -13,7 +13,10 @@ Conventions
   convolutions and linear layers, for the whole batch (``batch_size=1`` by
   default) — the convention of most papers' "FLOPs" tables. Bias additions,
   normalisation, activations, pooling, upsampling and elementwise ops are
-  counted as 0. A composite row shows the sum over its children.
+  counted as 0. A composite row shows the sum over its children. Grouped and
+  depthwise convolutions count ``in_channels / groups`` inputs per output, and
+  squeeze-and-excitation gates count their 1×1 convolutions: half the total is
+  what torchvision publishes as its models' "GFLOPS" (``meta["_ops"]``).
 * **Receptive field** of a layer's output, per spatial dimension, relative
   to the model's input, as three numbers ``size``, ``jump``, ``start``:
   output position ``i`` sees input positions
