@@ -20,6 +20,7 @@ and runs its surviving mutants again (after tests were added to kill them).
 ``--retest-survivors`` with a module and tests also replaces the session's list of tests.
 Mutants inside annotations of a module that never evaluates them
 (``from __future__ import annotations``) are skipped before sampling: they cannot change behaviour.
+``--extend N`` adds N more mutants to an existing session's sample.
 ``--report`` only prints the report of an existing session. The tests run with
 ``pytest -x`` (a mutant is killed by its first failing test), one process per
 mutant, ``-m 'not sweep'``, with a persistent XLA compilation cache shared by
@@ -147,6 +148,22 @@ def _retest_survivors(out: Path, command: str) -> bool:
     return True
 
 
+def _extend(out: Path, n: int, seed: int) -> None:
+    """Add ``n`` more mutants, drawn with ``seed`` from those the sample left out (none inside
+    annotations), to the session."""
+    rng, added = random.Random(seed), 0
+    while added < n:
+        with sqlite3.connect(out / "session.sqlite") as con:
+            left = sorted(j for (j,) in con.execute(
+                "SELECT job_id FROM work_results WHERE worker_outcome = 'SKIPPED' AND output IS NULL"))
+            if not left:
+                break
+            more = rng.sample(left, min(n - added, len(left)))
+            con.executemany("DELETE FROM work_results WHERE job_id = ?", [(j,) for j in more])
+        added += len(more) - _skip_annotations(out / "session.sqlite", out / "tree")
+    print(f"{added} more mutants added to the sample")
+
+
 def report(out: Path) -> str:
     """Counts, score and the survivors' diffs of the session in ``out``."""
     from cosmic_ray.work_db import use_db, WorkDB
@@ -186,10 +203,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant (a timeout counts as killed)")
     p.add_argument("--retest-survivors", action="store_true")
+    p.add_argument("--extend", type=int, metavar="N", help="add N more mutants to an existing session's sample")
     p.add_argument("--report", action="store_true", help="only print the report of the session in --out")
     a = p.parse_args(argv)
     out = a.out.resolve()
-    if not a.report and not a.retest_survivors:
+    if not a.report and not a.retest_survivors and not a.extend:
         if not a.module or not a.tests:
             p.error("a module and at least one test path are needed")
         if out.exists():
@@ -207,6 +225,8 @@ def main(argv=None) -> int:
         print(f"{skipped} mutants inside annotations (never evaluated) skipped")
         if a.sample:
             _sample(out / "session.sqlite", a.sample, a.seed)
+    if a.extend:
+        _extend(out, a.extend, a.seed + 1)
     if a.retest_survivors:
         config = (out / "config.toml").read_text()
         start = config.index("test-command = '''") + len("test-command = '''")
