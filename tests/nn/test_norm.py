@@ -339,3 +339,10 @@ def test_group_norm_refuses_one_value_per_group_exactly_where_torch_does(shape, 
             F.group_norm(x, groups)
     else:
         assert_close(F.group_norm(x, groups), want)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 0), (2, 3, 0, 4), (1, 2, 2)])
+def test_instance_norm_of_empty_inputs_is_empty_like_torch(shape):
+    # torch refuses exactly one spatial element; an empty input normalises to an empty output
+    x = np.ones(shape, np.float32)
+    assert_close(F.instance_norm(x), torch.nn.functional.instance_norm(to_torch(x)))
