@@ -19,6 +19,30 @@ def is_typed_key(x) -> bool:
     return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def prng_key(key: Any, name: str, where: str):
+    """``None``, a typed key (``jax.random.key``) or raw uint32 key data (``jax.random.PRNGKey``); else TypeError."""
+    if key is None or is_typed_key(key):
+        return key
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(key) >= 1:
+        return key
+    got = f"an array of dtype {dtype} and shape {tuple(np.shape(key))}" if dtype is not None else repr(key)
+    raise TypeError(f"{where}: {name} must be None or a PRNG key (e.g. jax.random.key(0)), got {got}")
+
+
+def static_bool(value: Any, name: str, where: str, how: str | None = None) -> bool:
+    """A flag that selects the computation (``training``, ``train``): a Python bool, never a traced value."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, jax.core.Tracer):
+        how = how or f"pass it as a Python bool, e.g. jax.jit(f, static_argnames='{name}'), or close over it"
+        raise TypeError(
+            f"{where}: {name} must be a Python bool, got a traced value; it selects the computation and "
+            f"must be static: {how}"
+        )
+    raise TypeError(f"{where}: {name} must be a bool (True or False), got {value!r}")
+
+
 def ntuple(value: Any, n: int, name: str, where: str) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints into an ``n``-tuple.
 

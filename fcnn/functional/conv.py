@@ -66,6 +66,9 @@ def conv_arguments(input, weight, groups, stride, dilation, n: int, weight_layou
     if w.ndim != n + 2:
         raise ValueError(f"{where}: weight must be {n + 2}D {weight_layout}, got shape {tuple(w.shape)}")
     _checks.same_dtype(x, w, "input", "weight", where)
+    if 0 in w.shape[:2]:
+        raise ValueError(f"{where}: expected weight to be at least 1 at dimensions 0 and 1, but got weight of "
+                         f"size {list(w.shape)}")
     groups = _checks.positive_int(groups, "groups", where)
     stride = _checks.ntuple(stride, n, "stride", where)
     _checks.positive(stride, "stride", where)

@@ -106,16 +106,15 @@ def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, gro
             f"to have {c_in} channels, but got {x.shape[1]} channels instead"
         )
     out = transposed_output_size(x.shape[2:], w.shape[2:], stride, padding, output_padding, dilation)
-    if any(o < 0 for o in out):
+    # torch refuses a negative size, and an empty one for a batch of one (its kernel for larger
+    # batches returns an empty output): fcnn refuses both, whatever the batch size
+    if any(o < 1 for o in out):
         raise ValueError(
             f"{where}: Given input size per channel: {list(x.shape[2:])}, the calculated output size "
-            f"{list(out)} is too small (padding={padding} too large for kernel {tuple(w.shape[2:])})"
+            f"{list(out)} is too small (padding={padding}, output_padding={output_padding}, "
+            f"kernel {tuple(w.shape[2:])}, stride={stride}, dilation={dilation})"
         )
-    if any(o == 0 for o in out):
-        # torch returns an empty tensor here rather than failing
-        y = jnp.zeros((x.shape[0], w.shape[1] * groups) + out, x.dtype)
-    else:
-        y = _conv_transpose(x, w, stride, padding, output_padding, dilation, groups)
+    y = _conv_transpose(x, w, stride, padding, output_padding, dilation, groups)
     if bias is not None:
         b = _checks.as_array(bias, "bias", where)
         c_out = w.shape[1] * groups

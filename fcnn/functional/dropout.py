@@ -24,6 +24,7 @@ def _prepare(input, p, key, where):
     x = _checks.as_array(input, "input", where)
     _checks.floating(x, "input", where)
     p = _checks.probability(p, "dropout probability", where)
+    _checks.prng_key(key, "key", where)
     return x, p
 
 
@@ -59,7 +60,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
     """Zero each element with probability ``p`` and scale the rest by ``1/(1 − p)``; identity when not training."""
     where = "dropout"
     x, p = _prepare(input, p, key, where)
-    if not training:
+    if not _checks.static_bool(training, "training", where):
         return x
     return _masked(x, p, key, x.shape, where)
 
@@ -67,7 +68,7 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
 def _channel_dropout(input, p, training, key, n: int, where: str):
     x, p = _prepare(input, p, key, where)
     x, unbatched = _checks.spatial_input(x, n, where)
-    if training:
+    if _checks.static_bool(training, "training", where):
         # one draw per (sample, channel), broadcast over the spatial dims.
         x = _masked(x, p, key, x.shape[:2] + (1,) * n, where)
     return x[0] if unbatched else x
@@ -107,7 +108,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     """
     where = "alpha_dropout"
     x, p = _prepare(input, p, key, where)
-    if not training or p == 0.0:
+    if not _checks.static_bool(training, "training", where) or p == 0.0:
         return x
     if p == 1.0:
         # torch: keep probability 0 makes the affine map degenerate; it returns zeros.
@@ -140,7 +141,8 @@ def stochastic_depth(input, p: float, mode: str, training: bool = True, *, key=N
     _checks.floating(x, "input", where)
     p = _checks.probability(p, "drop probability p", where)
     _checks.one_of(mode, ("row", "batch"), "mode", where)
-    if not training or p == 0.0:
+    _checks.prng_key(key, "key", where)
+    if not _checks.static_bool(training, "training", where) or p == 0.0:
         return x
     if mode == "row" and x.ndim == 0:
         raise ValueError(f"{where}: mode 'row' needs an input with a batch dimension, got a 0-D input")

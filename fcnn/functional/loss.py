@@ -243,13 +243,16 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     Shape: input ``(*)``, target ``(*)``; output scalar, or ``(*)`` for ``'none'``.
 
     As torch: each log is clamped at -100, so the loss is finite at p = 0 or 1,
-    and the input gradient is ``(p - t) / max(p (1 - p), 1e-12)``. Inputs
-    outside ``[0, 1]`` raise ``ValueError`` when the input is concrete (not
-    traced; under ``jit`` no check is possible).
+    and the input gradient is ``(p - t) / max(p (1 - p), 1e-12)``. Inputs or
+    targets outside ``[0, 1]`` raise ``ValueError`` when they are concrete
+    (not traced; under ``jit`` no check is possible).
     """
     value = _concrete(input)
     if value is not None and not np.all((value >= 0) & (value <= 1)):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    value = _concrete(target)
+    if value is not None and not np.all((value >= 0) & (value <= 1)):
+        raise ValueError("binary_cross_entropy: all elements of target should be between 0 and 1")
     return _binary_cross_entropy(input, target, weight, size_average, reduce, reduction)
 
 

@@ -158,6 +158,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
       inputs unchanged when not training and ``None`` when not given.
     """
     where = "batch_norm"
+    training = _checks.static_bool(training, "training", where)
     if isinstance(eps, (int, float, np.integer, np.floating)) and not isinstance(eps, bool):
         if training and not eps > 0:
             raise ValueError(f"{where}: eps must be positive during training, but got {eps!r}")
@@ -233,6 +234,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     other transformation; only the order of the sums differs.
     """
     where = "instance_norm"
+    use_input_stats = _checks.static_bool(use_input_stats, "use_input_stats", where)
     x = _channel_input(input, where)
     if x.ndim < 3:
         raise ValueError(f"{where}: expected input of shape (N, C, *spatial) with at least 3 dimensions, "

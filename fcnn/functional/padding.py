@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax.numpy as jnp
+import numpy as np
 
 from fcnn import _checks
 from fcnn.functional._compiled import compiled
@@ -31,6 +32,8 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
     x = _checks.as_array(input, "input", where)
     if isinstance(pad, int) or len(pad) % 2 != 0:
         raise ValueError(f"{where}: Padding length must be divisible by 2, got pad={pad!r}")
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)) for p in pad):
+        raise TypeError(f"{where}: pad must be a tuple of ints, got {tuple(pad)!r}")
     pad = [int(p) for p in pad]
     n = len(pad) // 2
     if n > x.ndim:

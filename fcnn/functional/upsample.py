@@ -428,6 +428,8 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
     if not all(_is_number(s) for s in scales):
         raise TypeError(f"{where}: scale_factor must be a float or a tuple of floats, got {scale_factor!r}")
     scales = tuple(float(s) for s in scales)
+    if not all(math.isfinite(s) for s in scales):
+        raise ValueError(f"{where}: scale_factor must be finite, got {scale_factor!r}")
     # both in double precision, truncated, as torch's compute_output_size
     sizes = tuple(int(math.floor(float(i) * s)) for i, s in zip(spatial, scales))
     if recompute_scale_factor or mode == "area":

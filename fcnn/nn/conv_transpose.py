@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax.numpy as jnp
+import numpy as np
 
 from fcnn import _checks
 from fcnn.functional import conv_transpose as _fct
@@ -66,26 +69,29 @@ class ConvTransposeNd(Layer):
         bias_size = self.out_channels if self.bias else None
         return _init.weight_and_bias(key, self.weight_shape, bias_size, self.dtype, self.weight_init, self.bias_init), {}
 
-    def output_padding_for(self, spatial, output_size) -> tuple[int, ...]:
+    def output_padding_for(self, spatial, output_size, batched: bool = True) -> tuple[int, ...]:
         """torch's ``_output_padding``: the output_padding that yields ``output_size``.
 
-        ``output_size`` lists the spatial sizes, optionally preceded by the
-        (batch,) channel sizes as in torch; each must lie in
+        ``output_size`` is a sequence of ints: the spatial sizes, or (as torch)
+        the whole output shape, ``(N, C, *spatial)`` for a batched input and
+        ``(C, *spatial)`` for an unbatched one. Each spatial size must lie in
         ``[min, min + stride − 1]`` where ``min`` is the size with no output_padding.
         """
         where = type(self).__name__
         n = self.n
         if output_size is None:
             return self.output_padding
-        output_size = [int(s) for s in output_size]
-        n_lead = len(output_size) - n
-        if n_lead > 0:
-            output_size = output_size[n_lead:]
-        if len(output_size) != n or n_lead not in (0, 1, 2):
+        lead = 2 if batched else 1
+        if not isinstance(output_size, Sequence) or isinstance(output_size, str):
+            raise TypeError(f"{where}: output_size must be a sequence of {n} or {n + lead} ints, got {output_size!r}")
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in output_size):
+            raise TypeError(f"{where}: output_size must contain ints, got {tuple(output_size)!r}")
+        if len(output_size) not in (n, n + lead):
             raise ValueError(
-                f"{where}: output_size must have {n} elements (or {n + 1}/{n + 2} with channel/batch), "
-                f"got {n + n_lead}"
+                f"{where}: for {n + lead}D input, output_size must have {n} elements (or {n + lead} with "
+                f"{'batch and channels' if lead == 2 else 'channels'}), got {len(output_size)}: {tuple(output_size)!r}"
             )
+        output_size = [int(v) for v in output_size[len(output_size) - n:]]
         min_sizes = _fct.transposed_output_size(spatial, self.kernel_size, self.stride, self.padding,
                                                 (0,) * n, self.dilation)
         max_sizes = tuple(m + s - 1 for m, s in zip(min_sizes, self.stride))
@@ -104,7 +110,7 @@ class ConvTransposeNd(Layer):
                 f"{where}: expected input with {self.in_channels} channels (in_channels), "
                 f"got input of shape {tuple(x.shape) if not unbatched else tuple(x.shape[1:])}"
             )
-        output_padding = self.output_padding_for(x.shape[2:], output_size)
+        output_padding = self.output_padding_for(x.shape[2:], output_size, batched=not unbatched)
         y = self._fn(x, params["weight"], params.get("bias"), self.stride, self.padding, output_padding,
                      self.groups, self.dilation)
         return (y[0] if unbatched else y), state

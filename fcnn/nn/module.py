@@ -73,7 +73,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnn._checks import is_typed_key
+from fcnn import _checks
 
 Params = dict
 State = dict
@@ -131,25 +131,16 @@ class Layer:
 
 
 def check_train(train: Any, where: str) -> bool:
-    if not isinstance(train, bool):
-        if isinstance(train, jax.core.Tracer):
-            raise TypeError(
-                f"{where}: train must be a Python bool, got a traced value; it selects the computation and "
-                "must be static: jax.jit(layer.apply, static_argnames='train')"
-            )
-        raise TypeError(f"{where}: train must be a Python bool (True or False), got {train!r}")
-    return train
+    if isinstance(train, bool):  # np.bool_ too is refused: train is a Python bool everywhere
+        return train
+    if isinstance(train, jax.core.Tracer):
+        _checks.static_bool(train, "train", where, how="jax.jit(layer.apply, static_argnames='train')")
+    raise TypeError(f"{where}: train must be a Python bool (True or False), got {train!r}")
 
 
-def check_rng(rng: Any, where: str, name: str = "rng"):
-    """``None``, a typed key (``jax.random.key``) or raw uint32 key data (``jax.random.PRNGKey``); else TypeError."""
-    if rng is None or is_typed_key(rng):
-        return rng
-    dtype = getattr(rng, "dtype", None)
-    if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(rng) >= 1:
-        return rng
-    got = f"an array of dtype {dtype} and shape {tuple(np.shape(rng))}" if dtype is not None else repr(rng)
-    raise TypeError(f"{where}: {name} must be None or a PRNG key (e.g. jax.random.key(0)), got {got}")
+def check_rng(rng: Any, where: str):
+    """``None`` or a PRNG key; else TypeError."""
+    return _checks.prng_key(rng, "rng", where)
 
 
 @functools.lru_cache(maxsize=None)

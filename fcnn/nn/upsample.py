@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from fcnn import _checks
 # (``fcnn.functional.upsample`` is the function, as in torch; import from the module by name)
 from fcnn.functional.upsample import _MODES, interpolate, pixel_shuffle, pixel_unshuffle
@@ -37,10 +41,21 @@ class Upsample(Layer):
         if size is not None and scale_factor is not None:
             raise ValueError(f"{where}: only one of size or scale_factor should be defined")
         self.size = tuple(size) if isinstance(size, list) else size
+        if size is not None:
+            for v in size if isinstance(size, tuple) else (size,):
+                _checks.positive_int(v, "size", where)
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
+        if scale_factor is not None:
+            # refused here, not at the first apply (torch takes a 0 for "no scale_factor" and fails later)
+            for f in factors:
+                if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, float, np.integer, np.floating)):
+                    raise TypeError(f"{where}: scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
+                if not (math.isfinite(f) and f > 0):
+                    raise ValueError(f"{where}: scale_factor must be positive and finite, got {scale_factor!r}")
         if isinstance(scale_factor, (tuple, list)):
             self.scale_factor = tuple(float(f) for f in scale_factor)
         else:
-            self.scale_factor = float(scale_factor) if scale_factor else None
+            self.scale_factor = None if scale_factor is None else float(scale_factor)
         self.mode = _checks.one_of(mode, _MODES, "mode", where)
         if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
             raise ValueError(
