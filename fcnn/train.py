@@ -113,7 +113,7 @@ def _metrics(loss, output, target) -> Metrics:
 
 
 def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
-                  accumulate_steps: int = 1, remat: bool = False, compute_dtype=None):
+                  accumulate_steps: int = 1, remat: bool = False, compute_dtype=None, augment: Callable | None = None):
     """The pure (un-jitted) train step ``(train_state, (x, target)) -> (train_state, metrics)``.
 
     One forward in training mode, gradients of ``loss_fn(output, target)``
@@ -122,9 +122,12 @@ def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformat
     forward pass, i.e. in training mode).
 
     Options for large models (see :func:`make_train_step`): ``accumulate_steps``,
-    ``remat`` and ``compute_dtype``.
+    ``remat`` and ``compute_dtype``; ``augment`` transforms the batch first.
     """
     where = "make_train_step"
+    if augment is not None and not callable(augment):
+        raise TypeError(f"{where}: augment must be callable as augment(key, x, target) -> (x, target), "
+                        f"got {augment!r}")
     accumulate_steps = _checks.positive_int(accumulate_steps, "accumulate_steps", where)
     if not isinstance(remat, bool):
         raise TypeError(f"{where}: remat must be a bool, got {remat!r}")
@@ -145,6 +148,8 @@ def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformat
     def step(ts: TrainState, batch: Batch):
         x, target = batch
         rng = _step_key(ts.rng, ts.step)
+        if augment is not None:
+            x, target = augment(jax.random.fold_in(rng, _AUGMENT_STREAM), x, target)
         if accumulate_steps == 1:
             grads, new_state, metrics = grads_and_metrics(ts.params, ts.state, x, target, rng)
         else:
@@ -156,6 +161,10 @@ def train_step_fn(model, loss_fn: Callable, optimizer: optax.GradientTransformat
         return new_ts, metrics
 
     return step
+
+
+# the augmentation's key is fold_in(step key, this): a stream apart from the model's (dropout) keys
+_AUGMENT_STREAM = 0x61756700
 
 
 def _cast_floating(tree, dtype):
@@ -243,7 +252,8 @@ def _memoized(build):
 @_memoized
 def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
                     donate: bool = True, jit: bool = True, mesh=None, data_axis: str = "data",
-                    accumulate_steps: int = 1, remat: bool = False, compute_dtype=None):
+                    accumulate_steps: int = 1, remat: bool = False, compute_dtype=None,
+                    augment: Callable | None = None):
     """The jit-compiled train step; see :func:`train_step_fn`.
 
     The incoming :class:`TrainState` is donated (``donate=True``): its buffers
@@ -263,9 +273,14 @@ def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransform
       remat: recompute activations in the backward pass (``jax.checkpoint``).
       compute_dtype: e.g. ``jnp.bfloat16``: run the forward/backward in this
         dtype while params, optimizer state and BatchNorm statistics stay float32.
+      augment: ``augment(key, x, target) -> (x, target)`` applied to each batch
+        inside the compiled step, with a key drawn from the step's key: data
+        augmentation on the device, so the host ships only (e.g. uint8) batches.
+        An :mod:`fcnn.transforms` ``Compose`` is such a function (``MixUp`` /
+        ``CutMix`` at its end mix the targets too). Same seed, same augmentation.
     """
     step = train_step_fn(model, loss_fn, optimizer, accumulate_steps=accumulate_steps, remat=remat,
-                         compute_dtype=compute_dtype)
+                         compute_dtype=compute_dtype, augment=augment)
     if not jit:
         return step
     if mesh is not None:
@@ -275,8 +290,10 @@ def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransform
     return xla.jit(step, donate_argnums=(0,) if donate else ())
 
 
-def eval_step_fn(model, loss_fn: Callable, metric=None):
+def eval_step_fn(model, loss_fn: Callable, metric=None, transform: Callable | None = None):
     """The pure eval step ``(train_state, (x, target)) -> metrics``, in eval mode (``train=False``).
+
+    ``transform(x) -> x`` preprocesses the inputs first (e.g. uint8 → normalised float).
 
     With ``metric`` (an :class:`fcnn.metrics.Metric`, e.g. a
     :func:`fcnn.metrics.Collection`) the step returns ``(metrics, state)``:
@@ -286,6 +303,8 @@ def eval_step_fn(model, loss_fn: Callable, metric=None):
 
     def step(ts: TrainState, batch: Batch):
         x, target = batch
+        if transform is not None:
+            x = transform(x)
         output, _ = model.apply(ts.params, ts.state, x, train=False)
         means = _metrics(loss_fn(output, target), output, target)
         if metric is None:
@@ -296,9 +315,11 @@ def eval_step_fn(model, loss_fn: Callable, metric=None):
 
 
 @_memoized
-def make_eval_step(model, loss_fn: Callable, *, jit: bool = True, metric=None):
+def make_eval_step(model, loss_fn: Callable, *, jit: bool = True, metric=None, transform: Callable | None = None):
     """The jit-compiled eval step (nothing donated: the train state lives on); see :func:`eval_step_fn`."""
-    step = eval_step_fn(model, loss_fn, metric)
+    if transform is not None and not callable(transform):
+        raise TypeError(f"make_eval_step: transform must be callable as transform(x) -> x, got {transform!r}")
+    step = eval_step_fn(model, loss_fn, metric, transform)
     return xla.jit(step) if jit else step
 
 
@@ -407,13 +428,20 @@ def _progress(progress: bool | None, total, desc: str):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
 
 
-def _data_parallel(mesh, data_axis: str, train_step, eval_step, ts):
-    """Wrap the steps of :func:`fit` to place host batches on ``mesh`` (this process's rows)."""
+def _data_parallel(mesh, data_axis: str, train_step, eval_step, ts, process_local: bool = False):
+    """Wrap the steps of :func:`fit` to place host batches on ``mesh`` (this process's rows).
+
+    ``process_local``: the loader already serves only this process's rows
+    (:class:`fcnn.data.ImageLoader`).
+    """
     from fcnn import distributed
 
     def sharded_train_step(ts, batch):
-        lo, hi = distributed.process_rows(_batch_size(batch))
-        local = jax.tree.map(lambda a: np.asarray(a)[lo:hi], batch)
+        if process_local:
+            local = jax.tree.map(np.asarray, batch)
+        else:
+            lo, hi = distributed.process_rows(_batch_size(batch))
+            local = jax.tree.map(lambda a: np.asarray(a)[lo:hi], batch)
         return train_step(ts, distributed.global_batch(mesh, local, data_axis))
 
     def replicated_eval_step(ts, batch):
@@ -429,7 +457,7 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         on_epoch_end: Callable | Sequence[Callable] | None = None,
         progress: bool | None = None, log_every: int = 10, mesh=None, data_axis: str = "data",
-        metrics=None, tensorboard=None, **step_options):
+        metrics=None, tensorboard=None, eval_transform: Callable | None = None, **step_options):
     """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
 
     Args:
@@ -469,8 +497,11 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
             one (closed at the end when ``fit`` made it): per-step training loss and
             accuracy, the epoch records' scalars and an image grid of each epoch's
             first training batch (see :mod:`fcnn.tensorboard`). Written by process 0 only.
-        **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype`` of
-            :func:`make_train_step`.
+        eval_transform: ``transform(x) -> x`` applied to evaluation inputs inside
+            the compiled eval step (the deterministic counterpart of ``augment``).
+        **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype``,
+            ``augment`` of :func:`make_train_step` (augmentation on the device:
+            ``augment=fcnn.transforms.Compose([...])``).
 
     Returns:
         ``(train_state, history)``; ``history`` is a list with one dict per
@@ -490,10 +521,12 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
     board, own_board = _tensorboard(tensorboard)
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
     train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, **step_options)
-    eval_step = make_eval_step(model, loss_fn, metric=metric) if eval_data is not None else None
+    eval_step = make_eval_step(model, loss_fn, metric=metric, transform=eval_transform) if eval_data is not None \
+        else None
     step_count = int(jax.device_get(ts.step)) if board is not None else 0
     if mesh is not None:
-        train_step, eval_step, ts = _data_parallel(mesh, data_axis, train_step, eval_step, ts)
+        train_step, eval_step, ts = _data_parallel(mesh, data_axis, train_step, eval_step, ts,
+                                                   getattr(train_data, "process_local", False))
     history: list[dict] = []
     best_ts = None
     total = len(train_data) if hasattr(train_data, "__len__") else None

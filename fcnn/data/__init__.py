@@ -1,10 +1,14 @@
-"""Data: the embedded digits set, readers for MNIST/Fashion-MNIST/CIFAR-10 files, a batch iterator.
+"""Data: the embedded digits set, readers for MNIST/Fashion-MNIST/CIFAR-10 files, image folders, batch iterators.
 
-Images come back as float32 NCHW arrays, labels as int32; no network access anywhere.
+Images come back as float32 NCHW arrays (uint8 from image folders), labels as
+int32; no network access anywhere.
 """
 
 from fcnn.data.cifar import load_cifar10
 from fcnn.data.digits import load_digits
+from fcnn.data.grain_loader import ImageLoader
+from fcnn.data.image_folder import (IMG_EXTENSIONS, ImageDecodeError, ImageFolder, Subset, resize_center_crop,
+                                    split_folder)
 from fcnn.data.loader import DataLoader, channel_stats, normalize, random_shift
 from fcnn.data.mnist import load_mnist, read_idx
 

@@ -61,27 +61,19 @@ class DataLoader:
             raise ValueError(f"{where}: arrays must share their first dimension, got shapes "
                              f"{[a.shape for a in self.arrays]}")
         self.num_samples = sizes[0]
-        self.batch_size = _checks.positive_int(batch_size, "batch_size", where)
-        if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
-            raise TypeError(f"{where}: shuffle and drop_last must be bools, got {shuffle!r}, {drop_last!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"{where}: seed must be a non-negative int, got {seed!r}")
-        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self.batch_size, self.shuffle, self.seed, self.drop_last = check_batching(batch_size, shuffle, seed,
+                                                                                  drop_last, where)
         if transform is not None and not callable(transform):
             raise TypeError(f"{where}: transform must be callable, got {transform!r}")
         self.transform = transform
         self._epoch = 0
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
+        return batch_count(self.num_samples, self.batch_size, self.drop_last)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of ``epoch``, in the order they are served."""
-        if not self.shuffle:
-            return np.arange(self.num_samples)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        return epoch_order(self.num_samples, self.shuffle, self.seed, epoch)
 
     def epoch(self, epoch: int) -> Iterator:
         """The batches of epoch ``epoch`` (0-based)."""
@@ -134,6 +126,28 @@ def _columns(data, where: str) -> tuple[tuple[np.ndarray, ...], bool]:
                              f"{len(sample) if isinstance(sample, (tuple, list)) else 1} field(s), "
                              f"sample 0 a {type(samples[0]).__name__} of {width}")
     return tuple(_stack([s[j] for s in samples], f"field {j} of sample", where) for j in range(width)), False
+
+
+def check_batching(batch_size, shuffle, seed, drop_last, where: str) -> tuple[int, bool, int, bool]:
+    """The loaders' ``(batch_size, shuffle, seed, drop_last)``, checked."""
+    batch_size = _checks.positive_int(batch_size, "batch_size", where)
+    if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
+        raise TypeError(f"{where}: shuffle and drop_last must be bools, got {shuffle!r}, {drop_last!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{where}: seed must be a non-negative int, got {seed!r}")
+    return batch_size, shuffle, int(seed), drop_last
+
+
+def batch_count(num_samples: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch: the last, smaller one counts unless ``drop_last``."""
+    return num_samples // batch_size if drop_last else -(-num_samples // batch_size)
+
+
+def epoch_order(num_samples: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """The sample order of ``epoch``: a permutation that depends only on ``(seed, epoch)``."""
+    if not shuffle:
+        return np.arange(num_samples)
+    return np.random.default_rng([seed, epoch]).permutation(num_samples)
 
 
 def random_shift(max_shift: int) -> Callable:
