@@ -144,6 +144,11 @@ class ImageLoader:
                                                   prefetch_buffer_size=max(2 * local, 16)), allow_nones=True)
         it = it.filter(lambda item: item is not None).batch(local, drop_remainder=self.drop_last, batch_fn=_stack)
         if self.num_workers:
+            # grain's worker processes read absl flags, which only an absl app parses; their defaults apply
+            from absl import flags
+
+            if not flags.FLAGS.is_parsed():
+                flags.FLAGS.mark_as_parsed()
             it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers))
         return it
 
