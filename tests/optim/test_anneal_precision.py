@@ -69,7 +69,7 @@ configs = st.fixed_dictionaries({
 ))
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(kw=configs, adam=st.booleans())
 def test_one_cycle_matches_torch_to_float32_rounding(kw, adam):
     max_lr = kw.pop("max_lr")
