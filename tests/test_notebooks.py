@@ -34,7 +34,7 @@ ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 def test_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["01_layers.ipynb", "02_train_digits.ipynb", "03_functional_superpowers.ipynb",
-                     "04_from_pytorch.ipynb", "06_image_folder.ipynb"], names
+                     "04_from_pytorch.ipynb", "05_convert_torchvision.ipynb", "06_image_folder.ipynb"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -130,6 +130,16 @@ def _has_bias(m) -> bool:
     return getattr(m, "bias", None) is not None
 
 
+def _same_padding(m):
+    """timm's *Same convolutions pad dynamically ('SAME') unless their padding could be made static."""
+    return "SAME" if getattr(m, "same_pad", False) else _simplify(m.padding)
+
+
+def _gamma(m) -> float:
+    """timm's ScaledStdConv2d stores ``scale = gamma / sqrt(fan_in)``; its constructor takes gamma."""
+    return float(m.scale * m.weight[0].numel() ** 0.5)
+
+
 _CONV = LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
                   ("stride", "padding", "dilation", "groups", "padding_mode"), {"bias": _has_bias})
 _CONVT = LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
@@ -157,6 +167,10 @@ for _n in (1, 2, 3):
     _TORCH_LAYERS[f"torch.nn.modules.pooling.LPPool{_n}d"] = LayerSpec("", ("norm_type", "kernel_size"),
                                                                        ("stride", "ceil_mode"))
     _TORCH_LAYERS[f"torch.nn.modules.dropout.Dropout{_n}d"] = _DROPOUT
+for _n in (1, 2, 3):
+    for _kind in ("Zero", "Reflection", "Replication", "Circular"):
+        _TORCH_LAYERS[f"torch.nn.modules.padding.{_kind}Pad{_n}d"] = LayerSpec("", ("padding",))
+    _TORCH_LAYERS[f"torch.nn.modules.padding.ConstantPad{_n}d"] = LayerSpec("", ("padding", "value"))
 for _name in ("ReLU", "ReLU6", "SiLU", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Mish", "Softsign",
               "LogSigmoid", "Tanhshrink", "SELU"):
     _TORCH_LAYERS[f"torch.nn.modules.activation.{_name}"] = _NOARGS
@@ -192,6 +206,23 @@ _TORCH_LAYERS.update({
     "torch.nn.modules.channelshuffle.ChannelShuffle": LayerSpec("", ("groups",)),
     "torchvision.ops.stochastic_depth.StochasticDepth": LayerSpec("", ("p", "mode")),
     "torchvision.ops.misc.Permute": LayerSpec("", ("dims",)),
+    "torch.nn.modules.fold.Fold": LayerSpec("", ("output_size", "kernel_size"), ("dilation", "padding", "stride")),
+    "torch.nn.modules.fold.Unfold": LayerSpec("", ("kernel_size",), ("dilation", "padding", "stride")),
+    "timm.layers.conv2d_same.Conv2dSame": LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
+                                                    ("stride", "dilation", "groups"), {"bias": _has_bias}),
+    "timm.layers.std_conv.StdConv2d": LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
+                                                ("stride", "padding", "dilation", "groups", "eps"),
+                                                {"bias": _has_bias}),
+    "timm.layers.std_conv.StdConv2dSame": LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
+                                                    ("stride", "dilation", "groups", "eps"),
+                                                    {"bias": _has_bias, "padding": _same_padding}),
+    "timm.layers.std_conv.ScaledStdConv2d": LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
+                                                      ("stride", "padding", "dilation", "groups", "eps"),
+                                                      {"bias": _has_bias, "gamma": _gamma}),
+    "timm.layers.std_conv.ScaledStdConv2dSame": LayerSpec("", ("in_channels", "out_channels", "kernel_size"),
+                                                          ("stride", "dilation", "groups", "eps"),
+                                                          {"bias": _has_bias, "gamma": _gamma,
+                                                           "padding": _same_padding}),
     "torchvision.models.convnext.LayerNorm2d": LayerSpec("", ("normalized_shape",), ("eps", "elementwise_affine"),
                                                          {"bias": _has_bias}),
 })
@@ -271,7 +302,8 @@ class Alias:
 SKIP = object()  # the node computes nothing the model needs (``torch._assert``)
 
 
-def _bind(args, kwargs, names: tuple[str, ...], defaults: dict) -> dict:
+def bind_args(args, kwargs, names: tuple[str, ...], defaults: dict) -> dict:
+    """A call's arguments by name: positional ones in ``names`` order, then keywords, over ``defaults``."""
     bound = dict(defaults)
     for name, value in zip(names, args):
         bound[name] = value
@@ -331,14 +363,14 @@ def glue(kind: str, target, args: tuple, kwargs: dict, cx: GlueContext):
     if name == "_assert":
         return SKIP
     if mod.startswith("torchvision") and name == "stochastic_depth":
-        b = _bind(args, kwargs, ("input", "p", "mode", "training"), {"training": True})
+        b = bind_args(args, kwargs, ("input", "p", "mode", "training"), {"training": True})
         if not b["training"] or b["p"] == 0:
             return Alias(b["input"])
         if not hasattr(F, "stochastic_depth"):
             return Unsupported("torchvision.ops.stochastic_depth (fcnn.functional has no stochastic_depth)")
         return f"F.stochastic_depth({lit(b['input'])}, {lit(b['p'])}, {lit(b['mode'])}, training=True, key=ctx.next_rng())"
     if name in _DROPOUTS:
-        b = _bind(args, kwargs, ("input", "p", "training"), {"p": 0.5, "training": True})
+        b = bind_args(args, kwargs, ("input", "p", "training"), {"p": 0.5, "training": True})
         if not b["training"] or b["p"] == 0:
             return Alias(b["input"])
         return f"F.{name}({lit(b['input'])}, {lit(b['p'])}, training=True, key=ctx.next_rng())"
@@ -365,10 +397,10 @@ def _function(name: str, args, kwargs, cx: GlueContext):
         op = {"add": "+", "sub": "-", "subtract": "-", "mul": "*", "multiply": "*", "div": "/", "true_divide": "/"}[name]
         return f"{lit(args[0])} {op} {lit(args[1])}"
     if name in ("cat", "concat", "concatenate"):
-        b = _bind(args, kwargs, ("tensors", "dim"), {"dim": 0})
+        b = bind_args(args, kwargs, ("tensors", "dim"), {"dim": 0})
         return f"jnp.concatenate({lit(list(b['tensors']))}, axis={lit(b['dim'])})"
     if name == "stack":
-        b = _bind(args, kwargs, ("tensors", "dim"), {"dim": 0})
+        b = bind_args(args, kwargs, ("tensors", "dim"), {"dim": 0})
         return f"jnp.stack({lit(list(b['tensors']))}, axis={lit(b['dim'])})"
     if name in ("flatten", "reshape", "permute", "transpose", "swapaxes", "chunk", "split", "squeeze", "unsqueeze",
                 "mean", "sum", "amax", "amin", "clamp", "clip", "matmul", "maximum", "minimum", "where") \
@@ -403,7 +435,7 @@ def _method(name: str, args, kwargs, cx: GlueContext):
     if name == "type_as":
         return f"{xs}.astype({lit(rest[0])}.dtype)"
     if name == "size":
-        b = _bind(rest, kwargs, ("dim",), {"dim": None})
+        b = bind_args(rest, kwargs, ("dim",), {"dim": None})
         return f"{xs}.shape" if b["dim"] is None else f"{xs}.shape[{lit(b['dim'])}]"
     if name == "dim":
         return f"{xs}.ndim"
@@ -417,20 +449,20 @@ def _method(name: str, args, kwargs, cx: GlueContext):
     if name == "view_as" or name == "reshape_as":
         return f"{xs}.reshape({lit(rest[0])}.shape)"
     if name == "flatten":
-        b = _bind(rest, kwargs, ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1})
+        b = bind_args(rest, kwargs, ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1})
         return _flatten(xs, b["start_dim"], b["end_dim"])
     if name == "permute":
         dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else tuple(rest)
         dims = kwargs.get("dims", dims)
         return f"jnp.transpose({xs}, {lit(tuple(dims))})"
     if name in ("transpose", "swapaxes"):
-        b = _bind(rest, kwargs, ("dim0", "dim1"), {})
+        b = bind_args(rest, kwargs, ("dim0", "dim1"), {})
         return f"jnp.swapaxes({xs}, {lit(b['dim0'])}, {lit(b['dim1'])})"
     if name == "unsqueeze":
-        b = _bind(rest, kwargs, ("dim",), {})
+        b = bind_args(rest, kwargs, ("dim",), {})
         return f"jnp.expand_dims({xs}, {lit(b['dim'])})"
     if name == "squeeze":
-        b = _bind(rest, kwargs, ("dim",), {"dim": None})
+        b = bind_args(rest, kwargs, ("dim",), {"dim": None})
         shape = cx.shape(x)
         if b["dim"] is None:
             return f"jnp.squeeze({xs})"
@@ -443,7 +475,7 @@ def _method(name: str, args, kwargs, cx: GlueContext):
             return Unsupported("squeeze of the batch dimension")
         return f"jnp.squeeze({xs}, {lit(keep)})" if keep else Alias(x)
     if name in ("mean", "sum", "amax", "amin"):
-        b = _bind(rest, kwargs, ("dim", "keepdim"), {"dim": None, "keepdim": False})
+        b = bind_args(rest, kwargs, ("dim", "keepdim"), {"dim": None, "keepdim": False})
         if "dtype" in kwargs:
             return Unsupported(f"{name}(dtype=...)")
         fn = {"amax": "max", "amin": "min"}.get(name, name)
@@ -459,7 +491,7 @@ def _method(name: str, args, kwargs, cx: GlueContext):
         return f"jnp.broadcast_to({xs}, {lit(rest[0])}.shape)" if name == "expand_as" else \
             f"jnp.broadcast_to({xs}, {lit(tuple(rest[0]))})"
     if name in ("clamp", "clip"):
-        b = _bind(rest, kwargs, ("min", "max"), {"min": None, "max": None})
+        b = bind_args(rest, kwargs, ("min", "max"), {"min": None, "max": None})
         return f"jnp.clip({xs}, {lit(b['min'])}, {lit(b['max'])})"
     if name in ("maximum", "minimum", "matmul"):
         return f"jnp.{name}({xs}, {lit(rest[0])})"
@@ -484,7 +516,7 @@ def _flatten(xs: str, start: int, end: int) -> str:
 def _split(name, x, rest, kwargs, cx: GlueContext):
     """torch.chunk / torch.split as jnp.split, at the section boundaries torch uses."""
     first = "chunks" if name == "chunk" else "split_size_or_sections"
-    b = _bind(rest, kwargs, (first, "dim"), {"dim": 0})
+    b = bind_args(rest, kwargs, (first, "dim"), {"dim": 0})
     b.setdefault(first, kwargs.get("split_size"))
     dim, how, shape = b["dim"], b[first], cx.shape(x)
     if shape is None or not isinstance(dim, int):

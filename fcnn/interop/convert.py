@@ -200,30 +200,33 @@ class _Trace:
         return self._shapes.get(node)
 
 
-def _timm_registrations():
-    """timm's FX leaf modules and functions, when timm has been imported."""
+def _timm_functions() -> list:
+    """The functions timm asks FX not to trace into (when timm has been imported): they stay calls.
+
+    timm's FX leaf *modules* are traced into all the same: most are batch-norm or padding code
+    on their own tensors, which the converter writes (``ctx.set_buffer`` for statistics), and one
+    that FX cannot trace becomes a leaf and is reported.
+    """
     fx = sys.modules.get("timm.layers._fx")
-    if fx is None:
-        return set(), []
-    return set(fx.get_notrace_modules()), list(fx.get_notrace_functions())
+    return [] if fx is None else [f for f in fx.get_notrace_functions() if callable(f)]
 
 
 def _trace(module, inputs) -> _Trace:
     import torch
     import torch.fx
 
-    leaf_types, functions = _timm_registrations()
+    functions = _timm_functions()
     containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
     class Tracer(torch.fx.Tracer):
         def __init__(self):
-            super().__init__(autowrap_functions=tuple(f for f in functions if callable(f)),
+            super().__init__(autowrap_functions=tuple(functions),
                              param_shapes_constant=True)
             self.failed: dict[str, str] = {}
             self.abandoned: list = []
 
         def is_leaf_module(self, m, qualname):
-            if qualname in self.failed or cg.layer_spec(m) is not None or type(m) in leaf_types:
+            if qualname in self.failed or cg.layer_spec(m) is not None:
                 return True
             # torch.nn's own layers are leaves: those fcnn has no layer for are reported, never traced into.
             return type(m).__module__.startswith("torch.nn.") and not isinstance(m, containers)
@@ -492,6 +495,9 @@ class _Writer:
                 names[node] = name
                 body.append(f"{name} = {call}{', '.join(args)})")
                 continue
+            if _is_batch_norm(node):
+                body += self._batch_norm(node, scope, names, fresh, ref)
+                continue
             code = cg.glue(node.op, node.target, node.args, node.kwargs, cx)
             if isinstance(code, cg.Unsupported):
                 unsupported.append((scope.path, code.what))
@@ -504,6 +510,9 @@ class _Writer:
                 name = fresh(_value_name(node, names))
                 names[node] = name
                 body.append(f"{name} = {code}")
+                buffer = self._updated_buffer(node, scope)
+                if buffer:  # x.add_(1) on the module's own buffer (timm's num_batches_tracked)
+                    body.append(f"ctx.set_buffer({buffer!r}, {name})")
         if outputs is None:
             out_node = next(n for n in graph.nodes if n.op == "output")
             body.append(f"return {cg.literal(out_node.args[0], ref)}")
@@ -514,6 +523,34 @@ class _Writer:
         for u in unsupported:
             self._unsupported(*u)
         return _Forward(input_names, body, unsupported)
+
+    def _updated_buffer(self, node, scope: _Scope) -> str | None:
+        """The own buffer an in-place method or operator writes, if its target is one."""
+        if not (node.op == "call_method" and node.target.endswith("_")) and node.target not in _IN_PLACE_OPERATORS:
+            return None
+        target = node.args[0] if node.args else None
+        if getattr(target, "op", None) != "get_attr":
+            return None
+        name = _relative(target.target, scope.path)
+        return name if name in scope.module._buffers else None
+
+    def _batch_norm(self, node, scope: _Scope, names: dict, fresh, ref) -> list[str]:
+        """``F.batch_norm`` on the module's own tensors: fcnn returns the new statistics, stored with set_buffer."""
+        b = cg.bind_args(node.args, node.kwargs, ("input", "running_mean", "running_var", "weight", "bias",
+                                                   "training", "momentum", "eps"),
+                         {"running_mean": None, "running_var": None, "weight": None, "bias": None,
+                          "training": False, "momentum": 0.1, "eps": 1e-5})
+        args = ", ".join(cg.literal(b[k], ref) for k in ("input", "running_mean", "running_var", "weight", "bias"))
+        out, mean, var = fresh("batch_norm"), fresh("running_mean"), fresh("running_var")
+        names[node] = out
+        lines = [f"{out}, {mean}, {var} = F.batch_norm({args}, training={b['training']!r}, "
+                 f"momentum={b['momentum']!r}, eps={b['eps']!r})"]
+        if b["training"]:
+            for key, value in (("running_mean", mean), ("running_var", var)):
+                stat = b[key]
+                if getattr(stat, "op", None) == "get_attr":
+                    lines.append(f"ctx.set_buffer({_relative(stat.target, scope.path)!r}, {value})")
+        return lines
 
     def _own_tensor(self, scope: _Scope, target: str, unsupported: list) -> str:
         """``ctx.layer_scale`` for a parameter or persistent buffer of the module itself."""
@@ -591,9 +628,9 @@ class _Writer:
         if not called and path in self.called:  # a leaf without an fcnn layer: reported where it is called
             return "None"
         own = self._own_tensors(m)
-        if isinstance(m, torch.nn.ModuleList) and not own:
+        if isinstance(m, torch.nn.ModuleList) and not own and not called:
             return _call_expr("nn.ModuleList", [_list_expr([c for _, c in children])])
-        if isinstance(m, torch.nn.ModuleDict) and not own:
+        if isinstance(m, torch.nn.ModuleDict) and not own and not called:
             return _call_expr("nn.ModuleDict", [_dict_expr(children)])
         if type(m).forward is torch.nn.Sequential.forward and not own:
             if [n for n, _ in children] == [str(i) for i in range(len(children))]:
@@ -664,6 +701,11 @@ class _Writer:
         return name
 
 
+def _is_batch_norm(node) -> bool:
+    return node.op == "call_function" and getattr(node.target, "__name__", "") == "batch_norm" and \
+        getattr(node.target, "__module__", "").startswith("torch.nn.functional")
+
+
 def _value_name(node, names: dict) -> str:
     """A readable local name: ``chunk_0`` for ``chunk[0]``, ``shape`` for ``x.shape``, else FX's name."""
     if node.target is operator.getitem and isinstance(node.args[1], int) and node.args[0] in names:
@@ -690,6 +732,8 @@ def _container_types() -> dict:
 
 def _dtype_arg(dtype) -> str:
     code = cg.literal(dtype)
+    if code == "jnp.int64":  # as fcnn's own layers: torch's int64 counters are int32 unless x64 is on
+        code = "jnp.int32"
     return "" if code == "jnp.float32" else f", dtype={code}"
 
 
