@@ -235,6 +235,19 @@ def _check_representable(arr: np.ndarray, dtype, key: str) -> None:
         raise ValueError(f"load_state_dict: {key} holds {value}, which the model's {dtype} cannot hold{hint}")
 
 
+def _torch_order(model, params: Mapping, state: Mapping) -> list[str]:
+    """torch's state_dict order: module by module (parents first), each one's own parameters, then its own buffers."""
+    from fcnn.nn.module import Module
+
+    paths = [path for path, _ in model.named_layers()] if isinstance(model, Module) else [""]
+    owner = {k: k.rpartition(".")[0] for k in list(params) + list(state)}
+    order = []
+    for path in paths:
+        order += [k for k in params if owner[k] == path] + [k for k in state if owner[k] == path]
+    placed = set(order)
+    return order + [k for k in list(params) + list(state) if k not in placed]
+
+
 def _torch_size(shape) -> str:
     return f"torch.Size([{', '.join(str(int(d)) for d in shape)}])"
 
@@ -252,8 +265,7 @@ def state_dict(params, state=None, *, model=None) -> "OrderedDict[str, np.ndarra
     """
     flat = _flatten(_merge(params or {}, state or {}))
     if model is not None:
-        exp_params, exp_state = _expected(model)
-        order = [k for k in _flatten(_merge(_nest(exp_params), _nest(exp_state))) if k in flat]
+        order = [k for k in _torch_order(model, *_expected(model)) if k in flat]
         flat = OrderedDict([(k, flat[k]) for k in order] + [(k, v) for k, v in flat.items() if k not in set(order)])
     return OrderedDict((k, np.array(v)) for k, v in flat.items())
 

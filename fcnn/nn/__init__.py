@@ -38,3 +38,4 @@ from fcnn.nn.padding import (
 from fcnn.nn.fold import Fold, Unfold
 from fcnn.nn.same_padding import AvgPool2dSame, Conv2dSame, MaxPool2dSame
 from fcnn.nn.std_conv import ScaledStdConv2d, ScaledStdConv2dSame, StdConv2d, StdConv2dSame
+from fcnn.nn.norm_act import BatchNormAct2d

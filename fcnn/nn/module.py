@@ -476,7 +476,7 @@ class Module(Layer):
     def __repr__(self) -> str:
         if not self._children:
             return f"{type(self).__name__}({self.extra_repr()})"
-        lines = [f"{type(self).__name__}("]
+        lines = [f"{type(self).__name__}("] + [f"  {line}" for line in self.extra_repr().split("\n") if line]
         for name, child in self._children.items():
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")

@@ -368,3 +368,11 @@ def test_own_parameters_are_part_of_the_params_check():
     params["0"]["layer_scale"] = jnp.ones((4,))
     with pytest.raises(ValueError, match=r"'0\.layer_scale' has shape \(4,\), expected \(4, 1, 1\)"):
         model.apply(params, state, jnp.ones((1, 4, 3, 3)))
+
+
+def test_state_dict_order_is_torchs_per_module():
+    # per module: its own parameters, its own buffers, then its children in order, a buffer-only child included
+    model = nn.Sequential(nn.BatchNorm2d(3, affine=False), Counted(), nn.Conv2d(3, 3, 1))
+    twin = T.Sequential(T.BatchNorm2d(3, affine=False), TCounted(), T.Conv2d(3, 3, 1))
+    params, state = model.init(jax.random.key(0))
+    assert list(fit.state_dict(params, state, model=model)) == list(twin.state_dict())

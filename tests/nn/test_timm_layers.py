@@ -1,7 +1,8 @@
-"""Weight-standardised convolutions, Conv2dSame and the 'SAME' pools against timm's: values, gradients (incl. gain) over generated
+"""Weight-standardised convolutions, Conv2dSame, the 'SAME' pools and BatchNormAct2d against timm's: values, gradients (incl. gain) over generated
 configurations, TF 'SAME' padding on odd and even sizes, params named and ordered as timm's state_dict."""
 
 import copy
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ from torchvision_cpu import import_torchvision
 import_torchvision()
 from timm.layers import std_conv as timm_std  # noqa: E402
 from timm.layers.conv2d_same import Conv2dSame as TConv2dSame  # noqa: E402
+from timm.layers.norm_act import BatchNormAct2d as TBatchNormAct2d  # noqa: E402
 from timm.layers.pool2d_same import AvgPool2dSame as TAvgPool2dSame, MaxPool2dSame as TMaxPool2dSame  # noqa: E402
 
 from fcnn import nn, summary  # noqa: E402
@@ -111,3 +113,26 @@ def test_std_conv_counts_flops_as_a_convolution_and_refuses_bad_eps():
         nn.ScaledStdConv2d(3, 8, 3, gamma="1")
     sd = fit.state_dict(*nn.ScaledStdConv2d(3, 8, 3).init(jax.random.key(0)))
     assert float(sd["gain"].min()) == float(sd["gain"].max()) == 1.0
+
+
+@pytest.mark.parametrize("kwargs,train", [
+    ({}, True), ({}, False), ({"act_layer": "silu", "momentum": None}, True),
+    ({"apply_act": False, "affine": False}, True), ({"track_running_stats": False, "act_layer": "leaky"}, False),
+    ({"act_layer": "prelu", "eps": 1e-3}, True),
+])
+def test_batch_norm_act_matches_timm(kwargs, train):
+    acts = {"silu": (nn.SiLU, torch.nn.SiLU), "prelu": (nn.PReLU, torch.nn.PReLU),
+            "leaky": (functools.partial(nn.LeakyReLU, 0.2), functools.partial(torch.nn.LeakyReLU, 0.2))}
+    ours, theirs = dict(kwargs), dict(kwargs)
+    if "act_layer" in kwargs:
+        ours["act_layer"], theirs["act_layer"] = acts[kwargs["act_layer"]]
+    layer, module = nn.BatchNormAct2d(4, **ours), TBatchNormAct2d(4, **theirs)
+    params, state = layer.init(jax.random.key(0))
+    assert list(fit.state_dict(params, state, model=layer)) == list(module.state_dict())
+    if "weight" in params:
+        params = {**params, "weight": jnp.asarray(1 + randn((4,), seed=1)), "bias": jnp.asarray(randn((4,), seed=2))}
+    x = 2 * randn((3, 4, 3, 2), seed=3) + 1
+    for _ in range(2):  # the second step starts from the first one's statistics
+        out, state = check_layer(layer, TBatchNormAct2d(4, **theirs), x, train=train, params=params, state=state)
+    rows = {r.name: r for r in summary(nn.Sequential(layer), (4, 3, 2)).rows}
+    assert rows["0"].buffers == (9 if layer._bn.track_running_stats else 0) and "0.act" in rows
