@@ -144,6 +144,7 @@ def test_torchvision_resnet18_eval(resnet18):
     resnet18.check_eval()
 
 
+@pytest.mark.sweep  # its gradient compiles for a minute on 2 cores; the glue network's train check stays default
 def test_torchvision_resnet18_train_gradients_and_buffers(resnet18):
     resnet18.check_train()
 
