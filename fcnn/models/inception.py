@@ -203,7 +203,8 @@ class Inception3(nn.Module):
 
     Initialisation as torchvision's ``init_weights=True``. Shape:
     ``(N, in_channels, H, W)`` → ``(N, num_classes)``; ``H, W ≥ 75`` (the
-    auxiliary classifier, run only in training, needs at least 139).
+    auxiliary classifier, run only in training, needs ``H, W ≥ 299``: its
+    5×5 convolution reads the 17×17 grid pooled 5×5 with stride 3).
     """
 
     def __init__(self, num_classes: int = 1000, aux_logits: bool = True, transform_input: bool = False,

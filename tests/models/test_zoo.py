@@ -234,7 +234,8 @@ def test_family_member_training_matches_torchvision_sweep(name):
 
 @pytest.mark.sweep
 def test_inception_v3_auxiliary_head_in_training():
-    check_train("inception_v3", (1, 3, 139, 139), num_classes=10, dropout=0.0)
+    # the auxiliary head needs 299×299 inputs; two examples, so that its 1×1 BatchNorm sees two values
+    check_train("inception_v3", (2, 3, 299, 299), num_classes=10, dropout=0.0)
 
 
 # ---------------------------------------------------------------- every builder (sweep)
