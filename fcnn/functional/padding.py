@@ -32,7 +32,9 @@ def pad(input, pad: Sequence[int], mode: str = "constant", value: float | None =
     x = _checks.as_array(input, "input", where)
     if isinstance(pad, int) or len(pad) % 2 != 0:
         raise ValueError(f"{where}: Padding length must be divisible by 2, got pad={pad!r}")
-    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)) for p in pad):
+    # ints, or integer array elements (a NumPy pad is traced by the compiled op, then run uncompiled)
+    if not all(not isinstance(p, (bool, np.bool_)) and jnp.issubdtype(getattr(p, "dtype", type(p)), jnp.integer)
+               for p in pad):
         raise TypeError(f"{where}: pad must be a tuple of ints, got {tuple(pad)!r}")
     pad = [int(p) for p in pad]
     n = len(pad) // 2
