@@ -536,8 +536,10 @@ def _checkpoint_callback(args, history: list):
         return a.addressable_data(0) if isinstance(a, jax.Array) and not a.is_fully_addressable else a
 
     def on_epoch_end(epoch, ts, metrics):
+        # the confusion matrix (asked for by --output-dir) stays out of the checkpoint: a checkpoint's history
+        # is the same whatever --output-dir is, so a resumed run continues the history an uninterrupted one has
         if distributed.is_main_process():
-            save(epoch, jax.tree.map(local, ts), metrics)
+            save(epoch, jax.tree.map(local, ts), {k: v for k, v in metrics.items() if k != "eval_confusion_matrix"})
 
     return on_epoch_end
 
