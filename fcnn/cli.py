@@ -555,40 +555,21 @@ add_command("train", "train a CNN (default: on the embedded digits) and print th
             _add_train_arguments, run_train)
 
 
-# ----------------------------------------------------------------- fcnn summary
+# ----------------------------------------------------------------- fcnn summary, fcnn convert
 
-def _add_summary_arguments(p: argparse.ArgumentParser) -> None:
-    from fcnn.summary import add_arguments  # (fcnn.summary the name is the function)
+def _lazy_command(name: str, help: str, module: str) -> None:
+    """A subcommand whose ``add_arguments(parser)`` and ``run(args)`` live in ``module``, imported when used."""
+    import importlib
 
-    add_arguments(p)
-
-
-def _run_summary(args) -> int:
-    from fcnn.summary import run
-
-    return run(args)
+    add_command(name, help, lambda p: importlib.import_module(module).add_arguments(p),
+                lambda args: importlib.import_module(module).run(args))
 
 
-add_command("summary", "print a model's layers: output shapes, parameters, FLOPs and receptive fields",
-            _add_summary_arguments, _run_summary)
-
-
-# ----------------------------------------------------------------- fcnn convert
-
-def _add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    from fcnn.interop.convert import add_arguments
-
-    add_arguments(p)
-
-
-def _run_convert(args) -> int:
-    from fcnn.interop.convert import run
-
-    return run(args)
-
-
-add_command("convert", "convert a PyTorch model into fcnn source (model.py) and weights (model.safetensors)",
-            _add_convert_arguments, _run_convert)
+# fcnn.summary the attribute is the function, so the module is named by its import path
+_lazy_command("summary", "print a model's layers: output shapes, parameters, FLOPs and receptive fields",
+              "fcnn.summary")
+_lazy_command("convert", "convert a PyTorch model into fcnn source (model.py) and weights (model.safetensors)",
+              "fcnn.interop.convert")
 
 
 # ----------------------------------------------------------------- entry point
