@@ -11,7 +11,8 @@ import numpy as np
 
 from fcnn.transforms import functional as F
 from fcnn.transforms._base import Transform
-from fcnn.transforms.functional._utils import rgb_or_gray
+from fcnn.transforms.functional._color import _blend, _blend_gray
+from fcnn.transforms.functional._utils import compute_dtype as _compute_dtype, rgb_or_gray
 
 
 class Grayscale(Transform):
@@ -105,14 +106,36 @@ class ColorJitter(Transform):
         return params
 
     def transform(self, inpt, params):
-        ops = []
-        for name, op in (("brightness", F.adjust_brightness), ("contrast", F.adjust_contrast),
-                         ("saturation", F.adjust_saturation), ("hue", F.adjust_hue)):
-            if getattr(self, name) is None:
-                ops.append(lambda x: x)
-            else:
-                ops.append(lambda x, op=op, f=params[f"{name}_factor"]: op(x, f))
-        x = inpt
-        for position in range(4):
-            x = jax.lax.switch(params["fn_idx"][position], ops, x)
-        return x
+        """The four adjustments in ``params['fn_idx']``'s order, each equal to torchvision's functional op.
+
+        Brightness, contrast and saturation are each a blend ``r · x + (1 − r) · other``
+        (``other``: zero, the gray mean, the gray image), so every position of the
+        order is one blend whose ratio and ``other`` are selected by the position's
+        operation: under ``vmap`` (a different order per image) that costs one
+        blend per position, where a branch per operation would compute all of
+        them. Hue, the expensive one, runs once: the blends before its position,
+        then hue, then those after.
+        """
+        enabled = jnp.asarray([getattr(self, n) is not None for n in ("brightness", "contrast", "saturation")])
+        ratios = jnp.stack([params[f"{n}_factor"] for n in ("brightness", "contrast", "saturation")])
+        fn_idx = params["fn_idx"]
+        hue_at = jnp.argmax(fn_idx == 3) if self.hue is not None else 4
+
+        def blends(x, positions):
+            for position in range(4):
+                op = fn_idx[position]
+                cheap = jnp.minimum(op, 2)
+                gray = _blend_gray(x) if x.shape[-3] == 3 else x.astype(_compute_dtype(x))
+                other = jnp.where(op == 0, 0.0, jnp.where(op == 1, jnp.mean(gray, axis=(-3, -2, -1), keepdims=True),
+                                                           gray))
+                apply = (op < 3) & enabled[cheap] & positions(position)
+                if x.shape[-3] == 1:
+                    apply = apply & (op != 2)            # saturation leaves one-channel images alone
+                x = jnp.where(apply, _blend(x, other, ratios[cheap]), x)
+            return x
+
+        x = blends(inpt, lambda position: position < hue_at)
+        if self.hue is None:
+            return x
+        x = F.adjust_hue(x, params["hue_factor"])
+        return blends(x, lambda position: position > hue_at)

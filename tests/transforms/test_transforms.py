@@ -130,6 +130,17 @@ def test_mixup_cutmix_equal_torchvision_given_their_params():
         np.testing.assert_allclose(got_y, tv.transform(tlabels, tparams).numpy(), rtol=1e-6, atol=1e-7)
 
 
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_color_jitter_every_order_equals_torchvision(channels):
+    # 24 images: hue at each of the four positions of the order, and every operation before and after it
+    x = np.random.default_rng(1).integers(0, 256, (24, channels, 9, 11)).astype(np.uint8)
+    for t in (T.ColorJitter(0.5, 0.5, 0.5, 0.2), T.ColorJitter(brightness=0.6, saturation=[0.2, 2.0])):
+        got, per_image = _run_with_params(t, x, jax.random.key(5))
+        for i, params in enumerate(per_image):
+            want = _torch_jitter(torch.from_numpy(x[i].copy()), params, t).numpy()
+            np.testing.assert_array_equal(got[i], want, err_msg=f"{t!r}, order {params['fn_idx']}")
+
 # ------------------------------------------------------------------ parameter distributions
 
 def test_random_resized_crop_box_distribution():

@@ -166,10 +166,14 @@ def _hsv_to_rgb(h, s, v):
     q = jnp.clip((1.0 - sxf) * v, 0.0, 1.0)
     t = jnp.clip((sxf + one_minus_s) * v, 0.0, 1.0)
     p = jnp.clip(one_minus_s * v, 0.0, 1.0)
-    vpqt = jnp.stack((v, p, q, t), axis=-3)
-    select = jnp.asarray([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]])
-    idx = jnp.moveaxis(select[:, i], 0, -3)                  # (..., 3, H, W): which of v/p/q/t per channel
-    return jnp.take_along_axis(vpqt, idx, axis=-3)
+    # sector i of the hue circle: which of v/p/q/t each channel takes (selects, no gather)
+    def pick(*by_sector):
+        out = by_sector[5]
+        for sector in range(4, -1, -1):
+            out = jnp.where(i == sector, by_sector[sector], out)
+        return out
+
+    return jnp.stack((pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)), axis=-3)
 
 
 @compiled
