@@ -1,16 +1,17 @@
 """Images per second of decode + augment: fcnn (grain ImageLoader + fcnn.transforms under jit) against
 torchvision (ImageFolder + transforms.v2 in a torch DataLoader with worker processes), on one image folder.
 
-    python benchmarks/data_throughput.py [--images 2000] [--size 64] [--crop 56] [--batch 128] [--workers 2]
+    python benchmarks/data_throughput.py [--images 2000] [--size 64] [--crop 56] [--batch 128] [--workers 2] [--rounds 5]
 
-Writes a folder of JPEGs (random-sized, 3 classes) into a temporary directory, then times one full pass
-over it for each pipeline after a warm-up pass (so compilation and worker start-up are excluded):
+Writes a folder of JPEGs (random-sized, 3 classes) into a temporary directory, then, in this one process,
+times one epoch of each pipeline in turn for ``--rounds`` rounds after a warm-up epoch each (compilation and
+worker start-up excluded; workers persist across epochs in both), and prints the median images/s:
 
 * torchvision: ImageFolder(transform=Compose([RandomResizedCrop(crop), RandomHorizontalFlip(),
   ColorJitter(0.4, 0.4, 0.4), ToImage(), ToDtype(float32, scale=True), Normalize])) in
   DataLoader(num_workers=W, batch_size=B): decode and augment per image in the workers.
-* fcnn: ImageFolder(image_size=size) decoded through grain (W worker processes or threads) into uint8
-  batches, then the same augmentation (crop box, flip, jitter per image) in one jitted function on the
+* fcnn: ImageFolder(image_size=size) decoded through grain (W worker processes, or W threads in this
+  process) into uint8 batches, then the same augmentation (crop box, flip, jitter per image) in one jitted function on the
   device: the host does only decode + resize.
 """
 
@@ -44,7 +45,8 @@ def write_folder(root: str, n: int, seed: int = 0) -> None:
         img.save(os.path.join(d, f"{i:05d}.jpg"), quality=90)
 
 
-def time_torchvision(root, args) -> float:
+def torchvision_pipeline(root, args):
+    """One epoch of torchvision's pipeline per call (persistent workers)."""
     from torchvision_cpu import import_torchvision
 
     import_torchvision()
@@ -58,15 +60,18 @@ def time_torchvision(root, args) -> float:
     ds = torchvision.datasets.ImageFolder(root, transform=tf)
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                                          persistent_workers=args.workers > 0, drop_last=True)
-    for _ in loader:  # warm-up: workers started
-        pass
-    start, n = time.perf_counter(), 0
-    for x, _ in loader:
-        n += x.shape[0]
-    return n / (time.perf_counter() - start)
+
+    def one_epoch(epoch):
+        n = 0
+        for x, _ in loader:
+            n += x.shape[0]
+        return n
+
+    return one_epoch
 
 
-def time_fcnn(root, args) -> float:
+def fcnn_pipeline(root, args, workers: int, threads: int):
+    """One epoch of fcnn's pipeline per call: grain decodes uint8 batches, the jitted augmentation runs on the device."""
     import jax
     import jax.numpy as jnp
 
@@ -77,17 +82,20 @@ def time_fcnn(root, args) -> float:
     aug = T.Compose([T.RandomResizedCrop(args.crop), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4),
                      T.ToDtype(jnp.float32, scale=True), T.Normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])])
     step = jax.jit(aug)
-    loader = data.ImageLoader(ds, args.batch, shuffle=True, drop_last=True, num_workers=args.workers,
-                              num_threads=max(args.workers, 1))
+    loader = data.ImageLoader(ds, args.batch, shuffle=True, drop_last=True, num_workers=workers,
+                              num_threads=threads)
     key = jax.random.key(0)
-    for i, (x, _) in enumerate(loader.epoch(0)):  # warm-up: compiled, workers started
-        step(jax.random.fold_in(key, i), x).block_until_ready()
-    start, n = time.perf_counter(), 0
-    for i, (x, _) in enumerate(loader.epoch(1)):
-        y = step(jax.random.fold_in(key, i), x)
-        n += x.shape[0]
-    y.block_until_ready()
-    return n / (time.perf_counter() - start)
+
+    def one_epoch(epoch):
+        n, y = 0, None
+        for i, (x, _) in enumerate(loader.epoch(epoch)):
+            y = step(jax.random.fold_in(key, epoch * len(loader) + i), x)
+            n += x.shape[0]
+        y.block_until_ready()
+        return n
+
+    one_epoch.compiles = step._cache_size
+    return one_epoch
 
 
 def main() -> None:
@@ -97,13 +105,36 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=56, help="RandomResizedCrop output size")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as root:
         write_folder(root, args.images)
-        tv = time_torchvision(root, args)
-        ours = time_fcnn(root, args)
-    print(f"| pipeline | images/s |\n|---|---|\n| torchvision DataLoader(num_workers={args.workers}) | {tv:.0f} |\n"
-          f"| fcnn ImageLoader (grain, {args.workers} workers) + jitted fcnn.transforms | {ours:.0f} |")
+        pipelines = {
+            f"torchvision `ImageFolder` + `transforms.v2` in `DataLoader(num_workers={args.workers})` "
+            "(persistent workers)": torchvision_pipeline(root, args),
+            f"fcnn `ImageLoader` (grain, {args.workers} worker processes) + jitted `fcnn.transforms`":
+                fcnn_pipeline(root, args, args.workers, 1),
+            f"fcnn `ImageLoader` (grain, {args.workers} threads, no worker process) + jitted `fcnn.transforms`":
+                fcnn_pipeline(root, args, 0, args.workers),
+        }
+        for run in pipelines.values():   # warm-up: workers started, augmentation compiled
+            run(0)
+        rates = {name: [] for name in pipelines}
+        loads = [os.getloadavg()[0]]
+        for r in range(1, args.rounds + 1):   # interleaved: each round times every pipeline once
+            for name, run in pipelines.items():
+                start = time.perf_counter()
+                n = run(r)
+                rates[name].append(n / (time.perf_counter() - start))
+            loads.append(os.getloadavg()[0])
+        for name, run in pipelines.items():
+            if hasattr(run, "compiles"):
+                assert run.compiles() == 1, f"{name}: the augmentation compiled {run.compiles()} times"
+    print(f"{args.rounds} interleaved rounds of one epoch ({args.images} images, batch {args.batch}); "
+          f"load average {min(loads):.1f}-{max(loads):.1f}\n")
+    print("| pipeline | images/s (median) | min - max |\n|---|---|---|")
+    for name, r in rates.items():
+        print(f"| {name} | {np.median(r):.0f} | {min(r):.0f} - {max(r):.0f} |")
 
 
 if __name__ == "__main__":

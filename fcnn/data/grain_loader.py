@@ -1,8 +1,9 @@
 """``ImageLoader``: batches of an :class:`~fcnn.data.ImageFolder` (or any indexable data set) through grain.
 
-grain (the ``fcnn[grain]`` extra) decodes on host threads or worker processes
-and keeps its iterator state as a small dict, so an epoch can be continued at
-its exact next batch. The order is :class:`fcnn.data.DataLoader`'s: epoch
+grain (the ``fcnn[grain]`` extra) decodes on host threads or worker processes,
+whole batches at a time, in one stream over all epochs, so the threads and
+workers outlive an epoch; an epoch's state is its next batch's position, so it
+can be continued at its exact next batch. The order is :class:`fcnn.data.DataLoader`'s: epoch
 ``e`` serves ``default_rng([seed, e]).permutation(n)`` in batches, so the same
 seed gives the same batches as the in-memory loader and a run resumes exactly.
 
@@ -20,7 +21,6 @@ from typing import Any, Iterator
 import numpy as np
 
 from fcnn import _checks
-from fcnn.data.image_folder import Subset
 from fcnn.data.loader import batch_count, check_batching, epoch_order
 
 
@@ -32,39 +32,80 @@ def _grain():
     return grain
 
 
-def _stack(items):
-    images, labels = zip(*items)
-    return np.stack(images), np.asarray(labels, np.int32)
+def process_indices(order: np.ndarray, batches: int, batch_size: int, rows: tuple[int, int]) -> np.ndarray:
+    """The rows ``rows[0]:rows[1]`` of each of the first ``batches`` batches of ``order``, batch after batch."""
+    idx = order[:batches * batch_size]
+    lo, hi = rows
+    return np.concatenate([idx[s:s + batch_size][lo:hi] for s in range(0, len(idx), batch_size)]) if len(idx) else idx
 
 
-class _Prefetched:
-    """Keeps ``size`` batches on the device ahead of the consumer; ``get_state`` is that of the last batch served."""
+class _Batches:
+    """grain's data source: element ``j`` is global batch ``start + j`` of the run, epoch after epoch.
 
-    def __init__(self, it, size: int) -> None:
-        self._it, self._size = it, size
+    Global batch ``g`` is batch ``g % len(loader)`` of epoch ``g // len(loader)``;
+    its element holds this process's rows, decoded and stacked, skipped samples
+    (``None``) left out (a batch of skipped samples only is empty). One source
+    spans every epoch, so grain's threads and worker processes stay up from one
+    epoch to the next and prefetch across the boundary.
+    """
+
+    def __init__(self, loader: "ImageLoader", start: int) -> None:
+        self.dataset, self.start, self.per_epoch = loader.dataset, start, len(loader)
+        self.local = loader.batch_size // loader.process_count
+        self._order = (loader.num_samples, loader.shuffle, loader.seed, loader.batch_size, loader._rows)
+        self._cache: dict = {}
+
+    def __len__(self) -> int:
+        return self.per_epoch * (1 << 24)
+
+    def rows(self, epoch: int) -> np.ndarray:
+        if epoch not in self._cache:
+            n, shuffle, seed, batch_size, rows = self._order
+            self._cache = {epoch: process_indices(epoch_order(n, shuffle, seed, epoch), self.per_epoch, batch_size,
+                                                  rows)}
+        return self._cache[epoch]
+
+    def __getitem__(self, j):
+        epoch, b = divmod(self.start + int(j), self.per_epoch)
+        items = [self.dataset[int(i)] for i in self.rows(epoch)[b * self.local:(b + 1) * self.local]]
+        items = [item for item in items if item is not None]
+        if not items:
+            return np.zeros((0,), np.uint8), np.zeros((0,), np.int32)
+        images, labels = zip(*items)
+        return np.stack(images), np.asarray(labels, np.int32)
+
+
+class _Epoch:
+    """The batches of one epoch from the loader's stream, ``prefetch`` of them put on the device ahead."""
+
+    def __init__(self, loader: "ImageLoader", epoch: int, start: int) -> None:
+        self._loader, self._epoch, self._served = loader, epoch, start
+        self._pulled = start
         self._queue: collections.deque = collections.deque()
-        self._state = it.get_state()
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        import jax
+        loader = self._loader
+        while len(self._queue) < max(loader.prefetch_to_device, 1) and self._pulled < len(loader):
+            images, labels = loader._take(self._epoch, self._pulled)
+            self._pulled += 1
+            if labels.size:
+                batch = (images, labels)
+                if loader.prefetch_to_device:
+                    import jax
 
-        while len(self._queue) < max(self._size, 1):
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                break
-            self._queue.append((jax.device_put(batch) if self._size else batch, self._it.get_state()))
+                    batch = jax.device_put(batch)
+                self._queue.append((batch, self._pulled))
         if not self._queue:
             raise StopIteration
-        batch, self._state = self._queue.popleft()
+        batch, self._served = self._queue.popleft()
         return batch
 
     def get_state(self) -> dict:
-        """grain's iterator state after the last batch returned (pass it to ``ImageLoader.epoch(e, state)``)."""
-        return self._state
+        """Where the epoch stands after the last batch returned (JSON-able; pass it to ``ImageLoader.epoch``)."""
+        return {"epoch": self._epoch, "next_batch": self._served}
 
 
 class ImageLoader:
@@ -73,17 +114,21 @@ class ImageLoader:
     Args:
         dataset: ``dataset[i] -> (image, label)`` with one image shape (an
             :class:`~fcnn.data.ImageFolder` with ``image_size``); ``None`` items
-            (unreadable files with ``on_error='skip'``) are dropped.
+            (unreadable files with ``on_error='skip'``) are left out of their batch,
+            which is that much smaller (a batch left empty is not served).
         batch_size: the global batch size (all processes together).
         shuffle, seed, drop_last: as :class:`fcnn.data.DataLoader` (same order).
         num_threads: host threads decoding in parallel (grain's ``ReadOptions``).
-        num_workers: worker processes (grain's ``mp_prefetch``); 0 decodes in this process.
+        num_workers: worker processes (grain's ``mp_prefetch``), each decoding whole batches; 0 decodes in
+            this process. Threads and workers live from one epoch to the next (``close()`` stops them).
         prefetch_to_device: batches put on the default device ahead of use (0: hand out NumPy batches).
         process_index, process_count: this process's share (default: JAX's); with
             more than one process every batch is split by :func:`fcnn.distributed.process_rows`.
 
     ``loader.epoch(e)`` iterates epoch ``e``; its iterator's ``get_state()`` is a
-    JSON-able dict, and ``loader.epoch(e, state)`` continues from it exactly.
+    JSON-able dict (``{'epoch', 'next_batch'}``), and ``loader.epoch(e, state)``
+    continues from it exactly. The batches do not depend on ``num_threads`` or
+    ``num_workers``.
     ``iter(loader)`` runs the next epoch.
     """
 
@@ -120,6 +165,7 @@ class ImageLoader:
 
         self._rows = distributed.process_rows(self.batch_size, self.process_index, self.process_count)
         self._epoch = 0
+        self._stream = None
 
     def __len__(self) -> int:
         return batch_count(self.num_samples, self.batch_size, self.drop_last)
@@ -130,19 +176,14 @@ class ImageLoader:
 
     def indices(self, epoch: int) -> np.ndarray:
         """This process's sample indices of ``epoch``: its rows of every global batch, batch after batch."""
-        idx = self.order(epoch)[:len(self) * self.batch_size]
-        lo, hi = self._rows
-        starts = range(0, len(idx), self.batch_size)
-        return np.concatenate([idx[s:s + self.batch_size][lo:hi] for s in starts]) if len(idx) else idx
+        return process_indices(self.order(epoch), len(self), self.batch_size, self._rows)
 
-    def dataset_for(self, epoch: int):
-        """The grain ``IterDataset`` of epoch ``epoch``: decode, drop skipped samples, batch."""
+    def dataset_for(self, start: int):
+        """The grain ``IterDataset`` of the run's global batches from ``start`` on (see :class:`_Batches`)."""
         grain = _grain()
-        local = self.batch_size // self.process_count
-        ds = grain.MapDataset.source(Subset(self.dataset, self.indices(epoch)))
+        ds = grain.MapDataset.source(_Batches(self, start))
         it = ds.to_iter_dataset(grain.ReadOptions(num_threads=self.num_threads,
-                                                  prefetch_buffer_size=max(2 * local, 16)), allow_nones=True)
-        it = it.filter(lambda item: item is not None).batch(local, drop_remainder=self.drop_last, batch_fn=_stack)
+                                                  prefetch_buffer_size=2 * self.num_threads))
         if self.num_workers:
             # grain's worker processes read absl flags, which only an absl app parses; their defaults apply
             from absl import flags
@@ -152,12 +193,42 @@ class ImageLoader:
             it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.num_workers))
         return it
 
+    def _take(self, epoch: int, batch: int):
+        """Batch ``batch`` of epoch ``epoch``: the stream's next element, after restarting it there if it is elsewhere."""
+        position = (epoch if self.shuffle else 0, batch)     # unshuffled epochs are all alike
+        if self._stream is None or self._stream[1] != position:
+            self.close()
+            self._stream = [iter(self.dataset_for(position[0] * len(self) + batch)), position]
+        out = next(self._stream[0])
+        e, b = self._stream[1]
+        self._stream[1] = (e + 1, 0) if b + 1 == len(self) else (e, b + 1)
+        if not self.shuffle:
+            self._stream[1] = (0, self._stream[1][1])
+        return out
+
+    def close(self) -> None:
+        """Stop the stream's threads and worker processes (a later epoch starts them again)."""
+        if self._stream is not None:
+            it, self._stream = self._stream[0], None
+            if hasattr(it, "close"):
+                it.close()
+
     def epoch(self, epoch: int, state: dict | None = None) -> Iterator:
-        """The batches of epoch ``epoch`` (0-based), from ``state`` (a ``get_state()`` of this epoch) if given."""
-        it = iter(self.dataset_for(epoch))
+        """The batches of epoch ``epoch`` (0-based), from ``state`` (a ``get_state()`` of this epoch) if given.
+
+        Consecutive epochs continue one stream of batches, so decoding threads
+        and worker processes keep running between epochs (as torch's
+        ``persistent_workers``) and the next epoch's first batches are decoded
+        ahead; asking for any other place restarts the stream there.
+        """
+        start = 0
         if state is not None:
-            it.set_state(state)
-        return _Prefetched(it, self.prefetch_to_device)
+            if not isinstance(state, dict) or state.get("epoch") != epoch or not isinstance(
+                    state.get("next_batch"), int) or not 0 <= state["next_batch"] <= len(self):
+                raise ValueError(f"ImageLoader.epoch: state must be a get_state() of epoch {epoch}'s iterator, "
+                                 f"got {state!r}")
+            start = state["next_batch"]
+        return _Epoch(self, epoch, start)
 
     def __iter__(self) -> Iterator:
         epoch, self._epoch = self._epoch, self._epoch + 1

@@ -40,6 +40,26 @@ def test_order_and_batches_equal_the_in_memory_loader(folder):
             np.testing.assert_array_equal(gy, wy)
 
 
+
+def test_worker_processes_serve_the_same_batches_and_outlive_an_epoch(folder):
+    ds = data.ImageFolder(folder, mode="L")
+    x, y = ds.arrays()
+    ref = data.DataLoader((x, y), 16, shuffle=True, seed=3)
+    loader = data.ImageLoader(ds, 16, shuffle=True, seed=3, num_workers=2, prefetch_to_device=0)
+    try:
+        streams = []
+        for epoch in (0, 1):
+            got = list(loader.epoch(epoch))
+            streams.append(loader._stream[0])
+            want = list(ref.epoch(epoch))
+            assert len(got) == len(want) == 8
+            for (gx, gy), (wx, wy) in zip(got, want):
+                np.testing.assert_array_equal(gx, wx)
+                np.testing.assert_array_equal(gy, wy)
+        assert streams[0] is streams[1]                 # epoch 1 continued epoch 0's workers
+    finally:
+        loader.close()
+
 def test_state_continues_at_the_exact_next_batch(folder):
     ds = data.ImageFolder(folder, mode="L")
     loader = data.ImageLoader(ds, 10, shuffle=True, seed=1, num_threads=2)
