@@ -62,13 +62,64 @@ def ntuple(value: Any, n: int, name: str, where: str) -> tuple[int, ...]:
             )
         out = []
         for v in value:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            if not is_int(v):
                 raise TypeError(
                     f"{where}: {name} must contain ints, got {tuple(value)!r}"
                 )
             out.append(int(v))
         return tuple(out)
     raise TypeError(f"{where}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+
+
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer; bools are not ints here (``True`` as a size is a mistake)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value: Any) -> bool:
+    """A Python or NumPy real scalar, bools excluded."""
+    return is_int(value) or isinstance(value, (float, np.floating))
+
+
+def boolean(value: Any, name: str, where: str) -> bool:
+    """A bool hyper-parameter (``bias``, ``ceil_mode``, ``affine``): a Python or NumPy bool, else TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def integer(value: Any, name: str, where: str, minimum: int | None = None) -> int:
+    """An int (not a bool), at least ``minimum`` when given; TypeError / ValueError otherwise."""
+    if not is_int(value):
+        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{where}: {name} must be {kind}, got {value!r}")
+    return int(value)
+
+
+def number(value: Any, name: str, where: str, minimum: float | None = None) -> float:
+    """A real number as a Python float, at least ``minimum`` when given.
+
+    Takes Python and NumPy scalars and concrete 0-d arrays; refuses bools,
+    strings and traced values (a hyper-parameter is fixed when the op is traced).
+    """
+    if (isinstance(value, (bool, np.bool_, str, bytes, jax.core.Tracer)) or not hasattr(value, "__float__")
+            or np.ndim(value) != 0 or np.iscomplexobj(value)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
+    v = float(value)
+    if minimum is not None and not v >= minimum:  # NaN fails too
+        kind = "a non-negative number" if minimum == 0 else f"a number >= {minimum}"
+        raise ValueError(f"{where}: {name} must be {kind}, got {value!r}")
+    return v
+
+
+def learning_rate(value: Any, where: str, name: str = "lr") -> float:
+    """A learning rate: a number >= 0, with torch's message ``Invalid learning rate`` otherwise."""
+    lr = number(value, name, where)
+    if not lr >= 0.0:
+        raise ValueError(f"{where}: Invalid learning rate: {lr}" + ("" if name == "lr" else f" ({name})"))
+    return lr
 
 
 def positive(values: tuple[int, ...], name: str, where: str) -> None:
@@ -82,15 +133,11 @@ def non_negative(values: tuple[int, ...], name: str, where: str) -> None:
 
 
 def positive_int(value: Any, name: str, where: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
-    return int(value)
+    return integer(value, name, where, minimum=1)
 
 
 def probability(p: Any, name: str, where: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
+    if not is_number(p):
         raise TypeError(f"{where}: {name} must be a float in [0, 1], got {p!r}")
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{where}: {name} has to be between 0 and 1, but got {p!r}")

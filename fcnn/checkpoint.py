@@ -409,9 +409,9 @@ def save_checkpoint(directory, tree, step: int, *, keep: int | None = None, meta
     :func:`latest` always names a whole checkpoint; rotation never removes the
     file just written, and a file another process removed first is skipped.
     """
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+    if not _checks.is_int(step) or step < 0:
         raise ValueError(f"save_checkpoint: step must be a non-negative int, got {step!r}")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+    if keep is not None and (not _checks.is_int(keep) or keep < 1):
         raise ValueError(f"save_checkpoint: keep must be a positive int or None, got {keep!r}")
     newest = latest(directory)
     if newest is not None and _step(newest) > step:

@@ -108,7 +108,7 @@ def initialize(coordinator: str | None = None, num_processes: int | str | None =
     host, port = parse_coordinator(coordinator, where)
     if process_id is None:
         raise ValueError(f"{where}: process_id is required when num_processes={num_processes}")
-    if isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer)) or not 0 <= process_id < num_processes:
+    if not _checks.is_int(process_id) or not 0 <= process_id < num_processes:
         raise ValueError(f"{where}: process_id must be an int in [0, {num_processes}), got {process_id!r}")
     try:
         socket.getaddrinfo(host, port)

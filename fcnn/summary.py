@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fcnn import _checks
 from fcnn.nn.module import Layer, Module, apply_with_hook
 
 # rule(layer, in_size, out_size, axis) -> (ratio, deps) with deps(o) -> (lo, hi) or None
@@ -415,7 +416,7 @@ def summary(model: Layer, input_shape: Sequence[int], dtype=jnp.float32, *, batc
     if not isinstance(model, Layer):
         raise TypeError(f"summary: model must be an fcnn layer, got {type(model).__name__}")
     if isinstance(input_shape, (int, np.integer)) or not isinstance(input_shape, Sequence) or not input_shape or any(
-            isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0 for d in input_shape):
+            not _checks.is_int(d) or d <= 0 for d in input_shape):
         raise ValueError(f"summary: input_shape must be a non-empty tuple of positive ints (without the batch axis), "
                          f"got {input_shape!r}")
     input_shape = tuple(int(d) for d in input_shape)

@@ -28,6 +28,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fcnn import _checks
+
 
 def _summary_writer():
     try:
@@ -71,7 +73,7 @@ class TensorBoard:
     """
 
     def __init__(self, logdir: str, learning_rate: float | Callable | None = None, images: int = 16) -> None:
-        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        if not _checks.is_int(images) or images < 0:
             raise ValueError(f"TensorBoard: images must be a non-negative int, got {images!r}")
         if learning_rate is not None and not callable(learning_rate) and not isinstance(learning_rate, (int, float)):
             raise TypeError(f"TensorBoard: learning_rate must be a number or a schedule, got {learning_rate!r}")

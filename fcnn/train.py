@@ -64,7 +64,7 @@ class TrainState(NamedTuple):
 
 def create_train_state(model, optimizer: optax.GradientTransformation, key) -> TrainState:
     """Initialise the model and optimizer from ``key`` (a PRNG key or an int seed)."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+    if _checks.is_int(key):
         key = jax.random.key(int(key))
     init_key, rng = jax.random.split(key)
     params, state = model.init(init_key)
@@ -389,7 +389,7 @@ class EarlyStopping:
 
     def __init__(self, monitor: str = "eval_loss", patience: int = 3, min_delta: float = 0.0,
                  mode: str | None = None) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        if not _checks.is_int(patience) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be a non-negative int, got {patience!r}")
         if mode is None:
             mode = "max" if any(score in monitor for score in _SCORES) else "min"
@@ -509,7 +509,7 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         ``eval_loss``, ``eval_accuracy`` (with ``eval_data``), ``seconds``,
         ``samples_per_second`` (training throughput, compilation included).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if not _checks.is_int(epochs) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
     if restore_best and early_stopping is None:
         raise ValueError("fit: restore_best=True needs early_stopping")

@@ -41,12 +41,6 @@ def _input(x, where):
     return x
 
 
-def _number(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
-    return float(value)
-
-
 @compiled
 def relu(input, inplace: bool = False):
     """``max(0, x)``; gradient 0 at ``x = 0`` (torch's choice)."""
@@ -59,7 +53,7 @@ def relu(input, inplace: bool = False):
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """``x`` if ``x > 0`` else ``negative_slope·x``; gradient ``negative_slope`` at 0."""
     x = _input(input, "leaky_relu")
-    slope = _number(negative_slope, "negative_slope", "leaky_relu")
+    slope = _checks.number(negative_slope, "negative_slope", "leaky_relu")
     return xla.pointwise(lambda x: jnp.where(x > 0, x, x * slope), x)
 
 
@@ -67,7 +61,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
 def elu(input, alpha: float = 1.0, inplace: bool = False):
     """``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``; gradient ``alpha`` at 0."""
     x = _input(input, "elu")
-    alpha = _number(alpha, "alpha", "elu")
+    alpha = _checks.number(alpha, "alpha", "elu")
 
     def f(x):
         # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
@@ -161,7 +155,7 @@ def _softmax_dim(dim, ndim: int, where: str) -> int:
         raise TypeError(
             f"{where}: dim must be given (torch's implicit choice of dim is deprecated, so fcnn requires it)"
         )
-    if isinstance(dim, bool) or not isinstance(dim, int):
+    if not _checks.is_int(dim):
         raise TypeError(f"{where}: dim must be an int, got {dim!r}")
     n = max(ndim, 1)
     if not -n <= dim < n:
@@ -201,7 +195,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     """``min(max(x, min_val), max_val)``; gradient 1 strictly between the bounds, else 0."""
     where = "hardtanh"
     x = _input(input, where)
-    lo, hi = _number(min_val, "min_val", where), _number(max_val, "max_val", where)
+    lo, hi = _checks.number(min_val, "min_val", where), _checks.number(max_val, "max_val", where)
     if lo > hi:
         raise ValueError(f"{where}: min_val cannot be greater than max_val, got min_val={lo}, max_val={hi}")
     return xla.pointwise(
@@ -233,7 +227,7 @@ def celu(input, alpha: float = 1.0, inplace: bool = False):
     """``x`` if ``x > 0`` else ``alpha·(exp(x/alpha) − 1)``; gradient 1 at 0. ``alpha`` must not be 0."""
     where = "celu"
     x = _input(input, where)
-    alpha = _number(alpha, "alpha", where)
+    alpha = _checks.number(alpha, "alpha", where)
     if alpha == 0:
         raise ValueError(f"{where}: alpha cannot be 0 for CELU")
     return _elu_like(x, alpha, 1.0, 1.0 / alpha)
@@ -244,7 +238,7 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
     """``log(1 + exp(beta·x)) / beta``, and ``x`` itself where ``beta·x > threshold`` (as torch, for stability)."""
     where = "softplus"
     x = _input(input, where)
-    beta, threshold = _number(beta, "beta", where), _number(threshold, "threshold", where)
+    beta, threshold = _checks.number(beta, "beta", where), _checks.number(threshold, "threshold", where)
 
     def f(x):
         bx = x * beta
@@ -284,12 +278,12 @@ def threshold(input, threshold: float, value: float, inplace: bool = False):
     """``x`` if ``x > threshold`` else ``value``; gradient 0 at ``x = threshold``."""
     where = "threshold"
     x = _input(input, where)
-    th, value = _number(threshold, "threshold", where), _number(value, "value", where)
+    th, value = _checks.number(threshold, "threshold", where), _checks.number(value, "value", where)
     return xla.pointwise(lambda x: jnp.where(x <= th, jnp.full_like(x, value), x), x)
 
 
 def _lambd(lambd, where):
-    lambd = _number(lambd, "lambd", where)
+    lambd = _checks.number(lambd, "lambd", where)
     if lambd < 0:
         raise ValueError(f"{where}: lambd must be non-negative, got {lambd}")
     return lambd

@@ -152,7 +152,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """
     where = "smooth_l1_loss"
     reduction = _reduction(reduction, size_average, reduce, where)
-    beta = _non_negative_float(beta, "beta", where)
+    beta = _checks.number(beta, "beta", where, minimum=0)
     x, t = _float_pair(input, target, where)
     d = x - t
     a = _abs(d)
@@ -172,7 +172,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """
     where = "huber_loss"
     reduction = _checks.one_of(reduction, _REDUCTIONS, "reduction", where)
-    delta = _non_negative_float(delta, "delta", where)
+    delta = _checks.number(delta, "delta", where, minimum=0)
     if delta == 0.0:
         raise ValueError(f"{where}: delta must be positive, got {delta!r}")
     x, t = _float_pair(input, target, where)
@@ -181,14 +181,6 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     a = _abs(d)
     loss = jnp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
     return _weighted(loss, w, reduction, mean_over_weight=False)
-
-
-def _non_negative_float(v, name: str, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where}: {name} must be a float, got {v!r}")
-    if not float(v) >= 0.0:
-        raise ValueError(f"{where}: {name} must be non-negative, got {v!r}")
-    return float(v)
 
 
 # ------------------------------------------------------ binary classification

@@ -106,12 +106,6 @@ def _pads(spatial, out, kernel, stride, padding, dilation):
     )
 
 
-def _bool(value, name, where) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
 def _input(input, n, where):
     x, unbatched = _checks.spatial_input(input, n, where)
     _checks.floating(x, "input", where)
@@ -448,8 +442,8 @@ def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=Fal
 def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, n, where):
     x, unbatched = _input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, n, where)
-    ceil_mode = _bool(ceil_mode, "ceil_mode", where)
-    return_indices = _bool(return_indices, "return_indices", where)
+    ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
+    return_indices = _checks.boolean(return_indices, "return_indices", where)
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     # channels-last inside where the convolutions around it are (see fcnn.xla.channels_last)
@@ -704,8 +698,8 @@ def _window_sum(x, kernel, stride, out, pads):
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n, where):
     x, unbatched = _input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, 1, n, where)
-    ceil_mode = _bool(ceil_mode, "ceil_mode", where)
-    count_include_pad = _bool(count_include_pad, "count_include_pad", where)
+    ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
+    count_include_pad = _checks.boolean(count_include_pad, "count_include_pad", where)
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     total = _window_sum(x, kernel, stride, out, pads)
@@ -819,7 +813,7 @@ def _adaptive_avg(input, output_size, n, where):
 @compiled
 def _adaptive_max(input, output_size, return_indices, n, where):
     x, unbatched = _input(input, n, where)
-    return_indices = _bool(return_indices, "return_indices", where)
+    return_indices = _checks.boolean(return_indices, "return_indices", where)
     spatial = x.shape[2:]
     out = adaptive_output_size(output_size, spatial, n, where)
     if all(length % o == 0 for length, o in zip(spatial, out)):

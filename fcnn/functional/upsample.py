@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -378,14 +378,6 @@ def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
 # ---------------------------------------------------------------------------
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
 def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, where):
     """Return ``(output sizes, per-axis scale_factor or None)`` as torch's interpolate derives them."""
     n = len(spatial)
@@ -405,7 +397,7 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
             sizes = tuple(size)
         else:
             sizes = (size,) * n
-        if not all(_is_int(s) for s in sizes):
+        if not all(_checks.is_int(s) for s in sizes):
             raise TypeError(
                 f"{where}: expected size to be one of int or Tuple[int] or Tuple[int, int] or "
                 f"Tuple[int, int, int], but got size={size!r}"
@@ -425,7 +417,7 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
         scales = tuple(scale_factor)
     else:
         scales = (scale_factor,) * n
-    if not all(_is_number(s) for s in scales):
+    if not all(_checks.is_number(s) for s in scales):
         raise TypeError(f"{where}: scale_factor must be a float or a tuple of floats, got {scale_factor!r}")
     scales = tuple(float(s) for s in scales)
     if not all(math.isfinite(s) for s in scales):

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 from fcnn import _checks, nn
 from fcnn import functional as F
 from fcnn.models._util import batched, flatten, imagenet_to_half_range
-from fcnn.nn.module import check_bool
 
 
 class BasicConv2d(nn.Module):
@@ -34,8 +33,8 @@ class BasicConv2d(nn.Module):
 def check_head_arguments(num_classes, aux_logits, transform_input, in_channels, where: str) -> None:
     """The argument checks GoogLeNet and Inception-v3 share."""
     _checks.positive_int(num_classes, "num_classes", where)
-    check_bool(aux_logits, "aux_logits", where)
-    check_bool(transform_input, "transform_input", where)
+    _checks.boolean(aux_logits, "aux_logits", where)
+    _checks.boolean(transform_input, "transform_input", where)
     _checks.positive_int(in_channels, "in_channels", where)
     if transform_input and in_channels != 3:
         raise ValueError(f"{where}: transform_input=True needs in_channels=3 (RGB), got {in_channels}")

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 
 from fcnn import _checks, nn, xla
 from fcnn.models._util import batched, flatten
-from fcnn.nn.module import check_bool
 
 # torchvision's conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
 _CONV_INIT = nn.init.kaiming_normal(mode="fan_out", nonlinearity="relu")
@@ -137,7 +136,7 @@ class ResNet(nn.Module):
         dilate = tuple(replace_stride_with_dilation)
         if len(dilate) != 3 or not all(isinstance(d, bool) for d in dilate):
             raise ValueError(f"{where}: replace_stride_with_dilation must be 3 bools, got {replace_stride_with_dilation!r}")
-        self.zero_init_residual = check_bool(zero_init_residual, "zero_init_residual", where)
+        self.zero_init_residual = _checks.boolean(zero_init_residual, "zero_init_residual", where)
         self.inplanes = 64
         self.dilation = 1
         if small_input:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from fcnn import _checks, nn
-from fcnn.nn.module import check_bool
 from fcnn.models._util import batched, flatten
 
 # Channels per conv layer, "M" = 2×2 max-pool. Sized for 8×8 to 32×32 inputs.
@@ -95,7 +94,7 @@ class ImageNetVGG(nn.Module):
         super().__init__()
         where = "ImageNetVGG"
         cfg = _check_cfg(cfg, where)
-        check_bool(batch_norm, "batch_norm", where)
+        _checks.boolean(batch_norm, "batch_norm", where)
         _checks.positive_int(num_classes, "num_classes", where)
         p = _checks.probability(dropout, "dropout", where)
         _checks.positive_int(in_channels, "in_channels", where)

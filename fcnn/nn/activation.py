@@ -55,7 +55,7 @@ class LeakyReLU(_Elementwise):
     _fn = staticmethod(_F.leaky_relu)
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
-        self.negative_slope = _F._number(negative_slope, "negative_slope", type(self).__name__)
+        self.negative_slope = _checks.number(negative_slope, "negative_slope", type(self).__name__)
         self.inplace = inplace
 
     def _kwargs(self):
@@ -68,7 +68,7 @@ class ELU(_Elementwise):
     _fn = staticmethod(_F.elu)
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
-        self.alpha = _F._number(alpha, "alpha", type(self).__name__)
+        self.alpha = _checks.number(alpha, "alpha", type(self).__name__)
         self.inplace = inplace
 
     def _kwargs(self):
@@ -125,7 +125,7 @@ class _SoftmaxBase(_Elementwise):
                 f"{type(self).__name__}: dim must be given (torch's implicit choice of dim is deprecated, "
                 "so fcnn requires it)"
             )
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        if not _checks.is_int(dim):
             raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = dim
 
@@ -156,7 +156,7 @@ class PReLU(Layer):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype=jnp.float32):
         where = type(self).__name__
         self.num_parameters = _checks.positive_int(num_parameters, "num_parameters", where)
-        self.init_value = _F._number(init, "init", where)
+        self.init_value = _checks.number(init, "init", where)
         self.dtype = dtype
 
     def init(self, key):
@@ -177,8 +177,8 @@ class Hardtanh(_Elementwise):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         where = type(self).__name__
-        self.min_val = _F._number(min_val, "min_val", where)
-        self.max_val = _F._number(max_val, "max_val", where)
+        self.min_val = _checks.number(min_val, "min_val", where)
+        self.max_val = _checks.number(max_val, "max_val", where)
         if self.min_val > self.max_val:
             raise ValueError(f"{where}: min_val cannot be greater than max_val, got {min_val} > {max_val}")
         self.inplace = inplace
@@ -199,7 +199,7 @@ class CELU(_Elementwise):
     _fn = staticmethod(_F.celu)
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
-        self.alpha = _F._number(alpha, "alpha", type(self).__name__)
+        self.alpha = _checks.number(alpha, "alpha", type(self).__name__)
         if self.alpha == 0:
             raise ValueError(f"{type(self).__name__}: alpha cannot be 0")
         self.inplace = inplace
@@ -221,8 +221,8 @@ class Softplus(_Elementwise):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         where = type(self).__name__
-        self.beta = _F._number(beta, "beta", where)
-        self.threshold = _F._number(threshold, "threshold", where)
+        self.beta = _checks.number(beta, "beta", where)
+        self.threshold = _checks.number(threshold, "threshold", where)
 
     def _kwargs(self):
         return {"beta": self.beta, "threshold": self.threshold}
@@ -253,8 +253,8 @@ class Threshold(_Elementwise):
 
     def __init__(self, threshold: float, value: float, inplace: bool = False):
         where = type(self).__name__
-        self.threshold = _F._number(threshold, "threshold", where)
-        self.value = _F._number(value, "value", where)
+        self.threshold = _checks.number(threshold, "threshold", where)
+        self.value = _checks.number(value, "value", where)
         self.inplace = inplace
 
     def _kwargs(self):
@@ -290,7 +290,7 @@ class GLU(_Elementwise):
     _fn = staticmethod(_F.glu)
 
     def __init__(self, dim: int = -1):
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        if not _checks.is_int(dim):
             raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = dim
 

@@ -18,7 +18,7 @@ from fcnn.functional.norm import layer_norm
 from fcnn.functional.shuffle import channel_shuffle
 from fcnn.nn.activation import ReLU, Sigmoid
 from fcnn.nn.conv import Conv2d, Conv3d
-from fcnn.nn.module import Layer, Module, Sequential, check_bool, require_rng
+from fcnn.nn.module import Layer, Module, Sequential, require_rng
 from fcnn.nn.norm import BatchNorm2d, BatchNorm3d, LayerNorm
 from fcnn.nn.pool import AdaptiveAvgPool2d
 
@@ -59,7 +59,7 @@ class DropPath(Layer):
     def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True):
         where = type(self).__name__
         self.drop_prob = _checks.probability(drop_prob, "drop_prob", where)
-        self.scale_by_keep = check_bool(scale_by_keep, "scale_by_keep", where)
+        self.scale_by_keep = _checks.boolean(scale_by_keep, "scale_by_keep", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         if train and self.drop_prob > 0:
@@ -187,7 +187,7 @@ class Permute(Layer):
         if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
             raise TypeError(f"{where}: dims must be a sequence of ints, got {dims!r}")
         dims = tuple(dims)
-        if any(isinstance(d, bool) or not isinstance(d, int) for d in dims):
+        if any(not _checks.is_int(d) for d in dims):
             raise TypeError(f"{where}: dims must be a sequence of ints, got {dims!r}")
         n = len(dims)
         if sorted(d % n if -n <= d < n else d for d in dims) != list(range(n)):

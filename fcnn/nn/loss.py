@@ -51,7 +51,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0):
         super().__init__(size_average, reduce, reduction)
-        self.beta = F._non_negative_float(beta, "beta", self._where)
+        self.beta = _checks.number(beta, "beta", self._where, minimum=0)
 
     def __call__(self, input, target):
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
@@ -63,7 +63,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction)
-        self.delta = F._non_negative_float(delta, "delta", self._where)
+        self.delta = _checks.number(delta, "delta", self._where, minimum=0)
         if self.delta == 0.0:
             raise ValueError(f"{self._where}: delta must be positive, got {delta!r}")
 
@@ -109,7 +109,7 @@ class NLLLoss(_Loss):
                  reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
         self.weight = _array_or_none(weight, "weight", self._where)
-        self.ignore_index = _int(ignore_index, "ignore_index", self._where)
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", self._where)
 
     def __call__(self, input, target):
         return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
@@ -127,16 +127,10 @@ class CrossEntropyLoss(_Loss):
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(size_average, reduce, reduction)
         self.weight = _array_or_none(weight, "weight", self._where)
-        self.ignore_index = _int(ignore_index, "ignore_index", self._where)
+        self.ignore_index = _checks.integer(ignore_index, "ignore_index", self._where)
         self.label_smoothing = _checks.probability(label_smoothing, "label_smoothing", self._where)
 
     def __call__(self, input, target):
         return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
-
-
-def _int(v, name: str, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{where}: {name} must be an int, got {v!r}")
-    return v
 

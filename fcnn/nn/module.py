@@ -71,7 +71,6 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fcnn import _checks
 
@@ -283,13 +282,6 @@ def _unchecked_apply(layer: Layer):
     return getattr(apply, "__wrapped__", apply)
 
 
-def check_bool(value: Any, name: str, where: str) -> bool:
-    """A layer's bool hyper-parameter ``name``: a Python bool, else TypeError."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return value
-
-
 class RngRequiredError(ValueError):
     """A layer that is random while training was applied with ``train=True`` and ``rng=None``.
 
@@ -317,7 +309,7 @@ class _Tensor:
         if isinstance(shape, int) and not isinstance(shape, bool):
             shape = (shape,)
         if not isinstance(shape, (tuple, list)) or any(
-                isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+                not _checks.is_int(d) or d < 0 for d in shape):
             raise TypeError(f"{where}: shape must be a tuple of non-negative ints, got {shape!r}")
         if not callable(init):
             raise TypeError(f"{where}: init must be a function (key, shape, dtype) -> array "
@@ -624,7 +616,7 @@ class Child:
             if idx not in keys:
                 raise KeyError(f"{sub._path} ({type(sub._module).__name__}) has no child {idx!r} (children: {keys})")
             return Child(sub, idx)
-        if isinstance(idx, bool) or not isinstance(idx, int):
+        if not _checks.is_int(idx):
             raise TypeError(f"{sub._path}: index children with an int or a name, got {idx!r}")
         if not -len(keys) <= idx < len(keys):
             raise IndexError(f"{sub._path}: index {idx} is out of range for {len(keys)} children")
@@ -712,7 +704,7 @@ class _Indexed(Module):
         where = f"{type(self).__name__}.insert"
         if not isinstance(layer, Layer):
             raise TypeError(f"{where}: expected a Layer, got {layer!r}")
-        if isinstance(index, bool) or not isinstance(index, int):
+        if not _checks.is_int(index):
             raise TypeError(f"{where}: index must be an int, got {index!r}")
         n = _index_names(self, where)
         if not -n <= index <= n:

@@ -13,21 +13,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks
 from fcnn.functional import norm as _F
-from fcnn.nn.module import Layer, check_bool
-
-
-def _eps(value, where):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{where}: eps must be a non-negative number, got {value!r}")
-    return float(value)
-
-
-def _momentum(value, where):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where}: momentum must be a number or None, got {value!r}")
-    return float(value)
+from fcnn.nn.module import Layer
 
 
 def _count_dtype():
@@ -56,11 +42,11 @@ class _NormBase(Layer):
                  bias=True, dtype=jnp.float32):
         where = type(self).__name__
         self.num_features = _checks.positive_int(num_features, "num_features", where)
-        self.eps = _eps(eps, where)
-        self.momentum = _momentum(momentum, where)
-        self.affine = check_bool(affine, "affine", where)
-        self.track_running_stats = check_bool(track_running_stats, "track_running_stats", where)
-        self.bias = check_bool(bias, "bias", where)
+        self.eps = _checks.number(eps, "eps", where, minimum=0)
+        self.momentum = None if momentum is None else _checks.number(momentum, "momentum", where)
+        self.affine = _checks.boolean(affine, "affine", where)
+        self.track_running_stats = _checks.boolean(track_running_stats, "track_running_stats", where)
+        self.bias = _checks.boolean(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
@@ -114,7 +100,7 @@ class _BatchNorm(_NormBase):
                  bias=True, axis_name=None, single_pass=True, dtype=jnp.float32):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias, dtype=dtype)
         self.axis_name = axis_name
-        self.single_pass = check_bool(single_pass, "single_pass", type(self).__name__)
+        self.single_pass = _checks.boolean(single_pass, "single_pass", type(self).__name__)
 
     def _input(self, x):
         where = type(self).__name__
@@ -262,9 +248,9 @@ class GroupNorm(Layer):
             raise ValueError(
                 f"{where}: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
             )
-        self.eps = _eps(eps, where)
-        self.affine = check_bool(affine, "affine", where)
-        self.bias = check_bool(bias, "bias", where)
+        self.eps = _checks.number(eps, "eps", where, minimum=0)
+        self.affine = _checks.boolean(affine, "affine", where)
+        self.bias = _checks.boolean(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
@@ -297,9 +283,9 @@ class LayerNorm(Layer):
         where = type(self).__name__
         self.normalized_shape = _F.normalized_shape_tuple(normalized_shape, where)
         _checks.positive(self.normalized_shape or (0,), "normalized_shape", where)
-        self.eps = _eps(eps, where)
-        self.elementwise_affine = check_bool(elementwise_affine, "elementwise_affine", where)
-        self.bias = check_bool(bias, "bias", where)
+        self.eps = _checks.number(eps, "eps", where, minimum=0)
+        self.elementwise_affine = _checks.boolean(elementwise_affine, "elementwise_affine", where)
+        self.bias = _checks.boolean(bias, "bias", where)
         self.dtype = dtype
 
     def init(self, key):
@@ -325,7 +311,7 @@ class LocalResponseNorm(Layer):
         where = type(self).__name__
         self.size = _checks.positive_int(size, "size", where)
         for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not _checks.is_number(value):
                 raise TypeError(f"{where}: {name} must be a number, got {value!r}")
         self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
 

@@ -15,7 +15,6 @@ Shape: each of the last ``n`` sizes grows by its two amounts.
 from __future__ import annotations
 
 from fcnn import _checks
-from fcnn.functional.activation import _number
 from fcnn.functional.padding import pad
 from fcnn.nn.module import Layer
 
@@ -53,7 +52,7 @@ class _PadNd(Layer):
 class _ConstantPadNd(_PadNd):
     def __init__(self, padding, value: float):
         super().__init__(padding)
-        self.value = _number(value, "value", type(self).__name__)
+        self.value = _checks.number(value, "value", type(self).__name__)
 
 
 class ConstantPad1d(_ConstantPadNd):

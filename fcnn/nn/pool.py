@@ -9,8 +9,9 @@ or unbatched ``(C, *spatial)``, as in torch.
 
 from __future__ import annotations
 
+from fcnn import _checks
 from fcnn.functional import pool as _P
-from fcnn.nn.module import Layer, check_bool
+from fcnn.nn.module import Layer
 
 
 class _PoolNd(Layer):
@@ -40,8 +41,8 @@ class _MaxPoolNd(_PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         where = type(self).__name__
         self._geometry(kernel_size, stride, padding, dilation)
-        self.return_indices = check_bool(return_indices, "return_indices", where)
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
+        self.return_indices = _checks.boolean(return_indices, "return_indices", where)
+        self.ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         y = _P._max_pool(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
@@ -138,10 +139,10 @@ class _AvgPoolNd(_PoolNd):
         where = type(self).__name__
         self._geometry(kernel_size, stride, padding)
         del self.dilation  # torch's average pooling has none
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
-        self.count_include_pad = check_bool(count_include_pad, "count_include_pad", where)
+        self.ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
+        self.count_include_pad = _checks.boolean(count_include_pad, "count_include_pad", where)
         if divisor_override is not None:
-            if isinstance(divisor_override, bool) or not isinstance(divisor_override, int):
+            if not _checks.is_int(divisor_override):
                 raise TypeError(f"{where}: divisor_override must be an int or None, got {divisor_override!r}")
             if divisor_override == 0:
                 raise ValueError(f"{where}: divisor must be not zero (divisor_override=0)")
@@ -197,7 +198,7 @@ class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
     def __init__(self, output_size, return_indices=False):
         super().__init__(output_size)
-        self.return_indices = check_bool(return_indices, "return_indices", type(self).__name__)
+        self.return_indices = _checks.boolean(return_indices, "return_indices", type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _P._adaptive_max(x, self.output_size, self.return_indices, self.n, type(self).__name__), state
@@ -244,14 +245,14 @@ class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
 class _LPPoolNd(_PoolNd):
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
         where = type(self).__name__
-        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
+        if not _checks.is_number(norm_type):
             raise TypeError(f"{where}: norm_type must be a number, got {norm_type!r}")
         if norm_type == 0:
             raise ValueError(f"{where}: norm_type must be non-zero, got {norm_type!r}")
         self.norm_type = norm_type
         self._geometry(kernel_size, stride, 0)
         del self.dilation
-        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", where)
+        self.ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
         y = _P._lp_pool(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, self.n,

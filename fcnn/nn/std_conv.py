@@ -35,12 +35,6 @@ def standardize_weight(weight, eps: float, scale=None):
     return w
 
 
-def _eps(eps, where):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise ValueError(f"{where}: eps must be a non-negative number, got {eps!r}")
-    return float(eps)
-
-
 class _StdConv(Conv2d):
     """A Conv2d that standardises its weight; the ``*Same`` forms pad the input as TF's 'SAME' when needed."""
 
@@ -56,7 +50,7 @@ class _StdConv(Conv2d):
             if padding is None:
                 padding, _ = timm_padding(None, kernel_size, stride, dilation, where)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, **kwargs)
-        self.eps = _eps(eps, where)
+        self.eps = _checks.number(eps, "eps", where, minimum=0)
 
     def _scale(self, params):
         return None
@@ -112,7 +106,7 @@ class ScaledStdConv2d(_StdConv):
                          **kwargs)
         where = type(self).__name__
         for name, value in (("gamma", gamma), ("gain_init", gain_init)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if not _checks.is_number(value):
                 raise TypeError(f"{where}: {name} must be a number, got {value!r}")
         fan_in = self.weight_shape[1] * self.weight_shape[2] * self.weight_shape[3]
         self.gamma, self.gain_init = float(gamma), float(gain_init)

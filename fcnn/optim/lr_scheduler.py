@@ -46,6 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fcnn import _checks
+
 __all__ = [
     "Schedule", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
     "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
@@ -57,31 +59,8 @@ _INT32_MAX = 2**31 - 1
 
 # ----------------------------------------------------------------------------- argument checks
 
-def _float(value: Any, name: str, where: str) -> float:
-    # Anything float() takes as a number (Python/numpy scalars, 0-d arrays), but not bools or strings.
-    if isinstance(value, (bool, np.bool_, str, bytes)) or not hasattr(value, "__float__"):
-        raise TypeError(f"{where}: {name} must be a float, got {value!r}")
-    return float(value)
-
-
-def _int(value: Any, name: str, where: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{where}: {name} must be {kind}, got {value!r}")
-    return int(value)
-
-
-def _lr(value: Any, where: str, name: str = "lr") -> float:
-    lr = _float(value, name, where)
-    if lr < 0.0:
-        raise ValueError(f"{where}: Invalid learning rate: {name}={lr}")
-    return lr
-
-
 def _between(value: Any, name: str, where: str, low: float, high: float, open_low: bool = False) -> float:
-    v = _float(value, name, where)
+    v = _checks.number(value, name, where)
     if not (low < v if open_low else low <= v) or v > high:
         bracket = "(" if open_low else "["
         raise ValueError(f"{where}: {name} expected in {bracket}{low}, {high}], got {v!r}")
@@ -91,7 +70,7 @@ def _between(value: Any, name: str, where: str, low: float, high: float, open_lo
 def _milestones(values: Any, where: str) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, range)):
         raise TypeError(f"{where}: milestones must be a list of ints, got {values!r}")
-    out = tuple(_int(m, "milestones", where, 0) for m in values)
+    out = tuple(_checks.integer(m, "milestones", where, 0) for m in values)
     if any(b < a for a, b in zip(out, out[1:])):
         raise ValueError(f"{where}: milestones must be increasing, got {list(out)}")
     return out
@@ -170,7 +149,7 @@ class Schedule:
 
     def __init__(self, steps_per_epoch: int | None = None) -> None:
         where = type(self).__name__
-        self.steps_per_epoch = None if steps_per_epoch is None else _int(steps_per_epoch, "steps_per_epoch", where, 1)
+        self.steps_per_epoch = None if steps_per_epoch is None else _checks.integer(steps_per_epoch, "steps_per_epoch", where, 1)
 
     def __call__(self, count) -> jnp.ndarray:
         count = _count(count)
@@ -181,7 +160,7 @@ class Schedule:
     def _set_lr(self, lr: Any) -> str:
         """Check and store the base learning rate ``lr``; returns the class name argument errors start with."""
         where = type(self).__name__
-        self.lr = _lr(lr, where)
+        self.lr = _checks.learning_rate(lr, where)
         return where
 
     def _at(self, epoch: jnp.ndarray) -> jnp.ndarray:
@@ -316,8 +295,8 @@ class StepLR(Schedule):
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
-        self.step_size = _int(step_size, "step_size", where, 1)
-        self.gamma = _float(gamma, "gamma", where)
+        self.step_size = _checks.integer(step_size, "step_size", where, 1)
+        self.gamma = _checks.number(gamma, "gamma", where)
 
     def _at(self, epoch):
         return self.lr * _power(self.gamma, epoch // self.step_size)
@@ -339,7 +318,7 @@ class MultiStepLR(Schedule):
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
         self.milestones = _milestones(milestones, where)
-        self.gamma = _float(gamma, "gamma", where)
+        self.gamma = _checks.number(gamma, "gamma", where)
 
     def _at(self, epoch):
         # Exact float64 values per number of passed milestones; the count only indexes them.
@@ -361,7 +340,7 @@ class ExponentialLR(Schedule):
     def __init__(self, lr: float, gamma: float, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
-        self.gamma = _float(gamma, "gamma", where)
+        self.gamma = _checks.number(gamma, "gamma", where)
 
     def _at(self, epoch):
         return self.lr * _power(self.gamma, epoch)
@@ -385,7 +364,7 @@ class ConstantLR(Schedule):
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
         self.factor = _between(factor, "factor", where, 0.0, 1.0)
-        self.total_iters = _int(total_iters, "total_iters", where, 0)
+        self.total_iters = _checks.integer(total_iters, "total_iters", where, 0)
         if self.factor == 0.0 and self.total_iters > 0:
             raise ValueError(f"{where}: factor=0 cannot be undone at total_iters={self.total_iters} "
                              "(torch raises ZeroDivisionError there)")
@@ -420,7 +399,7 @@ class LinearLR(Schedule):
         where = self._set_lr(lr)
         self.start_factor = _between(start_factor, "start_factor", where, 0.0, 1.0, open_low=True)
         self.end_factor = _between(end_factor, "end_factor", where, 0.0, 1.0)
-        self.total_iters = _int(total_iters, "total_iters", where, 0)
+        self.total_iters = _checks.integer(total_iters, "total_iters", where, 0)
 
     def _at(self, epoch):
         if self.total_iters == 0:
@@ -449,8 +428,8 @@ class PolynomialLR(Schedule):
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
-        self.total_iters = _int(total_iters, "total_iters", where, 0)
-        self.power = _float(power, "power", where)
+        self.total_iters = _checks.integer(total_iters, "total_iters", where, 0)
+        self.power = _checks.number(power, "power", where)
         if self.power < 0:
             raise ValueError(f"{where}: power must be non-negative, got {self.power!r}")
 
@@ -488,8 +467,8 @@ class CosineAnnealingLR(Schedule):
     def __init__(self, lr: float, T_max: int, eta_min: float = 0.0, *, steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
-        self.T_max = _int(T_max, "T_max", where, 1)
-        self.eta_min = _float(eta_min, "eta_min", where)
+        self.T_max = _checks.integer(T_max, "T_max", where, 1)
+        self.eta_min = _checks.number(eta_min, "eta_min", where)
 
     def _at(self, epoch):
         t, dtype = self.T_max, _floatx()
@@ -519,12 +498,12 @@ class CosineAnnealingWarmRestarts(Schedule):
                  steps_per_epoch: int | None = None) -> None:
         super().__init__(steps_per_epoch)
         where = self._set_lr(lr)
-        if isinstance(T_0, bool) or not isinstance(T_0, (int, np.integer)) or T_0 <= 0:
+        if not _checks.is_int(T_0) or T_0 <= 0:
             raise ValueError(f"{where}: Expected positive integer T_0, but got {T_0!r}")
-        if isinstance(T_mult, bool) or not isinstance(T_mult, (int, np.integer)) or T_mult < 1:
+        if not _checks.is_int(T_mult) or T_mult < 1:
             raise ValueError(f"{where}: Expected integer T_mult >= 1, but got {T_mult!r}")
         self.T_0, self.T_mult = int(T_0), int(T_mult)
-        self.eta_min = _float(eta_min, "eta_min", where)
+        self.eta_min = _checks.number(eta_min, "eta_min", where)
         # Cycle starts and lengths; geometric growth keeps the table short (<= 32 rows within int32).
         # Padding to 32 rows with unreachable starts gives every instance the same shapes.
         self._starts, self._lengths = [0], [self.T_0]
@@ -609,33 +588,33 @@ class OneCycleLR(_Phases):
                  div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False) -> None:
         where = type(self).__name__
         if total_steps is not None:
-            if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps <= 0:
+            if not _checks.is_int(total_steps) or total_steps <= 0:
                 raise ValueError(f"{where}: Expected positive integer total_steps, but got {total_steps!r}")
             total = int(total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs <= 0:
+            if not _checks.is_int(epochs) or epochs <= 0:
                 raise ValueError(f"{where}: Expected positive integer epochs, but got {epochs!r}")
-            if (isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, (int, np.integer))
+            if (not _checks.is_int(steps_per_epoch)
                     or steps_per_epoch <= 0):
                 raise ValueError(f"{where}: Expected positive integer steps_per_epoch, but got {steps_per_epoch!r}")
             total = int(epochs) * int(steps_per_epoch)
         else:
             raise ValueError(f"{where}: You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if isinstance(pct_start, bool) or not isinstance(pct_start, (float, np.floating)) or not 0 <= pct_start <= 1:
+        if not isinstance(pct_start, (float, np.floating)) or not 0 <= pct_start <= 1:
             raise ValueError(f"{where}: Expected float between 0 and 1 pct_start, but got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"{where}: anneal_strategy must be one of 'cos' or 'linear', "
                              f"instead got {anneal_strategy!r}")
-        self.max_lr = _lr(max_lr, where, "max_lr")
-        self.div_factor = _float(div_factor, "div_factor", where)
-        self.final_div_factor = _float(final_div_factor, "final_div_factor", where)
+        self.max_lr = _checks.learning_rate(max_lr, where, "max_lr")
+        self.div_factor = _checks.number(div_factor, "div_factor", where)
+        self.final_div_factor = _checks.number(final_div_factor, "final_div_factor", where)
         if self.div_factor == 0 or self.final_div_factor == 0:
             raise ValueError(f"{where}: div_factor and final_div_factor must be non-zero, "
                              f"got {self.div_factor!r} and {self.final_div_factor!r}")
         self.total_steps, self.pct_start, self.three_phase = total, float(pct_start), bool(three_phase)
         self.anneal_strategy, self.cycle_momentum = anneal_strategy, bool(cycle_momentum)
-        self.base_momentum = _float(base_momentum, "base_momentum", where)
-        self.max_momentum = _float(max_momentum, "max_momentum", where)
+        self.base_momentum = _checks.number(base_momentum, "base_momentum", where)
+        self.max_momentum = _checks.number(max_momentum, "max_momentum", where)
 
         initial = self.max_lr / self.div_factor
         low = initial / self.final_div_factor
@@ -799,19 +778,19 @@ class ReduceLROnPlateau(optax.GradientTransformationExtraArgs):
                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
                 eps: float = 1e-8):
         where = cls.__name__
-        lr = _lr(lr, where)
+        lr = _checks.learning_rate(lr, where)
         if mode not in ("min", "max"):
             raise ValueError(f"{where}: mode {mode!r} is unknown! (expected 'min' or 'max')")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"{where}: threshold mode {threshold_mode!r} is unknown! (expected 'rel' or 'abs')")
-        factor = _float(factor, "factor", where)
+        factor = _checks.number(factor, "factor", where)
         if not 0.0 <= factor < 1.0:
             raise ValueError(f"{where}: Factor should be < 1.0 (and >= 0), got factor={factor!r}")
-        patience = _int(patience, "patience", where, 0)
-        cooldown = _int(cooldown, "cooldown", where, 0)
-        threshold = _float(threshold, "threshold", where)
-        min_lr = _float(min_lr, "min_lr", where)
-        eps = _float(eps, "eps", where)
+        patience = _checks.integer(patience, "patience", where, 0)
+        cooldown = _checks.integer(cooldown, "cooldown", where, 0)
+        threshold = _checks.number(threshold, "threshold", where)
+        min_lr = _checks.number(min_lr, "min_lr", where)
+        eps = _checks.number(eps, "eps", where)
         if min_lr < 0:
             raise ValueError(f"{where}: min_lr must be non-negative, got {min_lr!r}")
 

@@ -43,6 +43,7 @@ from typing import Any
 
 import optax
 
+from fcnn import _checks
 from fcnn.optim import transforms as T
 from fcnn.optim.transforms import ScalarOrSchedule
 
@@ -52,18 +53,9 @@ def _check(ok: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
-def _number(value, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise TypeError(f"{where}: {name} must be a float, got {value!r}")
-    return float(value)
-
-
 def _lr(lr, where: str):
-    if callable(lr):
-        return lr
-    lr = _number(lr, "lr", where)
-    _check(lr >= 0.0, f"{where}: Invalid learning rate: {lr}")
-    return lr
+    """A learning rate, or a schedule (a callable of the step count) passed through."""
+    return lr if callable(lr) else _checks.learning_rate(lr, where)
 
 
 def _head(maximize: bool, weight_decay: float, mask) -> list:
@@ -78,7 +70,7 @@ def _head(maximize: bool, weight_decay: float, mask) -> list:
 
 def _non_negative(value, name: str, where: str, label: str | None = None) -> float:
     """A float >= 0; torch's message ``Invalid <label> value: <value>`` otherwise (``label`` defaults to ``name``)."""
-    value = _number(value, name, where)
+    value = _checks.number(value, name, where)
     _check(value >= 0.0, f"{where}: Invalid {label or name} value: {value}")
     return value
 
@@ -99,7 +91,7 @@ def SGD(lr: ScalarOrSchedule = 1e-3, momentum: ScalarOrSchedule = 0.0, dampening
     lr = _lr(lr, where)
     if not callable(momentum):
         momentum = _non_negative(momentum, "momentum", where)
-    dampening = _number(dampening, "dampening", where)
+    dampening = _checks.number(dampening, "dampening", where)
     weight_decay = _non_negative(weight_decay, "weight_decay", where)
     if nesterov and (not callable(momentum) and momentum <= 0 or dampening != 0):
         raise ValueError(f"{where}: Nesterov momentum requires a momentum and zero dampening")
@@ -118,9 +110,9 @@ def _betas(betas, where: str):
         raise TypeError(f"{where}: betas must be a tuple of two floats, got {betas!r}")
     b1, b2 = betas
     if not callable(b1):
-        b1 = _number(b1, "betas[0]", where)
+        b1 = _checks.number(b1, "betas[0]", where)
         _check(0.0 <= b1 < 1.0, f"{where}: Invalid beta parameter at index 0: {b1}")
-    b2 = _number(b2, "betas[1]", where)
+    b2 = _checks.number(b2, "betas[1]", where)
     _check(0.0 <= b2 < 1.0, f"{where}: Invalid beta parameter at index 1: {b2}")
     return b1, b2
 
@@ -221,7 +213,7 @@ def Adadelta(lr: ScalarOrSchedule = 1.0, rho: float = 0.9, eps: float = 1e-6, we
     """
     where = "Adadelta"
     lr = _lr(lr, where)
-    rho = _number(rho, "rho", where)
+    rho = _checks.number(rho, "rho", where)
     _check(0.0 <= rho <= 1.0, f"{where}: Invalid rho value: {rho}")
     eps = _non_negative(eps, "eps", where, "epsilon")
     weight_decay = _non_negative(weight_decay, "weight_decay", where)
