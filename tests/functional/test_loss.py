@@ -65,6 +65,44 @@ def test_regression_losses_match_torch(shape, reduction, name, param, weighted, 
     check_loss(name, x, t, **kw)
 
 
+# Every regression loss with every reduction, weighted and not where torch takes a weight (the same
+# shape as the input; smooth_l1_loss takes none): explicit parameters, the shapes and beta/delta
+# rotating over the combinations.
+REGRESSION_SHAPES = [(), (3,), (2, 3), (1, 4, 2), (3, 1)]
+REGRESSION_FLAGS = [(n, r, w) for n in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss")
+                    for r in ("none", "mean", "sum") for w in (False, True) if not (w and n == "smooth_l1_loss")]
+
+
+@pytest.mark.parametrize("i, flags", list(enumerate(REGRESSION_FLAGS)),
+                         ids=[f"{n}-{r}-w{int(w)}" for n, r, w in REGRESSION_FLAGS])
+def test_regression_losses_every_flag_match_torch(i, flags):
+    name, reduction, weighted = flags
+    shape = REGRESSION_SHAPES[i % len(REGRESSION_SHAPES)]
+    x, t = randn(shape, i), randn(shape, i + 50)
+    kw = {"reduction": reduction}
+    if name == "smooth_l1_loss":
+        kw["beta"] = (0.5, 1.0, 2.0)[i % 3]
+    if name == "huber_loss":
+        kw["delta"] = (0.5, 1.0, 2.0)[i % 3]
+    if weighted:
+        kw["weight"] = np.abs(randn(shape, i + 100)) + 0.1
+    check_loss(name, x, t, **kw)
+
+
+@pytest.mark.parametrize("name", ["l1_loss", "mse_loss", "huber_loss"])
+@pytest.mark.parametrize("jit", [False, True])
+def test_weight_in_another_dtype_matches_torch(name, jit):
+    # a bfloat16 weight of the input's shape on a float32 loss: torch promotes the product to float32
+    x, t = randn((4, 3), 1), randn((4, 3), 2)
+    w = torch.from_numpy(np.abs(randn((4, 3), 3)) + 0.1).to(torch.bfloat16)
+    ref = getattr(TF, name)(to_torch(x), to_torch(t), weight=w)
+    f = getattr(F, name)
+    f = jax.jit(f) if jit else f
+    out = f(x, t, weight=jnp.asarray(w.float().numpy(), jnp.bfloat16))
+    assert out.dtype == jnp.float32
+    assert_close(out, ref)
+
+
 @pytest.mark.parametrize("name, kw", [("l1_loss", {}), ("mse_loss", {}), ("smooth_l1_loss", {"beta": 0.5}),
                                       ("smooth_l1_loss", {"beta": 0.0}), ("huber_loss", {"delta": 0.5})])
 def test_regression_gradients_at_the_kinks(name, kw):
