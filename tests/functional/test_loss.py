@@ -67,7 +67,7 @@ def test_regression_losses_match_torch(shape, reduction, name, param, weighted, 
 
 # Every regression loss with every reduction, weighted and not where torch takes a weight (the same
 # shape as the input; smooth_l1_loss takes none): explicit parameters, the shapes and beta/delta
-# rotating over the combinations.
+# (torch's default included) rotating over the combinations.
 REGRESSION_SHAPES = [(), (3,), (2, 3), (1, 4, 2), (3, 1)]
 REGRESSION_FLAGS = [(n, r, w) for n in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss")
                     for r in ("none", "mean", "sum") for w in (False, True) if not (w and n == "smooth_l1_loss")]
@@ -80,10 +80,9 @@ def test_regression_losses_every_flag_match_torch(i, flags):
     shape = REGRESSION_SHAPES[i % len(REGRESSION_SHAPES)]
     x, t = randn(shape, i), randn(shape, i + 50)
     kw = {"reduction": reduction}
-    if name == "smooth_l1_loss":
-        kw["beta"] = (0.5, 1.0, 2.0)[i % 3]
-    if name == "huber_loss":
-        kw["delta"] = (0.5, 1.0, 2.0)[i % 3]
+    param = (None, 0.5, 2.0)[i % 3]  # None: torch's default beta/delta
+    if name in ("smooth_l1_loss", "huber_loss") and param is not None:
+        kw["beta" if name == "smooth_l1_loss" else "delta"] = param
     if weighted:
         kw["weight"] = np.abs(randn(shape, i + 100)) + 0.1
     check_loss(name, x, t, **kw)

@@ -116,6 +116,26 @@ def test_max_pool_ceil_mode_window_starting_in_padding_and_dilation():
                       lambda a: TF.max_pool2d(a, *args, return_indices=True), x)
 
 
+# Windows of more than 32 elements take the one-axis-at-a-time arg-max: padding, dilation, a ceil_mode
+# window over the edge, ties and NaNs, each with indices and gradients.
+LARGE_WINDOWS = [(1, (50,), (40,), (7,), (20,), (1,), True), (2, (13, 17), (6, 6), (2, 3), (3, 1), (1, 2), True),
+                 (2, (16, 12), (7, 5), None, (0, 0), (1, 1), True), (3, (6, 7, 8), (4, 3, 3), (2, 2, 1), (2, 1, 0),
+                 (1, 1, 2), False)]
+
+
+@pytest.mark.parametrize("n, size, k, s, p, d, ceil", LARGE_WINDOWS)
+@pytest.mark.parametrize("values", ["ties", "nan"])
+def test_max_pool_large_windows_match_torch(n, size, k, s, p, d, ceil, values):
+    out = torch_pool_output(size, k, s or k, p, d, ceil)
+    assert out is not None and windows_reach_input(size, out, k, s or k, p, d)
+    rs = np.random.RandomState(n)
+    x = rs.randint(-2, 3, (2, 2) + size).astype(np.float32)
+    if values == "nan":
+        x[rs.uniform(size=x.shape) < 0.01] = np.nan
+    fj, ft = getattr(F, f"max_pool{n}d"), getattr(TF, f"max_pool{n}d")
+    _compare(lambda a: fj(a, k, s, p, d, ceil, True), lambda a: ft(a, k, s, p, d, ceil, True), x)
+
+
 def test_max_pool_nan_and_neg_inf_pick_torchs_element():
     x = np.array([[[1.0, np.nan, 3.0, np.nan, -np.inf, -np.inf, -np.inf, 2.0, 2.0]]], np.float32)
     for args in [(3, 2, 1), (4, 1, 2), (2, 2, 0), (2, 1, 1, 9)]:

@@ -1,3 +1,5 @@
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,6 +109,15 @@ def test_nearest_legacy_rounding_and_scale_factor_coordinates():
     for kw in (dict(scale_factor=2.1), dict(scale_factor=1.7), dict(scale_factor=1.7, recompute_scale_factor=True),
                dict(scale_factor=0.6, mode="nearest-exact"), dict(size=13, mode="nearest-exact")):
         check_against_torch(lambda a: F.interpolate(a, **kw), lambda t: TF.interpolate(t, **kw), x)
+
+
+def test_nearest_clamps_a_source_index_that_float32_rounds_past_the_input():
+    # 3 pixels scaled by ~4e6 (12 million outputs): float32 rounding puts the last outputs' source
+    # coordinate at 3.0, which torch clamps to the last pixel
+    sf, x = 4020010.0050025014, randn((1, 1, 3), seed=7)
+    assert np.floor(np.float32(math.floor(3 * sf) - 1) * np.float32(1 / sf)) >= 3
+    ref = TF.interpolate(to_torch(x), scale_factor=sf, mode="nearest")
+    np.testing.assert_array_equal(np.asarray(F.interpolate(x, scale_factor=sf, mode="nearest")), ref.numpy())
 
 
 @pytest.mark.filterwarnings("ignore:`nn.functional.upsample")

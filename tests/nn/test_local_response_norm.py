@@ -30,3 +30,11 @@ def test_alexnet_and_googlenet_settings_and_errors():
         nn.LocalResponseNorm(0)
     with pytest.raises(TypeError, match="beta must be a number"):
         nn.LocalResponseNorm(2, beta="x")
+
+
+def test_torchs_default_constants():
+    # only size given: alpha, beta and k are torch's defaults (values large enough that each shows)
+    x = 30 * randn((2, 6, 3, 4), seed=1)
+    ref = torch.nn.functional.local_response_norm(to_torch(x), 3)
+    assert_close(F.local_response_norm(jnp.asarray(x), 3), ref)
+    check_layer(nn.LocalResponseNorm(3), torch.nn.LocalResponseNorm(3), x)
