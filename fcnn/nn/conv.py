@@ -5,64 +5,56 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn import functional as F
 from fcnn.functional import conv as _fconv
-from fcnn.functional.padding import pad as _pad
 from fcnn.nn import init as _init
 from fcnn.nn.module import Layer
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-class ConvNd(Layer):
-    """N-dimensional convolution; use :class:`Conv1d`, :class:`Conv2d` or :class:`Conv3d`.
+class _ConvNd(Layer):
+    """What convolutions and transposed convolutions share, as torch's ``_ConvNd``.
 
-    Params: ``weight`` ``(out_channels, in_channels // groups, *kernel_size)`` and,
-    with ``bias=True``, ``bias`` ``(out_channels,)`` — torch's names and layout.
-    Default init as torch: weight ``kaiming_uniform(a=√5)``, bias ``U(±1/√fan_in)``;
-    pass ``weight_init`` / ``bias_init`` (``(key, shape, dtype) -> array``) to change it.
+    The checks of channels, groups, kernel size, stride and dilation, the
+    ``weight``/``bias`` params (torch's layout: ``(out, in // groups, *kernel)``,
+    transposed ``(in, out // groups, *kernel)``) with torch's default init,
+    the input check and the repr. Subclasses set ``n`` and ``transposed`` and
+    check their own padding.
     """
 
     n: int = 0
+    transposed: bool = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, dtype=jnp.float32,
-                 weight_init=None, bias_init=None):
+    def _common(self, in_channels, out_channels, kernel_size, stride, dilation, groups, bias, dtype,
+                weight_init, bias_init) -> str:
         where = type(self).__name__
-        n = self.n
         self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
         self.out_channels = _checks.positive_int(out_channels, "out_channels", where)
         self.groups = _checks.positive_int(groups, "groups", where)
-        if in_channels % groups != 0:
-            raise ValueError(f"{where}: in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
-        if out_channels % groups != 0:
-            raise ValueError(f"{where}: out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
-        self.kernel_size = _checks.ntuple(kernel_size, n, "kernel_size", where)
-        _checks.positive(self.kernel_size, "kernel_size", where)
-        self.stride = _checks.ntuple(stride, n, "stride", where)
-        _checks.positive(self.stride, "stride", where)
-        self.dilation = _checks.ntuple(dilation, n, "dilation", where)
-        _checks.positive(self.dilation, "dilation", where)
-        self.padding_mode = _checks.one_of(padding_mode, _PADDING_MODES, "padding_mode", where)
-        # Validates 'same'/'valid'/ints now, at construction, not at first apply.
-        self.pads = _fconv.conv_padding(padding, self.kernel_size, self.dilation, self.stride, n, where)
-        self.padding = padding if isinstance(padding, str) else _checks.ntuple(padding, n, "padding", where)
-        if not isinstance(bias, bool):
-            raise TypeError(f"{where}: bias must be a bool, got {bias!r}")
-        self.bias = bias
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups != 0:
+                raise ValueError(f"{where}: {name} must be divisible by groups, got {name}={channels}, groups={groups}")
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            setattr(self, name, _checks.ntuple(value, self.n, name, where))
+            _checks.positive(getattr(self, name), name, where)
+        self.bias = _checks.boolean(bias, "bias", where)
         self.dtype = dtype
         self.weight_init = weight_init or _init.torch_default_weight
         self.bias_init = bias_init
-        self._fn = {1: _fconv.conv1d, 2: _fconv.conv2d, 3: _fconv.conv3d}[n]
+        return where
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
-        return (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        first, second = (self.in_channels, self.out_channels) if self.transposed else (self.out_channels, self.in_channels)
+        return (first, second // self.groups) + self.kernel_size
 
     def init(self, key):
         bias_size = self.out_channels if self.bias else None
         return _init.weight_and_bias(key, self.weight_shape, bias_size, self.dtype, self.weight_init, self.bias_init), {}
 
-    def apply(self, params, state, x, *, train=False, rng=None):
+    def _input(self, x):
+        """``(x with a batch axis, whether it was unbatched)``; refuses a wrong rank or channel count."""
         where = type(self).__name__
         x, unbatched = _checks.spatial_input(x, self.n, where)
         if x.shape[1] != self.in_channels:
@@ -70,18 +62,14 @@ class ConvNd(Layer):
                 f"{where}: expected input with {self.in_channels} channels (in_channels), "
                 f"got input of shape {tuple(x.shape) if not unbatched else tuple(x.shape[1:])}"
             )
-        padding = self.padding
-        if self.padding_mode != "zeros":
-            flat = [p for lo_hi in reversed(self.pads) for p in lo_hi]
-            x = _pad(x, flat, mode=self.padding_mode)
-            padding = 0
-        y = self._fn(x, params["weight"], params.get("bias"), self.stride, padding, self.dilation, self.groups)
-        return (y[0] if unbatched else y), state
+        return x, unbatched
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self.n:
             s += f", padding={self.padding}"
+        if getattr(self, "output_padding", (0,) * self.n) != (0,) * self.n:
+            s += f", output_padding={self.output_padding}"
         if self.dilation != (1,) * self.n:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -91,6 +79,38 @@ class ConvNd(Layer):
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
+
+
+class ConvNd(_ConvNd):
+    """N-dimensional convolution; use :class:`Conv1d`, :class:`Conv2d` or :class:`Conv3d`.
+
+    Params: ``weight`` ``(out_channels, in_channels // groups, *kernel_size)`` and,
+    with ``bias=True``, ``bias`` ``(out_channels,)`` — torch's names and layout.
+    Default init as torch: weight ``kaiming_uniform(a=√5)``, bias ``U(±1/√fan_in)``;
+    pass ``weight_init`` / ``bias_init`` (``(key, shape, dtype) -> array``) to change it.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", *, dtype=jnp.float32,
+                 weight_init=None, bias_init=None):
+        where = self._common(in_channels, out_channels, kernel_size, stride, dilation, groups, bias, dtype,
+                             weight_init, bias_init)
+        n = self.n
+        self.padding_mode = _checks.one_of(padding_mode, _PADDING_MODES, "padding_mode", where)
+        # Validates 'same'/'valid'/ints now, at construction, not at first apply.
+        self.pads = _fconv.conv_padding(padding, self.kernel_size, self.dilation, self.stride, n, where)
+        self.padding = padding if isinstance(padding, str) else _checks.ntuple(padding, n, "padding", where)
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        x, unbatched = self._input(x)
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            flat = [p for lo_hi in reversed(self.pads) for p in lo_hi]
+            x = F.pad(x, flat, mode=self.padding_mode)
+            padding = 0
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.n - 1]
+        y = conv(x, params["weight"], params.get("bias"), self.stride, padding, self.dilation, self.groups)
+        return (y[0] if unbatched else y), state
 
 
 class Conv1d(ConvNd):

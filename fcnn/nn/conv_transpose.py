@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax.numpy as jnp
-import numpy as np
 
 from fcnn import _checks
+from fcnn import functional as F
 from fcnn.functional import conv_transpose as _fct
-from fcnn.nn import init as _init
-from fcnn.nn.module import Layer
+from fcnn.nn.conv import _ConvNd
 
 
-class ConvTransposeNd(Layer):
+class ConvTransposeNd(_ConvNd):
     """N-dimensional transposed convolution; use :class:`ConvTranspose1d`, ``2d`` or ``3d``.
 
     Params: ``weight`` ``(in_channels, out_channels // groups, *kernel_size)``
@@ -23,26 +22,14 @@ class ConvTransposeNd(Layer):
     (torch computes the fan from ``weight.shape[1]``), and the bias U(±1/√fan_in).
     """
 
-    n: int = 0
+    transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  groups=1, bias=True, dilation=1, padding_mode="zeros", *, dtype=jnp.float32,
                  weight_init=None, bias_init=None):
-        where = type(self).__name__
+        where = self._common(in_channels, out_channels, kernel_size, stride, dilation, groups, bias, dtype,
+                             weight_init, bias_init)
         n = self.n
-        self.in_channels = _checks.positive_int(in_channels, "in_channels", where)
-        self.out_channels = _checks.positive_int(out_channels, "out_channels", where)
-        self.groups = _checks.positive_int(groups, "groups", where)
-        if in_channels % groups != 0:
-            raise ValueError(f"{where}: in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
-        if out_channels % groups != 0:
-            raise ValueError(f"{where}: out_channels must be divisible by groups, got out_channels={out_channels}, groups={groups}")
-        self.kernel_size = _checks.ntuple(kernel_size, n, "kernel_size", where)
-        _checks.positive(self.kernel_size, "kernel_size", where)
-        self.stride = _checks.ntuple(stride, n, "stride", where)
-        _checks.positive(self.stride, "stride", where)
-        self.dilation = _checks.ntuple(dilation, n, "dilation", where)
-        _checks.positive(self.dilation, "dilation", where)
         if isinstance(padding, str):
             raise TypeError(f"{where}: padding must be an int or a tuple of {n} ints, got {padding!r}")
         self.padding = _checks.ntuple(padding, n, "padding", where)
@@ -53,21 +40,6 @@ class ConvTransposeNd(Layer):
         if padding_mode != "zeros":
             raise ValueError(f"{where}: Only \"zeros\" padding mode is supported for {where}, got padding_mode={padding_mode!r}")
         self.padding_mode = padding_mode
-        if not isinstance(bias, bool):
-            raise TypeError(f"{where}: bias must be a bool, got {bias!r}")
-        self.bias = bias
-        self.dtype = dtype
-        self.weight_init = weight_init or _init.torch_default_weight
-        self.bias_init = bias_init
-        self._fn = {1: _fct.conv_transpose1d, 2: _fct.conv_transpose2d, 3: _fct.conv_transpose3d}[n]
-
-    @property
-    def weight_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-
-    def init(self, key):
-        bias_size = self.out_channels if self.bias else None
-        return _init.weight_and_bias(key, self.weight_shape, bias_size, self.dtype, self.weight_init, self.bias_init), {}
 
     def output_padding_for(self, spatial, output_size, batched: bool = True) -> tuple[int, ...]:
         """torch's ``_output_padding``: the output_padding that yields ``output_size``.
@@ -84,7 +56,7 @@ class ConvTransposeNd(Layer):
         lead = 2 if batched else 1
         if not isinstance(output_size, Sequence) or isinstance(output_size, str):
             raise TypeError(f"{where}: output_size must be a sequence of {n} or {n + lead} ints, got {output_size!r}")
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in output_size):
+        if not all(_checks.is_int(v) for v in output_size):
             raise TypeError(f"{where}: output_size must contain ints, got {tuple(output_size)!r}")
         if len(output_size) not in (n, n + lead):
             raise ValueError(
@@ -103,31 +75,12 @@ class ConvTransposeNd(Layer):
         return tuple(o - m for o, m in zip(output_size, min_sizes))
 
     def apply(self, params, state, x, output_size=None, *, train=False, rng=None):
-        where = type(self).__name__
-        x, unbatched = _checks.spatial_input(x, self.n, where)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{where}: expected input with {self.in_channels} channels (in_channels), "
-                f"got input of shape {tuple(x.shape) if not unbatched else tuple(x.shape[1:])}"
-            )
+        x, unbatched = self._input(x)
         output_padding = self.output_padding_for(x.shape[2:], output_size, batched=not unbatched)
-        y = self._fn(x, params["weight"], params.get("bias"), self.stride, self.padding, output_padding,
-                     self.groups, self.dilation)
+        conv_transpose = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.n - 1]
+        y = conv_transpose(x, params["weight"], params.get("bias"), self.stride, self.padding, output_padding,
+                           self.groups, self.dilation)
         return (y[0] if unbatched else y), state
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * self.n:
-            s += f", padding={self.padding}"
-        if self.output_padding != (0,) * self.n:
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1,) * self.n:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if not self.bias:
-            s += ", bias=False"
-        return s
 
 
 class ConvTranspose1d(ConvTransposeNd):
