@@ -21,12 +21,12 @@ the step's key is ``fold_in(rng, step)``, and nothing depends on wall time.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Iterable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -227,38 +227,43 @@ def _accumulate(grads_and_metrics, k: int, params, state, x, target, rng):
     return jax.tree.map(mean, g_sum), state, jax.tree.map(mean, m_sum)
 
 
-def _memoized(build):
-    """Reuse the compiled step for the same (model, loss, optimizer, options).
-
-    ``jax.jit`` caches compilations per Python function; building a new closure
-    per call would recompile each time ``fit`` runs. Layers and optax
-    transformations are immutable, so their identity is a sound key.
-    Unhashable arguments just skip the cache.
-    """
-    cached = functools.lru_cache(maxsize=16)(build)
-
-    @functools.wraps(build)
-    def wrapper(*args, **kwargs):
-        try:
-            return cached(*args, **kwargs)
-        except TypeError as e:
-            if "unhashable" not in str(e):
-                raise
-            return build(*args, **kwargs)
-
-    return wrapper
+# Compiled steps by key, newest last; the oldest goes past _MAX_STEPS (see make_train_step's "Reuse").
+_STEPS: OrderedDict = OrderedDict()
+_MAX_STEPS = 16
 
 
-@_memoized
+def _reused(key: Hashable, build: Callable[[], Callable]) -> Callable:
+    """The step stored under ``key``, else ``build()``'s (stored when the key is hashable)."""
+    try:
+        step = _STEPS.pop(key)
+    except TypeError:  # an unhashable option or object: a step for this call only
+        return build()
+    except KeyError:
+        step = build()
+    _STEPS[key] = step
+    while len(_STEPS) > _MAX_STEPS:
+        _STEPS.popitem(last=False)
+    return step
+
+
 def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransformation, *,
                     donate: bool = True, jit: bool = True, mesh=None, data_axis: str = "data",
                     accumulate_steps: int = 1, remat: bool = False, compute_dtype=None,
-                    augment: Callable | None = None):
+                    augment: Callable | None = None, cache_key: Hashable | None = None):
     """The jit-compiled train step; see :func:`train_step_fn`.
 
     The incoming :class:`TrainState` is donated (``donate=True``): its buffers
     are reused for the new one, so don't use the old state after the call.
     ``jit=False`` returns the plain Python function (for debugging).
+
+    Reuse: ``jax.jit`` keeps its compilations per Python function, so the
+    function is made once per key and later calls with an equal key return it
+    (the last 16 keys are kept). The key is the options ``donate``, ``jit``,
+    ``mesh``, ``data_axis``, ``accumulate_steps``, ``remat``, ``compute_dtype``
+    together with ``cache_key``, or, when ``cache_key`` is ``None``, with the
+    objects ``(model, loss_fn, optimizer, augment)`` themselves (layers compare
+    by value, functions and optax transformations by identity). An unhashable
+    key makes a step for this call only.
 
     Args:
       mesh: a ``jax.sharding.Mesh`` for data-parallel training: the batch is
@@ -278,16 +283,25 @@ def make_train_step(model, loss_fn: Callable, optimizer: optax.GradientTransform
         augmentation on the device, so the host ships only (e.g. uint8) batches.
         An :mod:`fcnn.transforms` ``Compose`` is such a function (``MixUp`` /
         ``CutMix`` at its end mix the targets too). Same seed, same augmentation.
+      cache_key: a hashable value that determines ``model``, ``loss_fn``,
+        ``optimizer`` and ``augment`` (e.g. the configuration they are built
+        from): steps are then reused by it (see Reuse) when those objects are
+        rebuilt between calls, as ``fcnn train`` does with its flags.
     """
-    step = train_step_fn(model, loss_fn, optimizer, accumulate_steps=accumulate_steps, remat=remat,
-                         compute_dtype=compute_dtype, augment=augment)
-    if not jit:
-        return step
-    if mesh is not None:
-        from fcnn import distributed
 
-        return distributed.data_parallel_jit(step, mesh, data_axis, donate=donate)
-    return xla.jit(step, donate_argnums=(0,) if donate else ())
+    def build():
+        step = train_step_fn(model, loss_fn, optimizer, accumulate_steps=accumulate_steps, remat=remat,
+                             compute_dtype=compute_dtype, augment=augment)
+        if not jit:
+            return step
+        if mesh is not None:
+            from fcnn import distributed
+
+            return distributed.data_parallel_jit(step, mesh, data_axis, donate=donate)
+        return xla.jit(step, donate_argnums=(0,) if donate else ())
+
+    objects = (model, loss_fn, optimizer, augment) if cache_key is None else cache_key
+    return _reused(("train", objects, donate, jit, mesh, data_axis, accumulate_steps, remat, compute_dtype), build)
 
 
 def eval_step_fn(model, loss_fn: Callable, metric=None, transform: Callable | None = None):
@@ -314,13 +328,22 @@ def eval_step_fn(model, loss_fn: Callable, metric=None, transform: Callable | No
     return step
 
 
-@_memoized
-def make_eval_step(model, loss_fn: Callable, *, jit: bool = True, metric=None, transform: Callable | None = None):
-    """The jit-compiled eval step (nothing donated: the train state lives on); see :func:`eval_step_fn`."""
+def make_eval_step(model, loss_fn: Callable, *, jit: bool = True, metric=None, transform: Callable | None = None,
+                   cache_key: Hashable | None = None):
+    """The jit-compiled eval step (nothing donated: the train state lives on); see :func:`eval_step_fn`.
+
+    Reused as :func:`make_train_step`'s steps are: by ``(jit, cache_key)``, or with ``cache_key=None``
+    by ``(jit, model, loss_fn, metric, transform)``.
+    """
     if transform is not None and not callable(transform):
         raise TypeError(f"make_eval_step: transform must be callable as transform(x) -> x, got {transform!r}")
-    step = eval_step_fn(model, loss_fn, metric, transform)
-    return xla.jit(step) if jit else step
+
+    def build():
+        step = eval_step_fn(model, loss_fn, metric, transform)
+        return xla.jit(step) if jit else step
+
+    objects = (model, loss_fn, metric, transform) if cache_key is None else cache_key
+    return _reused(("eval", objects, jit), build)
 
 
 def _epoch_batches(data, epoch: int):
@@ -457,7 +480,8 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         on_epoch_end: Callable | Sequence[Callable] | None = None,
         progress: bool | None = None, log_every: int = 10, mesh=None, data_axis: str = "data",
-        metrics=None, tensorboard=None, eval_transform: Callable | None = None, **step_options):
+        metrics=None, tensorboard=None, eval_transform: Callable | None = None,
+        cache_key: Hashable | None = None, **step_options):
     """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
 
     Args:
@@ -499,6 +523,11 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
             first training batch (see :mod:`fcnn.tensorboard`). Written by process 0 only.
         eval_transform: ``transform(x) -> x`` applied to evaluation inputs inside
             the compiled eval step (the deterministic counterpart of ``augment``).
+        cache_key: a hashable value that determines ``model``, ``loss_fn``,
+            ``optimizer``, ``metrics``, ``eval_transform`` and ``augment``: the
+            compiled steps are reused by it (see :func:`make_train_step`), so a
+            second ``fit`` with objects rebuilt from the same configuration
+            compiles nothing. ``None``: reused by the objects themselves.
         **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype``,
             ``augment`` of :func:`make_train_step` (augmentation on the device:
             ``augment=fcnn.transforms.Compose([...])``).
@@ -520,9 +549,10 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         raise ValueError("fit: metrics are computed on eval_data, which is None")
     board, own_board = _tensorboard(tensorboard)
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
-    train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, **step_options)
-    eval_step = make_eval_step(model, loss_fn, metric=metric, transform=eval_transform) if eval_data is not None \
-        else None
+    train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, cache_key=cache_key,
+                                 **step_options)
+    eval_step = make_eval_step(model, loss_fn, metric=metric, transform=eval_transform, cache_key=cache_key) \
+        if eval_data is not None else None
     step_count = int(jax.device_get(ts.step)) if board is not None else 0
     if mesh is not None:
         train_step, eval_step, ts = _data_parallel(mesh, data_axis, train_step, eval_step, ts,

@@ -247,17 +247,19 @@ def test_bad_distributed_arguments(monkeypatch):
 def test_cli_arguments(monkeypatch):
     import argparse
 
+    from fcnn.cli import distributed as flags
+
     for var in (distributed.ENV_NUM_PROCESSES, distributed.ENV_PROCESS_ID, distributed.ENV_COORDINATOR):
         monkeypatch.delenv(var, raising=False)
     parser = argparse.ArgumentParser()
-    distributed.add_arguments(parser)
-    assert distributed.mesh_from_args(parser.parse_args([])) is None
-    mesh = distributed.mesh_from_args(parser.parse_args(["--data-parallel"]))
+    flags.add_arguments(parser)
+    assert flags.mesh_from_args(parser.parse_args([])) is None
+    mesh = flags.mesh_from_args(parser.parse_args(["--data-parallel"]))
     assert mesh.axis_names == ("data",) and mesh.size == jax.device_count()
     with pytest.raises(SystemExit):  # argparse's usage error, before anything runs
         parser.parse_args(["--num-processes", "two"])
     with pytest.raises(ValueError, match="coordinator"):
-        distributed.mesh_from_args(parser.parse_args(["--num-processes", "2", "--process-id", "0"]))
+        flags.mesh_from_args(parser.parse_args(["--num-processes", "2", "--process-id", "0"]))
 
 
 def test_cli_two_processes_equal_one(tmp_path):

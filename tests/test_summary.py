@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from fcnn import models, nn
-from fcnn.summary import Summary, summary
+from fcnn import Summary, summary
 
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -180,7 +180,7 @@ def test_custom_layer_without_rule_and_pointwise_default():
 
 
 def test_command_line(capsys):
-    from fcnn.summary import main
+    from fcnn.cli.summary import main
 
     assert main(["--model", "resnet18", "--input", "3,224,224"]) == 0
     out = capsys.readouterr().out

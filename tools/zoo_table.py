@@ -25,7 +25,7 @@ torchvision = import_torchvision()
 import test_zoo  # noqa: E402
 
 from fcnn import models  # noqa: E402
-from fcnn.summary import summary  # noqa: E402
+from fcnn import summary  # noqa: E402
 
 HEADER = """# torchvision's models in fcnn
 

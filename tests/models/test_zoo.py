@@ -321,7 +321,7 @@ def test_load_torchvision_errors(tmp_path):
 def test_summary_counts_torchvisions_params_and_operations(name):
     """``fcnn summary``: parameters as torchvision's meta, FLOPs / 2 its published GMACs ("_ops") at the
     weights' resolution (torchvision counts the multiply-adds of convolutions and Linear layers, as fcnn)."""
-    from fcnn.summary import summary
+    from fcnn import summary
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
     size = weights.transforms().crop_size[0]

@@ -18,16 +18,17 @@ training. ``--resume`` with an empty DIR starts a fresh run, so a preemptible
 job can be restarted with one unchanged command line.
 
 Every flag is checked before anything is trained: numbers are finite and in
-range (:func:`in_range`, an argparse action for any numeric flag), the
-output and checkpoint directories writable (:func:`check_writable_dir`), the
+range (:func:`fcnn.cli.flags.in_range`, an argparse action for any numeric flag), the
+output and checkpoint directories writable (:func:`fcnn.cli.flags.check_writable_dir`), the
 data files readable; a bad value is a usage error, exit status 2, never a
 traceback or a run that diverges to NaN.
 
 ``fcnn summary --model resnet18 --input 3,224,224 [--markdown]`` prints
-:func:`fcnn.summary.summary`'s table.
+:func:`fcnn.summary`'s table (:mod:`fcnn.cli.summary`).
 
 ``fcnn convert torchvision.models:resnet18 --out DIR`` converts a torch model
-(:mod:`fcnn.interop.convert`) into ``DIR/model.py`` and ``DIR/model.safetensors``.
+(:mod:`fcnn.interop.convert`, flags in :mod:`fcnn.cli.convert`) into ``DIR/model.py`` and
+``DIR/model.safetensors``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ import csv
 import functools
 import io
 import json
-import math
 import os
 import sys
 import time
 from typing import Callable
+
+from fcnn.cli.flags import CLIError, check_writable_dir, choice, in_range
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -61,63 +63,8 @@ def add_command(name: str, help: str, add_arguments: Callable, run: Callable) ->
     COMMANDS[name] = (help, add_arguments, run)
 
 
-class CLIError(ValueError):
-    """A usage error: reported as ``fcnn: error: ...`` with exit status 2."""
-
-
-def _choice(value: str, choices, what: str) -> str:
-    if value not in choices:
-        raise CLIError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
-    return value
-
-
-def in_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-             high_open: bool = False) -> type[argparse.Action]:
-    """An argparse ``action=`` for a numeric flag: the value (converted by ``type=``) must be finite and
-    in the range, else argparse's usage error, exit status 2, naming the flag and the value.
-
-    ``low``/``high`` are inclusive unless ``low_open``/``high_open``. Example::
-
-        parser.add_argument("--lr", type=float, action=in_range(0, 10, low_open=True))
-        parser.add_argument("--epochs", type=int, action=in_range(1))
-    """
-
-    def problem(value) -> str | None:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "must be a finite number"
-        if low is not None and (value <= low if low_open else value < low):
-            if low == 0 or (low == 1 and not low_open and isinstance(value, int)):
-                return "must be positive" if low_open or low == 1 else "must be non-negative"
-            return f"must be {'greater than' if low_open else 'at least'} {low!r}"
-        if high is not None and (value >= high if high_open else value > high):
-            return f"must be {'less than' if high_open else 'at most'} {high!r}"
-        return None
-
-    class InRange(argparse.Action):
-        def __call__(self, parser, namespace, value, option_string=None):
-            message = problem(value)
-            if message:
-                parser.error(f"{option_string} {message}, got {value!r}")
-            setattr(namespace, self.dest, value)
-
-    return InRange
-
-
 # The largest seed: jax.random.key keeps 32 bits of it without x64 (2**32 and 0 give the same key).
 MAX_SEED = 2**32 - 1
-
-
-def check_writable_dir(path: str, flag: str) -> None:
-    """Refuse (:class:`CLIError`) a directory that could not be created or written: ``path`` or its nearest
-    existing ancestor must be a directory this process may write into. Nothing is created."""
-    probe = os.path.abspath(path)
-    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        what = "is not a directory" if probe == os.path.abspath(path) else "is a file, so no directory can be made under it"
-        raise CLIError(f"{flag} {path}: {probe} {what}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CLIError(f"{flag} {path}: no permission to write in {probe}")
 
 
 # ----------------------------------------------------------------- fcnn train
@@ -180,18 +127,18 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     ck.add_argument("--stop-after-epoch", type=int, action=in_range(1), default=None, metavar="E",
                     help="exit after epoch E (e.g. a time-limited job); the LR schedule still spans --epochs, "
                          "and --resume continues exactly")
-    from fcnn import distributed
+    from fcnn.cli import distributed
 
     distributed.add_arguments(p)
 
 
 def _check_train_args(args) -> None:
-    _choice(args.dataset, DATASETS, "dataset")
-    _choice(args.optimizer, OPTIMIZERS, "optimizer")
-    _choice(args.schedule, SCHEDULES, "schedule")
+    choice(args.dataset, DATASETS, "dataset")
+    choice(args.optimizer, OPTIMIZERS, "optimizer")
+    choice(args.schedule, SCHEDULES, "schedule")
     from fcnn import models
 
-    _choice(args.model, [n for n in models.names() if n != "unet"], "model (classifiers)")
+    choice(args.model, [n for n in models.names() if n != "unet"], "model (classifiers)")
     if args.dataset != "digits" and args.data_dir is None:
         raise CLIError(f"--dataset {args.dataset} reads files: pass --data-dir")
     num, rank = args.num_processes, args.process_id
@@ -206,10 +153,6 @@ def _check_train_args(args) -> None:
         raise CLIError(f"{'--resume' if args.resume else '--stop-after-epoch'} needs --checkpoint-dir")
 
 
-# Memoized, like the optimizer and loss below: layers and optax transformations are
-# immutable, and fcnn.train caches compiled steps by their identity, so repeated
-# in-process runs (tests, notebooks, stop-and-resume) compile once.
-@functools.lru_cache(maxsize=8)
 def build_model(name: str, in_channels: int, size: int, num_classes: int):
     """A classifier from the registry, adapted to the images' channels and size."""
     from fcnn import models
@@ -228,20 +171,11 @@ def build_model(name: str, in_channels: int, size: int, num_classes: int):
 _OPTIMIZER_FLAGS = ("optimizer", "lr", "momentum", "schedule", "weight_decay", "epochs")
 
 
-def build_optimizer(args, steps_per_epoch: int):
-    """The ``fcnn.optim`` optimizer and schedule the flags ask for."""
-    return _optimizer(steps_per_epoch, *(getattr(args, k) for k in _OPTIMIZER_FLAGS))
-
-
 def build_schedule(args, steps_per_epoch: int):
     """The learning rate the flags ask for: a float (``--schedule none``) or a schedule ``step -> lr``."""
-    return _schedule(steps_per_epoch, args.lr, args.schedule, args.epochs)
-
-
-@functools.lru_cache(maxsize=8)
-def _schedule(steps_per_epoch: int, lr: float, schedule: str, epochs: int):
     from fcnn.optim import lr_scheduler as sched
 
+    lr, schedule, epochs = args.lr, args.schedule, args.epochs
     if schedule == "none":
         return lr
     if schedule == "step":
@@ -252,12 +186,11 @@ def _schedule(steps_per_epoch: int, lr: float, schedule: str, epochs: int):
     return sched.OneCycleLR(lr, total_steps=epochs * steps_per_epoch)
 
 
-@functools.lru_cache(maxsize=8)
-def _optimizer(steps_per_epoch: int, *values):
-    args = argparse.Namespace(**dict(zip(_OPTIMIZER_FLAGS, values)))
+def build_optimizer(args, steps_per_epoch: int):
+    """The ``fcnn.optim`` optimizer and schedule the flags ask for."""
     from fcnn import optim
 
-    lr = _schedule(steps_per_epoch, args.lr, args.schedule, args.epochs)
+    lr = build_schedule(args, steps_per_epoch)
     cycled = lr.momentum if args.schedule == "onecycle" else None
     wd = args.weight_decay
     if args.optimizer == "sgd":
@@ -273,7 +206,6 @@ def _optimizer(steps_per_epoch: int, *values):
     return optim.Adadelta(lr, weight_decay=wd)
 
 
-@functools.lru_cache(maxsize=8)
 def _loss(label_smoothing: float):
     from fcnn.nn import CrossEntropyLoss
 
@@ -336,10 +268,11 @@ def run_train(args) -> int:
     _check_train_args(args)
     metric_names = _metric_names(args)
     from fcnn import distributed
+    from fcnn.cli.distributed import mesh_from_args
 
     # joins a multi-process job (--num-processes/FCNN_*) before anything touches a device
     try:
-        mesh = distributed.mesh_from_args(args)
+        mesh = mesh_from_args(args)
     except ValueError as e:
         raise CLIError(str(e)) from None
     if distributed.is_main_process():  # the process that writes files
@@ -354,7 +287,7 @@ def run_train(args) -> int:
     from fcnn.train import fit
 
     if args.dataset == "folder":
-        train, test, (c, h, num_classes, n_train, n_test), device_options = _folder_data(args)
+        train, test, (c, h, num_classes, n_train, n_test), device_options, device_key = _folder_data(args)
     else:
         try:
             x_train, y_train = data.load(args.dataset, "train", args.data_dir)
@@ -366,7 +299,7 @@ def run_train(args) -> int:
         x_train, x_test = data.normalize(x_train, mean, std), data.normalize(x_test, mean, std)
         num_classes = int(max(y_train.max(), y_test.max())) + 1
         _, c, h, w = x_train.shape
-        n_train, n_test, device_options = len(y_train), len(y_test), {}
+        n_train, n_test, device_options, device_key = len(y_train), len(y_test), {}, None
         shift = args.augment if args.augment is not None else (2 if args.dataset == "cifar10" else 0)
         # drop_last: every training batch has one shape, so the step compiles once
         train = data.DataLoader((x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, drop_last=True,
@@ -388,6 +321,10 @@ def run_train(args) -> int:
         chosen["confusion_matrix"] = metrics.ConfusionMatrix(task="multiclass", num_classes=num_classes,
                                                              validate_args=False)
     board = _tensorboard(args, build_schedule(args, len(train))) if distributed.is_main_process() else None
+    # what the compiled steps depend on: a later run in this process with the same key (a resumed run, a
+    # notebook's second cell) reuses them although the model, optimizer and loss objects are new
+    step_key = ("fcnn train", args.model, c, h, num_classes, len(train), *(getattr(args, k) for k in _OPTIMIZER_FLAGS),
+                args.label_smoothing, tuple(metric_names), writes, device_key)
 
     print(f"fcnn train: {args.model} on {args.dataset} ({n_train} train / {n_test} test images), "
           f"{args.epochs} epochs, {args.optimizer} lr={args.lr:g} schedule={args.schedule}", flush=True)
@@ -400,7 +337,8 @@ def run_train(args) -> int:
     if last > done:
         ts, new = fit(model, train, test, loss_fn, optimizer, last - done, seed=args.seed, train_state=ts,
                       start_epoch=done, progress=False if args.no_progress else None, mesh=mesh,
-                      on_epoch_end=callbacks, metrics=chosen or None, tensorboard=board, **device_options)
+                      on_epoch_end=callbacks, metrics=chosen or None, tensorboard=board, cache_key=step_key,
+                      **device_options)
         history = history + new
     else:
         print(f"nothing to train: the checkpoint is at epoch {done} of {args.epochs}", flush=True)
@@ -426,8 +364,6 @@ def run_train(args) -> int:
     return 0
 
 
-# memoized like build_model: the same transforms objects let fcnn.train reuse the compiled steps
-@functools.lru_cache(maxsize=8)
 def _device_transforms(size: int, padding: int, hflip: bool, mean: tuple, std: tuple):
     """``(augment, eval_transform)`` for fit: crop/flip, then uint8 → float in [0, 1] → normalised."""
     import jax.numpy as jnp
@@ -444,10 +380,11 @@ def _device_transforms(size: int, padding: int, hflip: bool, mean: tuple, std: t
 def _folder_data(args):
     """Loaders of an image folder (``--dataset folder``): uint8 batches through grain, augmented on the device.
 
-    Returns ``(train, test, (channels, size, classes, n_train, n_test), fit options)``;
+    Returns ``(train, test, (channels, size, classes, n_train, n_test), fit options, their key)``;
     the options hold ``augment`` (RandomCrop with ``--augment`` padding,
     ``--hflip``, then scaling and normalisation) and the evaluation's
-    ``eval_transform``, both compiled into the steps.
+    ``eval_transform``, both compiled into the steps; the key is the values
+    that determine them.
     """
     import numpy as np
 
@@ -464,15 +401,15 @@ def _folder_data(args):
     images = np.stack([img for img, _ in (s for s in sample if s is not None)])
     mean, std = data.channel_stats(images.astype(np.float32) / 255.0)
     std = np.maximum(std, 1e-3)
-    augment, eval_transform = _device_transforms(args.image_size, args.augment or 0, args.hflip,
-                                                 tuple(mean.tolist()), tuple(std.tolist()))
+    key = (args.image_size, args.augment or 0, args.hflip, tuple(mean.tolist()), tuple(std.tolist()))
+    augment, eval_transform = _device_transforms(*key)
     options = {"augment": augment, "eval_transform": eval_transform}
     train = data.ImageLoader(train_set, args.batch_size, shuffle=True, seed=args.seed, drop_last=True,
                              num_workers=args.workers)
     # every process evaluates the whole validation set (fit replicates evaluation batches)
     test = data.ImageLoader(val_set, min(len(val_set), 1000), num_workers=args.workers, process_index=0,
                             process_count=1)
-    return train, test, (images.shape[1], args.image_size, len(classes), len(train_set), len(val_set)), options
+    return train, test, (images.shape[1], args.image_size, len(classes), len(train_set), len(val_set)), options, key
 
 
 # flags that change the trajectory: resuming with other values would silently mix two runs
@@ -565,11 +502,10 @@ def _lazy_command(name: str, help: str, module: str) -> None:
                 lambda args: importlib.import_module(module).run(args))
 
 
-# fcnn.summary the attribute is the function, so the module is named by its import path
 _lazy_command("summary", "print a model's layers: output shapes, parameters, FLOPs and receptive fields",
-              "fcnn.summary")
+              "fcnn.cli.summary")
 _lazy_command("convert", "convert a PyTorch model into fcnn source (model.py) and weights (model.safetensors)",
-              "fcnn.interop.convert")
+              "fcnn.cli.convert")
 
 
 # ----------------------------------------------------------------- entry point
