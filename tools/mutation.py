@@ -33,12 +33,14 @@ each survivor's diff; judging which survivors are equivalent is left to the read
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +66,9 @@ def _test_command(tests: list[str], cache: Path) -> str:
 
 
 def _config(module: str, command: str, timeout: float) -> str:
-    return (f'[cosmic-ray]\nmodule-path = "{module}"\ntimeout = {timeout}\nexcluded-modules = []\n'
-            f"test-command = '''{command}'''\n\n[cosmic-ray.distributor]\nname = \"local\"\n")
+    # TOML basic strings: JSON's escaping is valid TOML whatever quotes a test id brings into the command
+    return (f"[cosmic-ray]\nmodule-path = {json.dumps(module)}\ntimeout = {timeout}\nexcluded-modules = []\n"
+            f"test-command = {json.dumps(command)}\n\n[cosmic-ray.distributor]\nname = \"local\"\n")
 
 
 def _cosmic(*args, cwd: Path) -> None:
@@ -228,13 +231,11 @@ def main(argv=None) -> int:
     if a.extend:
         _extend(out, a.extend, a.seed + 1)
     if a.retest_survivors:
-        config = (out / "config.toml").read_text()
-        start = config.index("test-command = '''") + len("test-command = '''")
-        end = config.index("'''", start)
-        command = config[start:end]
+        config = tomllib.loads((out / "config.toml").read_text())["cosmic-ray"]
+        command = config["test-command"]
         if a.tests:  # a new list of tests for the survivors
             command = _test_command(a.tests, out / "xla_cache")
-            (out / "config.toml").write_text(config[:start] + command + config[end:])
+            (out / "config.toml").write_text(_config(config["module-path"], command, config["timeout"]))
         if not _retest_survivors(out, command):
             return 1
     if not a.report:
