@@ -9,7 +9,7 @@ import torch.nn.functional as TF
 from hypothesis import assume, given, settings, strategies as st
 
 from fcnn import functional as F
-from oracle import assert_close, to_torch, torch_pool_output, windows_reach_input
+from oracle import assert_close, randn, to_torch, torch_pool_output, windows_reach_input
 
 
 def _values(draw, shape, ties):
@@ -311,6 +311,28 @@ def test_bad_arguments_raise_naming_them(call, exc, match):
     x = jnp.ones((1, 2, 5, 5))
     with pytest.raises(exc, match=match):
         call(x)
+
+
+def test_unpool_drops_traced_out_of_range_indices_in_every_mode():
+    # torch refuses such indices; traced ones cannot be checked and are dropped: nothing written,
+    # no forward-mode tangent, no gradient (the expected arrays are built from that definition)
+    x, t, w = randn((1, 2, 4), seed=3), randn((1, 2, 4), seed=4), randn((1, 2, 8), seed=5)
+    idx = np.array([[[0, -1, 5, 9], [12, 3, 7, -3]]], np.int32)  # output length (4 - 1)·2 + 2 = 8
+    keep = (idx >= 0) & (idx < 8)
+
+    def unpooled(v):
+        out = np.zeros((1, 2, 8), np.float32)
+        for c, j in zip(*np.nonzero(keep[0])):
+            out[0, c, idx[0, c, j]] = v[0, c, j]
+        return out
+
+    f = jax.jit(lambda a, i: F.max_unpool1d(a, i, 2))
+    y, ty = jax.jvp(lambda a: f(a, idx), (jnp.asarray(x),), (jnp.asarray(t),))
+    np.testing.assert_array_equal(np.asarray(y), unpooled(x))
+    np.testing.assert_array_equal(np.asarray(ty), unpooled(t))
+    g = jax.grad(lambda a: jnp.sum(f(a, idx) * w))(jnp.asarray(x))
+    want = np.where(keep, np.take_along_axis(w, np.clip(idx, 0, 7), axis=2), 0)
+    np.testing.assert_array_equal(np.asarray(g), want)
 
 
 def test_unpool_accepts_output_size_with_batch_and_channels():
