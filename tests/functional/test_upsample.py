@@ -102,6 +102,14 @@ def test_antialias_downsampling(mode, size):
     check_against_torch(lambda a: F.interpolate(a, **kw), lambda t: TF.interpolate(t, **kw), x)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_antialias_downsampling_by_a_whole_factor(mode):
+    # a factor of 3 puts filter taps exactly on the edge of the filter's support (weight zero there)
+    x = randn((1, 2, 12, 9), seed=3)
+    kw = dict(size=(4, 3), mode=mode, antialias=True)
+    check_against_torch(lambda a: F.interpolate(a, **kw), lambda t: TF.interpolate(t, **kw), x)
+
+
 def test_nearest_legacy_rounding_and_scale_factor_coordinates():
     # scale_factor=2.1 on 5 pixels: output 10 = 2·in, where torch special-cases the index to dst>>1;
     # 1.7 uses 1/1.7 (not in/out) unless recompute_scale_factor=True.
