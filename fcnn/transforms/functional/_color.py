@@ -45,6 +45,31 @@ def _fma(a, b, c):
     return s + (s_err + p_err)
 
 
+def _divide(a, b):
+    """``a / b`` rounded correctly, as torch's division.
+
+    XLA's CPU division can be one unit in the last place off, which uint8
+    results (truncated) turn into off-by-one pixels; of the quotient and its two
+    float neighbours, the one with the smallest exact remainder ``a − q · b``
+    (Dekker's two-product) is the correctly rounded one.
+    """
+    b = jnp.asarray(b, a.dtype)
+
+    def remainder(q):
+        p = q * b
+        q_hi, q_lo = _split(q)
+        b_hi, b_lo = _split(b)
+        p_err = ((q_hi * b_hi - p) + q_hi * b_lo + q_lo * b_hi) + q_lo * b_lo
+        return jnp.abs((a - p) - p_err)
+
+    best = a / b
+    best_r = remainder(best)
+    for candidate in (jnp.nextafter(best, -jnp.inf), jnp.nextafter(best, jnp.inf)):
+        r = remainder(candidate)
+        best, best_r = jnp.where(r < best_r, candidate, best), jnp.minimum(r, best_r)
+    return best
+
+
 def _gray(x):
     """Luma ``0.2989 R + 0.587 G + 0.114 B`` in the compute dtype, ``(..., 1, H, W)``, rounded as torch."""
     xf = x.astype(compute_dtype(x))
@@ -186,3 +211,113 @@ def adjust_hue(inpt, hue_factor):
     h, s, v = _rgb_to_hsv(xf)
     h = jnp.remainder(h + jnp.asarray(f, jnp.float32), 1.0)
     return to_dtype(_hsv_to_rgb(h, s, v), x.dtype, scale=True)
+
+
+# ----------------------------------------------------------------------------- RandAugment's colour ops
+
+
+def _sharpen(x, one_minus_factor):
+    """Blend the interior with its 3 × 3 blur (weights 1/13, centre 5/13): ``x + (1 − f) · (blur − x)``."""
+    h, w = x.shape[-2:]
+    if x.size == 0 or h <= 2 or w <= 2:
+        return x
+    xf = x.astype(compute_dtype(x))
+    a, b = (jnp.asarray(v, xf.dtype) for v in (1.0 / 13.0, 5.0 / 13.0))
+    blur = 0
+    for dy in range(3):
+        for dx in range(3):
+            blur = blur + xf[..., dy:dy + h - 2, dx:dx + w - 2] * (b if dy == dx == 1 else a)
+    if not is_float(x):
+        blur = jnp.round(blur)
+    inner = xf[..., 1:-1, 1:-1]
+    inner = _fma(blur - inner, jnp.asarray(one_minus_factor, xf.dtype), inner)
+    out = jnp.clip(xf.at[..., 1:-1, 1:-1].set(inner), 0, max_value(x.dtype))
+    return out.astype(x.dtype)
+
+
+@compiled
+def adjust_sharpness(inpt, sharpness_factor):
+    """Sharpen (factor > 1) or blur (< 1) the image's interior; 0 gives the 3 × 3 blur, 1 the image itself."""
+    x, f = _image_and_factor(inpt, sharpness_factor, "sharpness_factor", "adjust_sharpness")
+    return _sharpen(x, np.float32(1.0 - f) if is_concrete(f) else 1.0 - jnp.asarray(f, jnp.float32))
+
+
+@compiled
+def invert(inpt):
+    """``max − x``: ``255 − x`` for uint8, ``1 − x`` for floating images."""
+    x = image(inpt, "invert")
+    return 1.0 - x if is_float(x) else jnp.bitwise_not(x)
+
+
+def _posterize(x, bits):
+    """``posterize`` with ``bits`` maybe traced (an int32 scalar in 0…8)."""
+    if is_float(x):
+        levels = jnp.left_shift(1, jnp.asarray(bits, jnp.int32)).astype(x.dtype)
+        return jnp.clip(jnp.floor(x * levels), 0, levels - 1) * (1.0 / levels)
+    mask = jnp.left_shift(255, 8 - jnp.asarray(bits, jnp.int32)) & 255
+    return x & mask.astype(jnp.uint8)
+
+
+@compiled
+def posterize(inpt, bits: int):
+    """Keep the ``bits`` (0…8) most significant bits of each intensity (float images: ``2**bits`` levels)."""
+    x = image(inpt, "posterize")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= 8:
+        raise TypeError(f"posterize: bits must be an int in the range [0, 8], got {bits!r}")
+    return _posterize(x, int(bits))
+
+
+def _solarize(x, threshold):
+    """``solarize`` with a threshold maybe traced (compared in float32 for uint8 images, as torch promotes)."""
+    xc = x.astype(compute_dtype(x))
+    return jnp.where(xc >= jnp.asarray(threshold, xc.dtype), invert(x), x)
+
+
+@compiled
+def solarize(inpt, threshold):
+    """Invert the intensities at or above ``threshold`` (at most 255 for uint8, 1 for floating images)."""
+    where = "solarize"
+    x = image(inpt, where)
+    if is_concrete(threshold):
+        if threshold > max_value(x.dtype):
+            raise TypeError(f"{where}: threshold should be less or equal the maximum value of the dtype "
+                            f"({max_value(x.dtype):g}), got {threshold}")
+    else:
+        factor(threshold, "threshold", where, -float("inf"))
+    return _solarize(x, threshold)
+
+
+@compiled
+def autocontrast(inpt):
+    """Stretch each channel's intensities to the full range (a constant channel is left alone)."""
+    where = "autocontrast"
+    x = image(inpt, where)
+    rgb_or_gray(x, where)
+    if x.size == 0:
+        return x
+    bound = max_value(x.dtype)
+    xf = x.astype(compute_dtype(x))
+    lo = jnp.min(xf, axis=(-2, -1), keepdims=True)
+    hi = jnp.max(xf, axis=(-2, -1), keepdims=True)
+    flat = hi == lo
+    inv_scale = jnp.where(flat, 1.0, (hi - lo) * jnp.asarray(1.0 / bound, xf.dtype))
+    lo = jnp.where(flat, 0.0, lo)
+    return jnp.clip(_divide(xf - lo, inv_scale), 0, bound).astype(x.dtype)
+
+
+@compiled
+def equalize(inpt):
+    """Histogram equalisation per channel with Pillow's lookup table (floating images through uint8)."""
+    x = image(inpt, "equalize")
+    if x.size == 0:
+        return x
+    u8 = to_dtype(x, jnp.uint8, scale=True)
+    flat = u8.reshape(u8.shape[:-2] + (-1,)).astype(jnp.int32)
+    hist = jnp.sum(flat[..., :, None] == jnp.arange(256), axis=-2, dtype=jnp.int32)
+    cum = jnp.cumsum(hist, axis=-1)
+    top = jnp.take_along_axis(hist, jnp.argmax(cum, axis=-1)[..., None], axis=-1)
+    step = (flat.shape[-1] - top) // 255                               # pixels below the image's maximum / 255
+    lut = jnp.clip((cum[..., :-1] + step // 2) // jnp.maximum(step, 1), 0, 255)
+    lut = jnp.concatenate([jnp.zeros_like(lut[..., :1]), lut], axis=-1)
+    out = jnp.take_along_axis(lut, flat, axis=-1).astype(jnp.uint8).reshape(u8.shape)
+    return to_dtype(jnp.where(step[..., None] != 0, out, u8), x.dtype, scale=True)
