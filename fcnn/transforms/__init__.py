@@ -21,6 +21,7 @@ torchvision, so given parameters can be checked against torchvision's ops.
 
 from fcnn.transforms import functional
 from fcnn.transforms._augment import CutMix, MixUp, RandomErasing
+from fcnn.transforms._auto_augment import RandAugment, TrivialAugmentWide
 from fcnn.transforms._base import Compose, Transform
 from fcnn.transforms._color import ColorJitter, Grayscale, Normalize, ToDtype
 from fcnn.transforms._geometry import (CenterCrop, Pad, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
@@ -28,5 +29,5 @@ from fcnn.transforms._geometry import (CenterCrop, Pad, RandomCrop, RandomHorizo
 from fcnn.transforms.functional import InterpolationMode
 
 __all__ = ["CenterCrop", "ColorJitter", "Compose", "CutMix", "Grayscale", "InterpolationMode", "MixUp", "Normalize",
-           "Pad", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "RandomResizedCrop", "RandomVerticalFlip",
-           "Resize", "ToDtype", "Transform", "functional"]
+           "Pad", "RandAugment", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "RandomResizedCrop",
+           "RandomVerticalFlip", "Resize", "ToDtype", "Transform", "TrivialAugmentWide", "functional"]

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnn.functional._compiled import compiled
+from fcnn.transforms.functional._color import _divide
 from fcnn.transforms.functional._utils import InterpolationMode, image, interpolation_mode, is_float
 
 _f32 = jnp.float32
@@ -68,7 +69,7 @@ def warp(x, theta, interpolation: str = "nearest", fill=None):
     dtype = x.dtype if is_float(x) else _f32
     theta = jnp.asarray(theta, dtype)
     half = jnp.asarray([0.5 * w, 0.5 * h], dtype)
-    r = theta.T / half                                            # (3, 2): rows for x, y and 1
+    r = _divide(theta.T, half)                                    # (3, 2): rows for x, y and 1
     xs = jnp.arange(w).astype(dtype) - jnp.asarray(0.5 * (w - 1), dtype)
     ys = jnp.arange(h).astype(dtype) - jnp.asarray(0.5 * (h - 1), dtype)
     gx = xs[None, :] * r[0, 0] + ys[:, None] * r[1, 0] + r[2, 0]
@@ -76,7 +77,7 @@ def warp(x, theta, interpolation: str = "nearest", fill=None):
     # grid_sample's unnormalisation (align_corners=False), as its CPU kernel computes it
     ix = (gx + 1) * jnp.asarray(0.5 * w, dtype) - jnp.asarray(0.5, dtype)
     iy = (gy + 1) * jnp.asarray(0.5 * h, dtype) - jnp.asarray(0.5, dtype)
-    xf = x.astype(dtype)
+    xf = jnp.asarray(x).astype(dtype)
 
     def tap(col, row):
         inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)

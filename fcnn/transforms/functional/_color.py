@@ -125,9 +125,12 @@ def _ratio_pair(ratio):
     return r, 1.0 - r
 
 
-def _blend(x, other, ratio):
-    """``ratio · x + (1 − ratio) · other``, clamped to the intensity range and cast back (torchvision's ``_blend``)."""
-    r, one_minus_r = _ratio_pair(ratio)
+def _blend(x, other, ratio, one_minus_ratio=None):
+    """``ratio · x + (1 − ratio) · other``, clamped to the intensity range and cast back (torchvision's ``_blend``).
+
+    ``one_minus_ratio``, when given, is used as it is (a float32 table entry formed as torch forms it).
+    """
+    r, one_minus_r = _ratio_pair(ratio) if one_minus_ratio is None else (ratio, one_minus_ratio)
     xf = x.astype(compute_dtype(x))
     out = jnp.clip(_fma(other, jnp.asarray(one_minus_r, xf.dtype), xf * jnp.asarray(r, xf.dtype)), 0,
                    max_value(x.dtype))
