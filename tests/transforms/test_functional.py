@@ -189,8 +189,59 @@ def test_accepts_torchvision_interpolation_enum():
     (lambda x: F.crop(x, 0.5, 0, 2, 2), TypeError, "top"),
     (lambda x: F.rgb_to_grayscale(x[0, 0]), ValueError, "(..., C, H, W)"),
     (lambda x: F.center_crop(x.astype(jnp.int32), 3), TypeError, "uint8 or floating"),
+    (lambda x: F.affine(x, 0.0, [0, 0], 0.0, 0.0), ValueError, "affine: scale"),
+    (lambda x: F.affine(x, 0.0, [0], 1.0, 0.0), TypeError, "translate"),
+    (lambda x: F.rotate(x, 30.0, "bicubic"), ValueError, "rotate: tensors support"),
+    (lambda x: F.rotate(x, 30.0, expand=True), ValueError, "expand"),
+    (lambda x: F.affine(x, 10.0, [0, 0], 1.0, 0.0, fill=[1, 2]), ValueError, "fill"),
+    (lambda x: F.posterize(x, 9), TypeError, "posterize: bits"),
+    (lambda x: F.solarize(x, 2.0), TypeError, "solarize: threshold"),
+    (lambda x: F.adjust_sharpness(x, -0.5), ValueError, "sharpness_factor"),
 ])
 def test_bad_arguments_name_the_op_and_value(call, err, words):
     with pytest.raises(err, match=None) as info:
         call(jnp.asarray(_image("float32")))
     assert words in str(info.value)
+
+
+# ------------------------------------------------------------------ RandAugment's ops (affine, rotate, colour)
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_affine_and_rotate(dtype):
+    rng = np.random.default_rng(7)
+    for shape in ((3, 19, 23), (2, 1, 16, 16)):
+        x, t = _both(dtype, shape=shape)
+        c = shape[-3]
+        for mode in ("nearest", "bilinear"):
+            for fill in (None, [7] * c if dtype == "uint8" else [0.3] * c):
+                for _ in range(4):
+                    angle, scale = float(rng.uniform(-135, 135)), float(rng.uniform(0.7, 1.3))
+                    translate = [float(rng.uniform(-8, 8)), int(rng.integers(-5, 5))]
+                    shear = [float(v) for v in rng.uniform(-40, 40, 2)]
+                    center = None if rng.random() < 0.5 else [float(v) for v in rng.uniform(0, 12, 2)]
+                    tol = dict(exact=mode == "nearest", uint8_tol=int(mode == "bilinear"))
+                    _check(F.affine(x, angle, translate, scale, shear, mode, fill, center),
+                           TF.affine(t, angle, translate, scale, shear, mode, fill, center), **tol)
+                    _check(F.rotate(x, angle, mode, False, center, fill),
+                           TF.rotate(t, angle, mode, False, center, fill), **tol)
+        for angle in (0, 90, 180, 270, -90):
+            _check(F.rotate(x, angle), TF.rotate(t, angle))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sharpness_posterize_solarize_autocontrast_equalize_invert(dtype):
+    for shape in ((2, 3, 13, 17), (1, 16, 16)):
+        x, t = _both(dtype, shape=shape)
+        if shape[0] == 1:   # a narrow intensity range, for autocontrast and equalize
+            x = x // 4 if dtype == "uint8" else x * 0.5
+            t = torch.from_numpy(x.copy())
+        bound = 255 if dtype == "uint8" else 1.0
+        for f in (0.0, 0.1, 1.0, 1.73):
+            _check(F.adjust_sharpness(x, f), TF.adjust_sharpness(t, f), exact=False)
+        for bits in (0, 3, 8):
+            _check(F.posterize(x, bits), TF.posterize(t, bits))
+        for threshold in (0.0, 0.4 * bound, bound):
+            _check(F.solarize(x, threshold), TF.solarize(t, threshold))
+        _check(F.autocontrast(x), TF.autocontrast(t), exact=False)
+        _check(F.equalize(x), TF.equalize(t))
+        _check(F.invert(x), TF.invert(t))
