@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -172,6 +172,18 @@ def _scan_max(slices_and_masks, shape, dtype, arg0=0, last=False):
     return best, arg
 
 
+class _Windows(NamedTuple):
+    """The geometry of a max pooling: per spatial axis the window, its placement and the output size."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    out: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]  # (lo, hi) padding so that exactly ``out`` windows fit
+    last: bool  # the input is channels-last, ``(N, *spatial, C)``
+
+
 def _tiles(geom, spatial) -> bool:
     """Windows tile the input: kernel == stride, no padding, no dilation, and
     every window lies inside the input (a ceil_mode window may hang over the edge)."""
@@ -183,14 +195,14 @@ def _tiles(geom, spatial) -> bool:
 
 def _spatial(x, geom):
     """The spatial sizes of ``x``, channel-first or (``geom``'s last flag) channels-last."""
-    return x.shape[1:-1] if geom[-1] else x.shape[2:]
+    return x.shape[1:-1] if geom.last else x.shape[2:]
 
 
 def _max_pool_fwd_impl(x, geom):
     """Values and arg-max (window position, int32) of every window."""
     if _tiles(geom, _spatial(x, geom)):
         return _tiled_max_arg(x, geom)
-    if math.prod(geom[0]) > _MAX_SLICES:
+    if math.prod(geom.kernel) > _MAX_SLICES:
         return _separable_max_arg(x, geom)
     return _window_scan(x, geom)
 
@@ -386,7 +398,7 @@ def _max_pool_values(x, geom):
     # The elementwise window scan (its unused arg-max is dead code) is 2-5x
     # faster on CPU than lax.reduce_window for small windows, see
     # benchmarks/results_pool.md; a large window would be hundreds of slices.
-    if math.prod(geom[0]) > _MAX_SLICES and not _tiles(geom, _spatial(x, geom)):
+    if math.prod(geom.kernel) > _MAX_SLICES and not _tiles(geom, _spatial(x, geom)):
         kernel, stride, padding, dilation, out, pads, last = geom
         cfg = ((0, 0),) + pads + ((0, 0),) if last else ((0, 0), (0, 0)) + pads
         ones = (1,) * (x.ndim - len(kernel))
@@ -419,23 +431,32 @@ def _max_pool_with_arg_jvp(geom, primals, tangents):
     return (best, arg), (_arg_tangent(t, arg, _spatial(x, geom), geom), np.zeros(arg.shape, jax.dtypes.float0))
 
 
-def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=False):
-    """Window position (0..K-1) → torch's flat index into the unpadded input channel.
+def _flat_index(arg, window, spatial, position):
+    """Torch's flat index into the unpadded input channel of each arg-max.
 
-    ``arg`` is ``(N, C, *out)``, or ``(N, *out, C)`` if ``last``.
+    ``arg`` is a position in the window (row-major over the sizes ``window``);
+    ``position(i, offset)`` is the input coordinate along spatial axis ``i`` of
+    window offset ``offset``, broadcast against ``arg``.
     """
-    n = len(kernel)
     flat = jnp.zeros(arg.shape, jnp.int32)
     rem = arg
-    for i in reversed(range(n)):
-        off = rem % kernel[i]
-        rem = rem // kernel[i]
+    for i in reversed(range(len(window))):
+        offset, rem = rem % window[i], rem // window[i]
+        flat = flat + position(i, offset) * int(math.prod(spatial[i + 1:]))
+    return flat
+
+
+def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=False):
+    """Window position (0..K-1) → torch's flat index; ``arg`` is ``(N, C, *out)``, or ``(N, *out, C)`` if ``last``."""
+    n = len(kernel)
+
+    def position(i, offset):
         shape = [1] * (n + 2)
         shape[1 + i if last else 2 + i] = out[i]
-        base = jnp.asarray((np.arange(out[i]) * stride[i] - padding[i]).reshape(shape), jnp.int32)
-        pos = base + off * dilation[i]
-        flat = flat + pos * int(math.prod(spatial[i + 1:]))
-    return flat
+        start = jnp.asarray((np.arange(out[i]) * stride[i] - padding[i]).reshape(shape), jnp.int32)
+        return start + offset * dilation[i]
+
+    return _flat_index(arg, kernel, spatial, position)
 
 
 @compiled
@@ -448,7 +469,7 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     # channels-last inside where the convolutions around it are (see fcnn.xla.channels_last)
     last = n <= 2 and xla.channels_last(x.shape)
-    geom = (kernel, stride, padding, dilation, out, pads, last)
+    geom = _Windows(kernel, stride, padding, dilation, out, pads, last)
     xw = xla.to_channels_last(x) if last else x
     if not return_indices:
         y = _max_pool_values(xw, geom)
@@ -854,17 +875,14 @@ def _adaptive_max_gather(x, spatial, out, return_indices):
     best = jnp.take_along_axis(w, arg[..., None], axis=-1)[..., 0]
     if not return_indices:
         return best
-    flat = jnp.zeros(arg.shape, jnp.int32)
-    rem = arg
-    for i in reversed(range(n)):
-        j = rem % kshape[i]
-        rem = rem // kshape[i]
+
+    def position(i, j):
         shape = [1] * (n + 2)
         shape[2 + i] = out[i]
         table = jnp.asarray(idxs[i], jnp.int32)  # (o, kmax): input position of bin element j
-        pos = table[jnp.arange(out[i]).reshape(shape), j]
-        flat = flat + pos * int(math.prod(spatial[i + 1:]))
-    return best, flat
+        return table[jnp.arange(out[i]).reshape(shape), j]
+
+    return best, _flat_index(arg, kshape, spatial, position)
 
 
 _ADAPTIVE_DOC = """{n}-D adaptive {kind} pooling; same as ``torch.nn.functional.adaptive_{kind}_pool{n}d``.

@@ -378,6 +378,25 @@ def _resize_axis(x, axis, out_size, mode, align_corners, scale, antialias):
 # ---------------------------------------------------------------------------
 
 
+def _per_axis(value, spatial, where, words) -> tuple:
+    """``value`` per spatial axis: a list or tuple as given (of the input's rank), anything else repeated.
+
+    ``words`` name ``value`` in torch's message for a wrong length: (the other side of
+    "Input and ...", what precedes the value, its name in the format advice, its letter).
+    """
+    if not isinstance(value, (list, tuple)):
+        return (value,) * len(spatial)
+    if len(value) != len(spatial):
+        other, got, name, letter = words
+        raise ValueError(
+            f"{where}: Input and {other} must have the same number of spatial dimensions, but got "
+            f"input with spatial dimensions of {list(spatial)} and {got} {value}. "
+            "Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
+            f"{name} in ({letter}1, {letter}2, ...,{letter}K) format."
+        )
+    return tuple(value)
+
+
 def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, where):
     """Return ``(output sizes, per-axis scale_factor or None)`` as torch's interpolate derives them."""
     n = len(spatial)
@@ -386,17 +405,7 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
     if size is not None:
         if recompute_scale_factor:
             raise ValueError(f"{where}: recompute_scale_factor is not meaningful with an explicit size.")
-        if isinstance(size, (list, tuple)):
-            if len(size) != n:
-                raise ValueError(
-                    f"{where}: Input and output must have the same number of spatial dimensions, but got "
-                    f"input with spatial dimensions of {list(spatial)} and output size of {size}. "
-                    "Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
-                    "output size in (o1, o2, ...,oK) format."
-                )
-            sizes = tuple(size)
-        else:
-            sizes = (size,) * n
+        sizes = _per_axis(size, spatial, where, ("output", "output size of", "output size", "o"))
         if not all(_checks.is_int(s) for s in sizes):
             raise TypeError(
                 f"{where}: expected size to be one of int or Tuple[int] or Tuple[int, int] or "
@@ -405,18 +414,7 @@ def _output_geometry(spatial, size, scale_factor, recompute_scale_factor, mode, 
         return tuple(int(s) for s in sizes), (None,) * n
     if scale_factor is None:
         raise ValueError(f"{where}: either size or scale_factor should be defined")
-    if isinstance(scale_factor, (list, tuple)):
-        if len(scale_factor) != n:
-            raise ValueError(
-                f"{where}: Input and scale_factor must have the same number of spatial dimensions, but "
-                f"got input with spatial dimensions of {list(spatial)} and "
-                f"scale_factor of shape {scale_factor}. "
-                "Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
-                "scale_factor in (s1, s2, ...,sK) format."
-            )
-        scales = tuple(scale_factor)
-    else:
-        scales = (scale_factor,) * n
+    scales = _per_axis(scale_factor, spatial, where, ("scale_factor", "scale_factor of shape", "scale_factor", "s"))
     if not all(_checks.is_number(s) for s in scales):
         raise TypeError(f"{where}: scale_factor must be a float or a tuple of floats, got {scale_factor!r}")
     scales = tuple(float(s) for s in scales)

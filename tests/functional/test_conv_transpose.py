@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F
+from conv_configs import transposed
 from oracle import assert_close, randn, to_torch
 
 FCNN = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -16,17 +17,7 @@ TORCH = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_tr
 @st.composite
 def conv_transpose_configs(draw, dims=(1, 2, 3)):
     n = draw(st.sampled_from(dims))
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    cin = groups * draw(st.integers(1, 2))
-    cout = groups * draw(st.integers(1, 2))
-    k = tuple(draw(st.integers(1, 4)) for _ in range(n))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    size = tuple(draw(st.integers(1, 5 if n < 3 else 3)) for _ in range(n))
-    # padding up to d·(k−1), but never so much that the output would be empty
-    padding = tuple(draw(st.integers(0, min(d * (kk - 1), ((i - 1) * s + d * (kk - 1) + op) // 2)))
-                    for kk, d, i, s, op in zip(k, dilation, size, stride, output_padding))
+    cin, cout, groups, k, stride, padding, output_padding, dilation, size = draw(transposed(n, [1, 1, 2, 3], 5))
     batched = draw(st.booleans())
     bias = draw(st.booleans())
     return n, cin, cout, k, stride, padding, output_padding, groups, dilation, size, batched, bias

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F, nn
+from conv_configs import channels
 from oracle import assert_close, check_layer, randn, to_torch
 
 TORCH_CONV = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
@@ -15,9 +16,7 @@ FCNN_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 @st.composite
 def conv_configs(draw, dims=(1, 2, 3)):
     n = draw(st.sampled_from(dims))
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    cin = groups * draw(st.integers(1, 2))
-    cout = groups * draw(st.integers(1, 2))
+    groups, cin, cout = draw(channels([1, 1, 2, 3]))
     k = tuple(draw(st.integers(1, 3)) for _ in range(n))
     dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
     mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))

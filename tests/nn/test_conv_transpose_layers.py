@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fcnn import nn
+from conv_configs import transposed
 from oracle import check_layer, randn, to_torch
 
 TORCH = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
@@ -15,16 +16,7 @@ FCNN = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 @st.composite
 def layer_configs(draw):
     n = draw(st.sampled_from([1, 2, 3]))
-    groups = draw(st.sampled_from([1, 2]))
-    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
-    k = tuple(draw(st.integers(1, 4)) for _ in range(n))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    size = tuple(draw(st.integers(1, 4 if n < 3 else 3)) for _ in range(n))
-    # padding up to d·(k−1), but never so much that the output would be empty
-    padding = tuple(draw(st.integers(0, min(d * (kk - 1), ((i - 1) * s + d * (kk - 1) + op) // 2)))
-                    for kk, d, i, s, op in zip(k, dilation, size, stride, output_padding))
+    cin, cout, groups, k, stride, padding, output_padding, dilation, size = draw(transposed(n, [1, 2], 4))
     kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
                   bias=draw(st.booleans()), dilation=dilation)
     # output_size: one reachable size per axis, given with or without the leading dims
