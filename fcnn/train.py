@@ -50,8 +50,8 @@ class TrainState(NamedTuple):
         rng: PRNG key; step ``k`` uses ``fold_in(rng, k)`` for dropout etc.
             :func:`create_train_state` keeps a threefry key (JAX's default) as
             its raw ``uint32`` data (``jax.random.key_data``): a typed key
-            array costs every jitted call about 10-45 µs more to dispatch
-            (``benchmarks/README.md``). The step works with either form; keys
+            array makes every jitted call slower to dispatch, which shows in
+            small steps (``benchmarks/README.md``). The step works with either form; keys
             of other implementations stay typed.
     """
 

@@ -59,9 +59,9 @@ def _draw(sample, key, shape, dtype, scale=1.0, shift=0.0):
     """``shift + scale * sample(key, shape, dtype)``, drawn flat, longer, and cut to ``shape``.
 
     Why: XLA:CPU compiles JAX's threefry generator for a multi-dimensional
-    shape 4-8x slower than for a flat one (1.5-3 s against 0.3-0.5 s per
-    shape), and eagerly every new shape compiles anew: ``resnet18().init``
-    took 18 s. Rounding the length up to a power of 4, and at least
+    shape several times more slowly than for a flat one, and eagerly every
+    new shape compiles anew, so a model's ``init`` would compile a generator
+    per parameter shape (``benchmarks/README.md``). Rounding the length up to a power of 4, and at least
     :data:`_MIN_DRAW`, lets layers of different sizes share one compiled
     generator (and one scaling); only the cut compiles per shape.
 
