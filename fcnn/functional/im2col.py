@@ -20,7 +20,8 @@ from fcnn import _checks
 from fcnn.functional._compiled import compiled
 
 
-def _geometry(kernel_size, dilation, padding, stride, where):
+def fold_args(kernel_size, dilation, padding, stride, where):
+    """``fold``/``unfold``'s window arguments as checked pairs ``(kernel_size, dilation, padding, stride)``."""
     k = _checks.ntuple(kernel_size, 2, "kernel_size", where)
     d = _checks.ntuple(dilation, 2, "dilation", where)
     p = _checks.ntuple(padding, 2, "padding", where)
@@ -66,7 +67,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
       ``l = lh·Lw + lw`` holds block ``(lh, lw)`` in channel-major order.
     """
     where = "unfold"
-    k, d, p, s = _geometry(kernel_size, dilation, padding, stride, where)
+    k, d, p, s = fold_args(kernel_size, dilation, padding, stride, where)
     x = _checks.as_array(input, "input", where)
     if x.ndim not in (3, 4):
         raise ValueError(f"{where}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
@@ -95,7 +96,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
       ``(N, C, H, W)`` (``(C, H, W)`` unbatched); overlapping blocks add up.
     """
     where = "fold"
-    k, d, p, s = _geometry(kernel_size, dilation, padding, stride, where)
+    k, d, p, s = fold_args(kernel_size, dilation, padding, stride, where)
     size = _checks.ntuple(output_size, 2, "output_size", where)
     _checks.positive(size, "output_size", where)
     x = _checks.as_array(input, "input", where)

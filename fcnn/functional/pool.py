@@ -599,7 +599,7 @@ def _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, 
         raise TypeError(f"{where}: indices must be an integer array, got dtype {idx.dtype}")
     if unbatched:
         idx = idx[None]
-    kernel, stride, padding = _unpool_args(kernel_size, stride, padding, n, where)
+    kernel, stride, padding = unpool_args(kernel_size, stride, padding, n, where)
     size = unpool_output_size(x.shape[2:], kernel, stride, padding, output_size, where)
     return x, idx, unbatched, size
 
@@ -628,7 +628,7 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, wh
     return _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where)
 
 
-def _unpool_args(kernel_size, stride, padding, n, where):
+def unpool_args(kernel_size, stride, padding, n, where):
     kernel = _checks.ntuple(kernel_size, n, "kernel_size", where)
     _checks.positive(kernel, "kernel_size", where)
     stride = kernel if stride is None else _checks.ntuple(stride, n, "stride", where)

@@ -36,7 +36,7 @@ import numpy as np
 from fcnn import _checks
 from fcnn.functional._compiled import compiled
 
-_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 # Interpolating modes only work for one input rank each, as in torch.
 _MODE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 _CUBIC_A = -0.75  # torch's bicubic (not antialiased) coefficient
@@ -463,7 +463,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     """
     where = "interpolate"
     x = _checks.as_array(input, "input", where)
-    _checks.one_of(mode, _MODES, "mode", where)
+    _checks.one_of(mode, MODES, "mode", where)
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError(

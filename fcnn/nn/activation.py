@@ -263,7 +263,9 @@ class Threshold(_Elementwise):
 
 class _Shrink(_Elementwise):
     def __init__(self, lambd: float = 0.5):
-        self.lambd = _F._lambd(lambd, type(self).__name__)
+        where = type(self).__name__
+        self.lambd = _checks.number(lambd, "lambd", where)
+        _checks.non_negative((self.lambd,), "lambd", where)
 
     def _kwargs(self):
         return {"lambd": self.lambd}

@@ -14,7 +14,7 @@ class Unfold(Layer):
     """
 
     def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
-        self.kernel_size, self.dilation, self.padding, self.stride = _F._geometry(
+        self.kernel_size, self.dilation, self.padding, self.stride = _F.fold_args(
             kernel_size, dilation, padding, stride, type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
@@ -34,7 +34,7 @@ class Fold(Layer):
         where = type(self).__name__
         self.output_size = _checks.ntuple(output_size, 2, "output_size", where)
         _checks.positive(self.output_size, "output_size", where)
-        self.kernel_size, self.dilation, self.padding, self.stride = _F._geometry(
+        self.kernel_size, self.dilation, self.padding, self.stride = _F.fold_args(
             kernel_size, dilation, padding, stride, where)
 
     def apply(self, params, state, x, *, train=False, rng=None):

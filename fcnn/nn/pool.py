@@ -92,7 +92,7 @@ class _MaxUnpoolNd(_PoolNd):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         where = type(self).__name__
-        self.kernel_size, self.stride, self.padding = _P._unpool_args(kernel_size, stride, padding, self.n, where)
+        self.kernel_size, self.stride, self.padding = _P.unpool_args(kernel_size, stride, padding, self.n, where)
 
     def out_spatial(self, spatial) -> tuple[int, ...]:
         """Default spatial output size for an input of spatial size ``spatial``."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from fcnn import _checks
 # (``fcnn.functional.upsample`` is the function, as in torch; import from the module by name)
-from fcnn.functional.upsample import _MODES, interpolate, pixel_shuffle, pixel_unshuffle
+from fcnn.functional.upsample import MODES, interpolate, pixel_shuffle, pixel_unshuffle
 from fcnn.nn.module import Layer
 
 
@@ -56,7 +56,7 @@ class Upsample(Layer):
             self.scale_factor = tuple(float(f) for f in scale_factor)
         else:
             self.scale_factor = None if scale_factor is None else float(scale_factor)
-        self.mode = _checks.one_of(mode, _MODES, "mode", where)
+        self.mode = _checks.one_of(mode, MODES, "mode", where)
         if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
             raise ValueError(
                 f"{where}: align_corners option can only be set with the "
