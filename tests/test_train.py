@@ -82,6 +82,21 @@ def test_steps_are_reused():
     assert make_eval_step(model, cross_entropy) is make_eval_step(model, cross_entropy)
 
 
+def test_steps_are_reused_by_an_explicit_cache_key():
+    # objects rebuilt from one configuration (as fcnn train rebuilds them per run) share the step by the key
+    first = make_train_step(small_model(), cross_entropy, optax.sgd(0.1), cache_key=("sgd", 0.1))
+    assert make_train_step(small_model(), cross_entropy, optax.sgd(0.1), cache_key=("sgd", 0.1)) is first
+    assert make_train_step(small_model(), cross_entropy, optax.sgd(0.2), cache_key=("sgd", 0.2)) is not first
+    assert make_train_step(small_model(), cross_entropy, optax.sgd(0.1), cache_key=("sgd", 0.1), remat=True) \
+        is not first
+    assert make_eval_step(small_model(), cross_entropy, cache_key="k") is make_eval_step(small_model(), None,
+                                                                                          cache_key="k")
+    # without a key the objects are the key: a new optimizer is another step
+    model = small_model()
+    assert make_train_step(model, cross_entropy, optax.sgd(0.1)) is not make_train_step(model, cross_entropy,
+                                                                                         optax.sgd(0.1))
+
+
 def test_train_step_donates_and_eval_step_does_not():
     model = small_model()
     opt = optax.sgd(0.1)
