@@ -135,3 +135,26 @@ def test_cli_folder_resume_is_bit_identical(folder, tmp_path):
     for k in (k for k in pa.files if not k.startswith("__")):   # arrays; the header holds the flags
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
     assert a["metadata"]["config"]["dataset"] == "folder"
+
+
+def test_skipped_images_leave_their_batch_shorter(folder, tmp_path):
+    import shutil
+    import warnings
+
+    root = tmp_path / "with_bad"
+    shutil.copytree(folder, root)
+    first_class = sorted(os.listdir(root))[0]
+    (root / first_class / "000_bad.png").write_bytes(b"not a png")
+    ds = data.ImageFolder(str(root), mode="L", on_error="skip")
+    bad = [i for i, (path, _) in enumerate(ds.samples) if path.endswith("000_bad.png")][0]
+    loader = data.ImageLoader(ds, 16, shuffle=True, seed=5, prefetch_to_device=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(loader.epoch(0))
+    order = loader.order(0)
+    position = int(np.nonzero(order == bad)[0][0])
+    sizes = [len(b[1]) for b in batches]
+    expected = [min(16, len(ds) - s) - (s <= position < s + 16) for s in range(0, len(ds), 16)]
+    assert sizes == expected
+    served = np.concatenate([b[1] for b in batches])
+    np.testing.assert_array_equal(served, [ds.targets[i] for i in order if i != bad])
