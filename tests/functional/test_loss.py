@@ -135,6 +135,23 @@ def test_binary_cross_entropy_is_finite_at_0_and_1_like_torch():
     assert np.isfinite(np.asarray(g)).all()
 
 
+def test_binary_cross_entropy_checks_concrete_arrays_where_torch_does():
+    # outside jit the values are checked: probabilities and targets in [0, 1] (ends included) are
+    # computed like torch; a value outside raises where torch raises
+    rs = np.random.RandomState(0)
+    p = rs.uniform(size=(3, 4)).astype(np.float32)
+    p[0, :2] = (0.0, 1.0)
+    for t in (rs.uniform(size=(3, 4)).astype(np.float32), (rs.uniform(size=(3, 4)) < 0.5).astype(np.float32)):
+        assert_close(F.binary_cross_entropy(p, t), TF.binary_cross_entropy(to_torch(p), to_torch(t)))
+    for shift in (1.5, -0.5):
+        bad = t.copy()
+        bad[1, 1] = shift
+        with pytest.raises(RuntimeError, match="target should be between 0 and 1"):
+            TF.binary_cross_entropy(to_torch(p), to_torch(bad))
+        with pytest.raises(ValueError, match="target should be between 0 and 1"):
+            F.binary_cross_entropy(p, bad)
+
+
 @settings(max_examples=15)
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), REDUCTIONS,
        st.booleans(), st.booleans(), st.integers(0, 100))
