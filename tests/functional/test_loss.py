@@ -216,6 +216,19 @@ def test_cross_entropy_index_targets_every_flag_matches_torch(i, flags):
     check_loss("cross_entropy", x, t, rtol=1e-5, atol=1e-5, **kw)
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_cross_entropy_with_masked_logits_matches_torch(reduction):
+    # -inf logits (masked classes) other than the targets: without label smoothing the loss and its
+    # gradients are finite, as torch's; with it, infinite as torch's
+    x = randn((3, 4), 0) * 2
+    x[0, 2] = x[2, 0] = -np.inf
+    t = np.array([1, 3, 2])
+    w = _class_weight((3, 4), 1) if reduction != "sum" else None
+    out = check_loss("cross_entropy", x, t, reduction=reduction, weight=w)
+    assert np.isfinite(np.asarray(out)).all()
+    check_loss("cross_entropy", x, t, reduction=reduction, weight=w, label_smoothing=0.2)
+
+
 @settings(max_examples=8)
 @given(class_configs(), st.sampled_from([0.0, 0.1, 0.35]))
 def test_cross_entropy_index_targets_match_torch(cfg, smoothing):
