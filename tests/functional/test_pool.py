@@ -149,6 +149,13 @@ def test_max_pool_nan_and_neg_inf_pick_torchs_element():
     yt, it = TF.max_pool1d(to_torch(x), 2, 1, 1, 2, return_indices=True)
     np.testing.assert_array_equal(np.asarray(y), yt.numpy())
     np.testing.assert_array_equal(np.asarray(idx), it.numpy())
+    # the same in 2-D: torch's index there combines each axis' first non-negative position
+    x = np.ones((1, 2, 1, 3), np.float32)
+    args = ((2, 3), 1, (1, 1), (2, 1))
+    y, idx = F.max_pool2d(x, *args, return_indices=True)
+    yt, it = TF.max_pool2d(to_torch(x), *args, return_indices=True)
+    np.testing.assert_array_equal(np.asarray(y), yt.numpy())
+    np.testing.assert_array_equal(np.asarray(idx), it.numpy())
 
 
 @st.composite

@@ -171,6 +171,18 @@ def test_interpolate_bad_arguments(call, err, match):
         call(jnp.ones((1, 2, 3, 3)))
 
 
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear", "bicubic", "area"])
+def test_interpolate_of_an_empty_spatial_axis_is_refused_where_torch_refuses_it(mode):
+    x = np.ones((1, 2, 0, 3), np.float32)
+    try:
+        want = TF.interpolate(to_torch(x), size=(2, 2), mode=mode)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="sizes should be greater than 0"):
+            F.interpolate(x, size=(2, 2), mode=mode)
+    else:
+        assert_close(F.interpolate(x, size=(2, 2), mode=mode), want)
+
+
 @st.composite
 def shuffle_configs(draw):
     r = draw(st.integers(1, 3))
