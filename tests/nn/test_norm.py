@@ -342,8 +342,17 @@ def test_group_norm_refuses_one_value_per_group_exactly_where_torch_does(shape, 
         assert_close(F.group_norm(x, groups), want)
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 0), (2, 3, 0, 4), (1, 2, 2)])
-def test_instance_norm_of_empty_inputs_is_empty_like_torch(shape):
-    # torch refuses exactly one spatial element; an empty input normalises to an empty output
+@pytest.mark.parametrize("shape", [(2, 3, 0), (2, 3, 0, 4), (1, 2, 2), (0, 3, 4)])
+@pytest.mark.parametrize("affine", [False, True])
+def test_instance_norm_of_empty_inputs_is_empty_like_torch(shape, affine):
+    # torch refuses exactly one spatial element, and weight or bias on an empty batch; an empty
+    # input otherwise normalises to an empty output
     x = np.ones(shape, np.float32)
-    assert_close(F.instance_norm(x), torch.nn.functional.instance_norm(to_torch(x)))
+    kw = {"weight": randn(shape[1:2], 1), "bias": randn(shape[1:2], 2)} if affine else {}
+    try:
+        want = torch.nn.functional.instance_norm(to_torch(x), **{k: to_torch(v) for k, v in kw.items()})
+    except (RuntimeError, ValueError, IndexError):  # torch's IndexError: the empty batch's missing weight
+        with pytest.raises(ValueError):
+            F.instance_norm(x, **kw)
+    else:
+        assert_close(F.instance_norm(x, **kw), want)
