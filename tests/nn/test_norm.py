@@ -342,6 +342,18 @@ def test_group_norm_refuses_one_value_per_group_exactly_where_torch_does(shape, 
         assert_close(F.group_norm(x, groups), want)
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 3, 0), (0, 3, 0, 2)])
+def test_instance_norm_running_statistics_of_empty_inputs_match_torch(shape):
+    # the running statistics after an empty input: NaN when the batch is empty, unchanged otherwise
+    x, rm, rv = np.ones(shape, np.float32), randn((3,), 1), np.abs(randn((3,), 2)) + 0.5
+    rm_t, rv_t = to_torch(rm), to_torch(rv)
+    want = torch.nn.functional.instance_norm(to_torch(x), rm_t, rv_t, use_input_stats=True, momentum=0.1)
+    y, new_rm, new_rv = F.instance_norm(x, rm, rv, use_input_stats=True, momentum=0.1)
+    assert_close(y, want)
+    assert_close(new_rm, rm_t)
+    assert_close(new_rv, rv_t)
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 0), (2, 3, 0, 4), (1, 2, 2), (0, 3, 4)])
 @pytest.mark.parametrize("affine", [False, True])
 def test_instance_norm_of_empty_inputs_is_empty_like_torch(shape, affine):
