@@ -126,6 +126,15 @@ def test_max_pool_both_layouts(last, cfg):
     np.testing.assert_array_equal(np.asarray(idx), idx_t.numpy())
 
 
+@pytest.mark.parametrize("last", LAYOUTS)
+def test_max_pool_large_windows_both_layouts(last):
+    # windows over 32 elements: the values come from one reduce_window over the spatial axes
+    x = np.random.RandomState(0).standard_normal((2, 3, 13, 17)).astype(np.float32)
+    args = ((6, 6), (2, 3), (3, 1), (1, 2), True)
+    with layout(last):
+        _check(lambda a: F.max_pool2d(a, *args), lambda a: TF.max_pool2d(a, *args), (x,), 3, 1e-6)
+
+
 # name, keyword arguments, values placed on the kinks (where torch picks a one-sided gradient)
 ACTIVATIONS = [
     ("relu", {}, (0.0,)), ("leaky_relu", {"negative_slope": 0.2}, (0.0,)), ("elu", {"alpha": 0.7}, (0.0,)),
