@@ -7,7 +7,7 @@ interleaved in one process, one jitted forward+backward (gradients for input
 and weight) of:
   ``xla``     the convolution with XLA's own derivative, compiled with XLA's default
               options (on CPU: YNNPACK convolutions);
-  ``window``  fcnn's per-tap matrix-product weight gradient (``weight_grad="window"``),
+  ``window``  the per-tap matrix-product weight gradient (``ConvPlan(weight_grad="window")``),
               XLA's default options;
   ``fcnn``    ``fcnn.functional.conv*`` compiled as fcnn's steps compile it
               (``fcnn.compiler_options()``: on CPU, Eigen convolutions);
@@ -27,8 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnn import functional as F
-from fcnn import xla
-from fcnn.functional import conv as C
+from fcnn import backends, xla
+from fcnn.backends import ConvPlan
+from fcnn.backends.xla_cpu import conv as xla_cpu_conv
 
 # name -> (batch, C_in, C_out, spatial, kernel, stride, padding, groups)
 CASES = {
@@ -87,8 +88,9 @@ def run_case(case, repeats, batch_scale, torch_mod):
     def wonly(core, options):
         return jax.jit(lambda x, w, g: jax.vjp(lambda w_: core(x, w_), w)[1](g)[0], compiler_options=options)
 
-    def core(weight_grad):  # XLA's forward convolution, the given weight gradient
-        return lambda x, w: C.conv_core(x, w, stride, pads, dil, groups, weight_grad, forward="xla")
+    def core(weight_grad):  # XLA's forward convolution in the policy's layout, the given weight gradient
+        plan = ConvPlan("xla", weight_grad, backends.policy().channels_last(x.shape))
+        return lambda x, w: xla_cpu_conv.conv(x, w, stride, pads, dil, groups, plan)
 
     def user(x, w):
         return fn(x, w, stride=s, padding=p, groups=groups)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from hypothesis import strategies as st
 
 jax.config.update("jax_enable_x64", False)
 
@@ -140,3 +141,37 @@ def windows_reach_input(size, out, kernel, stride, padding, dilation) -> bool:
         for L, oo, k, s, p, d in zip(size, out, as_n(kernel), as_n(stride), as_n(padding), as_n(dilation))
         for o in range(oo)
     )
+
+
+@st.composite
+def conv_configs(draw, one_channel_per_group=False):
+    """A convolution's geometry: ``(n, batch, cin, cout, kernel, stride, padding, dilation, groups, size)``."""
+    n = draw(st.sampled_from([1, 2, 2, 3]))
+    groups = draw(st.integers(1, 3) if one_channel_per_group else st.sampled_from([1, 1, 2]))
+    cin = groups * (1 if one_channel_per_group else draw(st.integers(1, 3)))
+    cout = groups * draw(st.integers(1, 2))
+    k = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
+    size = tuple(draw(st.integers(d * (kk - 1) + 1, d * (kk - 1) + 6)) for kk, d in zip(k, dilation))
+    batch = draw(st.integers(1, 3))
+    return n, batch, cin, cout, k, stride, padding, dilation, groups, size
+
+
+def check_conv_against_torch(f, x, w, n, stride, padding, dilation, groups, seed):
+    """``f(x, w)``'s value and both gradients (for a random cotangent) equal torch's ``conv{n}d``.
+
+    Returns ``(y, grad_x, grad_w, cotangent)``.
+    """
+    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[n]
+    y, vjp = jax.vjp(f, jnp.asarray(x), jnp.asarray(w))
+    g = randn(y.shape, seed=seed)
+    gx, gw = vjp(jnp.asarray(g))
+    tx, tw = to_torch(x, requires_grad=True), to_torch(w, requires_grad=True)
+    ty = conv(tx, tw, None, stride, padding, dilation, groups)
+    ty.backward(to_torch(g))
+    assert_close(y, ty, 1e-4, 1e-5, "output")
+    assert_close(gx, tx.grad, 1e-4, 1e-4, "grad input")
+    assert_close(gw, tw.grad, 1e-4, 1e-4, "grad weight")
+    return y, gx, gw, g

@@ -2,10 +2,9 @@
 
 Called outside ``jax.jit`` (a notebook cell, a quick check, ``jax.grad`` of a
 plain function), JAX runs every primitive of an op on its own, compiling each
-for every new shape: a first ``max_pool2d(..., return_indices=True)`` took
-2.4 s and each later call 11 ms on the CPU, where the same op under one
-``jax.jit`` compiles in 0.3 s and runs in 0.5 ms. :func:`compiled` gives
-eager callers the latter. Inside a caller's own ``jit`` the op's program is
+for every new shape: an op like ``max_pool2d(..., return_indices=True)``
+then takes seconds to start and runs an order of magnitude slower than the
+same op under one ``jax.jit``. :func:`compiled` gives eager callers the latter. Inside a caller's own ``jit`` the op's program is
 inlined into the caller's, so compiled code is unchanged; ``grad``, ``vmap``
 and the other transformations apply to it as to any jitted function.
 
@@ -14,23 +13,21 @@ flags, Python numbers) is configuration, part of the compilation key. Value
 checks that need concrete data (the losses' label and probability checks) can't
 run inside a compiled op, so those functions are not wrapped.
 
-An op traced as a program of its own (called on concrete arrays) is compiled
-separately from the same op traced inside a caller's transformation, and
-:func:`standalone` tells the op's code which case it is in. The normalisation
-layers use it: their channels-last form pays off between convolutions, which
-remove its transposes, but alone it only adds them (batch norm of a
-64×32×32×32 input, called outside ``jit``: 2.5 ms channel-first, 6.2 ms
-channels-last).
+An op traced as a program of its own (called on concrete arrays) is traced
+under the backend policy with ``eager=True`` (:class:`fcnn.backends.Policy`),
+and the policy in force is part of every program's key; the policy's layout
+rule is where that makes a difference.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 
 import jax
 import numpy as np
+
+from fcnn import backends
 
 
 _NEEDS_VALUES = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
@@ -64,29 +61,15 @@ def _typed(value):
     return type(value), value
 
 
-_STANDALONE = contextvars.ContextVar("fcnn_compiled_standalone", default=False)
-
-
-def standalone() -> bool:
-    """Whether the op being traced is compiled as a program of its own (called outside ``jit``/``grad``/``vmap``).
-
-    Only meaningful while a :func:`compiled` op traces its code; ``False`` elsewhere.
-    """
-    return _STANDALONE.get()
-
-
 @functools.lru_cache(maxsize=4096)
-def _program(fn, static: tuple, key: tuple, alone: bool):
+def _program(fn, static: tuple, key: tuple, policy: backends.Policy):
     del key  # only distinguishes configurations that compare equal with different types
     config = dict(static)
 
     def run(arrays):
-        # runs only while jax.jit traces: the flag is set for exactly this op's trace
-        token = _STANDALONE.set(alone)
-        try:
+        # runs only while jax.jit traces: the op is traced under exactly this policy
+        with backends.use(policy):
             return fn(**arrays, **config)
-        finally:
-            _STANDALONE.reset(token)
 
     return jax.jit(run)
 
@@ -115,8 +98,8 @@ def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
                 else:
                     static.append((name, _hashable(value)))
             static = tuple(static)
-            alone = not any(isinstance(v, jax.core.Tracer) for v in arrays.values())
-            program = _program(fn, static, _typed(static), alone)
+            eager = not any(isinstance(v, jax.core.Tracer) for v in arrays.values())
+            program = _program(fn, static, _typed(static), backends.policy().replace(eager=eager))
         except TypeError:
             return fn(*args, **kwargs)
         try:

@@ -23,7 +23,7 @@ softplus        1 above ``threshold / beta`` (the linear branch)
 NaN inputs propagate as in torch. ``inplace`` arguments are accepted and ignored.
 
 The per-element activations compute channels-last on the inputs where
-convolutions do (:func:`fcnn.xla.pointwise`; same values).
+convolutions do (:func:`fcnn.backends.pointwise`; same values).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks, xla
+from fcnn import _checks, backends
 from fcnn.functional._compiled import compiled
 
 
@@ -46,7 +46,7 @@ def relu(input, inplace: bool = False):
     """``max(0, x)``; gradient 0 at ``x = 0`` (torch's choice)."""
     x = _input(input, "relu")
     # `x <= 0` selects the constant branch at 0 (zero gradient) and lets NaN through.
-    return xla.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), x), x)
+    return backends.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), x), x)
 
 
 @compiled
@@ -54,7 +54,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """``x`` if ``x > 0`` else ``negative_slope·x``; gradient ``negative_slope`` at 0."""
     x = _input(input, "leaky_relu")
     slope = _checks.number(negative_slope, "negative_slope", "leaky_relu")
-    return xla.pointwise(lambda x: jnp.where(x > 0, x, x * slope), x)
+    return backends.pointwise(lambda x: jnp.where(x > 0, x, x * slope), x)
 
 
 @compiled
@@ -67,21 +67,21 @@ def elu(input, alpha: float = 1.0, inplace: bool = False):
         # expm1 sees only non-positive values, so the unused branch can't overflow into NaN gradients.
         return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.where(x > 0, jnp.zeros_like(x), x)))
 
-    return xla.pointwise(f, x)
+    return backends.pointwise(f, x)
 
 
 @compiled
 def relu6(input, inplace: bool = False):
     """``min(max(0, x), 6)`` (torch's ``hardtanh(x, 0, 6)``); gradient 0 at 0 and at 6."""
     x = _input(input, "relu6")
-    return xla.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x)), x)
+    return backends.pointwise(lambda x: jnp.where(x <= 0, jnp.zeros_like(x), jnp.where(x >= 6, jnp.full_like(x, 6), x)), x)
 
 
 @compiled
 def hardsigmoid(input, inplace: bool = False):
     """``relu6(x + 3) / 6``; gradient ``1/6`` strictly inside (−3, 3), else 0."""
     x = _input(input, "hardsigmoid")
-    return xla.pointwise(
+    return backends.pointwise(
         lambda x: jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, jnp.ones_like(x), x / 6 + 0.5)), x)
 
 
@@ -89,26 +89,26 @@ def hardsigmoid(input, inplace: bool = False):
 def hardswish(input, inplace: bool = False):
     """``x · relu6(x + 3) / 6``; gradient ``x/3 + 1/2`` inside (−3, 3), 0 at −3 and below, 1 at 3 and above."""
     x = _input(input, "hardswish")
-    return xla.pointwise(lambda x: jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6)), x)
+    return backends.pointwise(lambda x: jnp.where(x <= -3, jnp.zeros_like(x), jnp.where(x >= 3, x, x * (x + 3) / 6)), x)
 
 
 @compiled
 def tanh(input):
     """Hyperbolic tangent."""
-    return xla.pointwise(jnp.tanh, _input(input, "tanh"))
+    return backends.pointwise(jnp.tanh, _input(input, "tanh"))
 
 
 @compiled
 def sigmoid(input):
     """``1 / (1 + exp(−x))``."""
-    return xla.pointwise(jax.nn.sigmoid, _input(input, "sigmoid"))
+    return backends.pointwise(jax.nn.sigmoid, _input(input, "sigmoid"))
 
 
 @compiled
 def silu(input, inplace: bool = False):
     """``x · sigmoid(x)`` (swish)."""
     x = _input(input, "silu")
-    return xla.pointwise(lambda x: x * jax.nn.sigmoid(x), x)
+    return backends.pointwise(lambda x: x * jax.nn.sigmoid(x), x)
 
 
 @compiled
@@ -117,7 +117,7 @@ def gelu(input, approximate: str = "none"):
     ``'tanh'`` is ``x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
     x = _input(input, "gelu")
     _checks.one_of(approximate, ("none", "tanh"), "approximate", "gelu")
-    return xla.pointwise(lambda x: jax.nn.gelu(x, approximate=approximate == "tanh"), x)
+    return backends.pointwise(lambda x: jax.nn.gelu(x, approximate=approximate == "tanh"), x)
 
 
 @compiled
@@ -147,7 +147,7 @@ def prelu(input, weight):
         # (C,) lines up with dim 1; a 1-element weight (all that 0-/1-D inputs allow) broadcasts as a scalar.
         w = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if x.ndim >= 2 else w.reshape(())
     # the slopes broadcast to the input's shape first, so that pointwise can lay both out channels-last
-    return xla.pointwise(lambda x, w: jnp.where(x > 0, x, w * x), x, jnp.broadcast_to(w, x.shape))
+    return backends.pointwise(lambda x, w: jnp.where(x > 0, x, w * x), x, jnp.broadcast_to(w, x.shape))
 
 
 def _softmax_dim(dim, ndim: int, where: str) -> int:
@@ -198,7 +198,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     lo, hi = _checks.number(min_val, "min_val", where), _checks.number(max_val, "max_val", where)
     if lo > hi:
         raise ValueError(f"{where}: min_val cannot be greater than max_val, got min_val={lo}, max_val={hi}")
-    return xla.pointwise(
+    return backends.pointwise(
         lambda x: jnp.where(x <= lo, jnp.full_like(x, lo), jnp.where(x >= hi, jnp.full_like(x, hi), x)), x)
 
 
@@ -208,7 +208,7 @@ def _elu_like(x, alpha, scale, input_scale):
         negative = jnp.where(x > 0, jnp.zeros_like(x), x)  # expm1 never sees the positive side (no overflow)
         return jnp.where(x > 0, x * scale, (scale * alpha) * jnp.expm1(negative * input_scale))
 
-    return xla.pointwise(f, x)
+    return backends.pointwise(f, x)
 
 
 # SELU's constants (Klambauer et al. 2017), as torch's.
@@ -246,31 +246,31 @@ def softplus(input, beta: float = 1.0, threshold: float = 20.0):
         # the log branch never sees the linear side, so its exp can't overflow into a NaN gradient
         return jnp.where(linear, x, jnp.log1p(jnp.exp(jnp.where(linear, jnp.zeros_like(bx), bx))) / beta)
 
-    return xla.pointwise(f, x)
+    return backends.pointwise(f, x)
 
 
 @compiled
 def mish(input, inplace: bool = False):
     """``x · tanh(softplus(x))`` (torch's Mish, softplus without a threshold)."""
-    return xla.pointwise(lambda x: x * jnp.tanh(jax.nn.softplus(x)), _input(input, "mish"))
+    return backends.pointwise(lambda x: x * jnp.tanh(jax.nn.softplus(x)), _input(input, "mish"))
 
 
 @compiled
 def softsign(input):
     """``x / (1 + |x|)``."""
-    return xla.pointwise(lambda x: x / (1 + jnp.abs(x)), _input(input, "softsign"))
+    return backends.pointwise(lambda x: x / (1 + jnp.abs(x)), _input(input, "softsign"))
 
 
 @compiled
 def logsigmoid(input):
     """``log(sigmoid(x)) = −softplus(−x)``, computed without overflow for large ``|x|``."""
-    return xla.pointwise(jax.nn.log_sigmoid, _input(input, "logsigmoid"))
+    return backends.pointwise(jax.nn.log_sigmoid, _input(input, "logsigmoid"))
 
 
 @compiled
 def tanhshrink(input):
     """``x − tanh(x)``."""
-    return xla.pointwise(lambda x: x - jnp.tanh(x), _input(input, "tanhshrink"))
+    return backends.pointwise(lambda x: x - jnp.tanh(x), _input(input, "tanhshrink"))
 
 
 @compiled
@@ -279,7 +279,7 @@ def threshold(input, threshold: float, value: float, inplace: bool = False):
     where = "threshold"
     x = _input(input, where)
     th, value = _checks.number(threshold, "threshold", where), _checks.number(value, "value", where)
-    return xla.pointwise(lambda x: jnp.where(x <= th, jnp.full_like(x, value), x), x)
+    return backends.pointwise(lambda x: jnp.where(x <= th, jnp.full_like(x, value), x), x)
 
 
 def _lambd(lambd, where):
@@ -295,7 +295,7 @@ def hardshrink(input, lambd: float = 0.5):
     where = "hardshrink"
     x = _input(input, where)
     lambd = _lambd(lambd, where)
-    return xla.pointwise(lambda x: jnp.where((x >= -lambd) & (x <= lambd), jnp.zeros_like(x), x), x)
+    return backends.pointwise(lambda x: jnp.where((x >= -lambd) & (x <= lambd), jnp.zeros_like(x), x), x)
 
 
 @compiled
@@ -304,7 +304,7 @@ def softshrink(input, lambd: float = 0.5):
     where = "softshrink"
     x = _input(input, where)
     lambd = _lambd(lambd, where)
-    return xla.pointwise(
+    return backends.pointwise(
         lambda x: jnp.where(x > lambd, x - lambd, jnp.where(x < -lambd, x + lambd, x * 0)), x)
 
 

@@ -15,7 +15,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fcnn import _checks, xla
+from fcnn import _checks, backends
 from fcnn.functional._compiled import compiled
 from fcnn.functional.activation import SELU_ALPHA, SELU_SCALE
 
@@ -52,8 +52,8 @@ def _masked(x, p, key, mask_shape, where):
         return jnp.zeros_like(x)
     keep = jnp.broadcast_to(_keep_mask(_require_key(key, where), 1.0 - p, mask_shape), x.shape)
     scale = jnp.asarray(1.0 / (1.0 - p), x.dtype)
-    # channels-last where the convolutions around it are (fcnn.xla.pointwise says why); same mask, same values
-    return xla.pointwise(lambda x, keep: jnp.where(keep, x * scale, jnp.zeros_like(x)), x, keep)
+    # in the layout of the convolutions around it (fcnn.backends.pointwise says why); same mask, same values
+    return backends.pointwise(lambda x, keep: jnp.where(keep, x * scale, jnp.zeros_like(x)), x, keep)
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False, *, key=None):

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnn import _checks, xla
-from fcnn.functional._compiled import compiled, standalone
+from fcnn import _checks, backends
+from fcnn.functional._compiled import compiled
 
 
 def _acc_dtype(dtype):
@@ -72,10 +72,12 @@ def _running_centred(x, running_mean, running_var, shape):
     return x.astype(acc) - running_mean.astype(acc).reshape(shape), running_var.astype(acc).reshape(shape)
 
 
-def _channels_last(x) -> bool:
-    """Whether to normalise a 3-D/4-D ``x`` channels-last: where the convolutions around it are (see
-    :func:`fcnn.xla.pointwise` for why), unless the op is a program of its own, where that only adds transposes."""
-    return xla.follows_convolutions(x.shape) and not standalone()
+def _per_channel(x):
+    """``x`` in the layout the backend computes it in (:func:`fcnn.backends.channel_layout`), its channel
+    axis, the shape of a per-channel vector broadcast against it, and the function that restores the layout."""
+    view, axis, restore = backends.channel_layout(x)
+    shape = tuple(x.shape[1] if i == axis else 1 for i in range(x.ndim))
+    return view, axis, shape, restore
 
 
 def _channel_shape(c: int, ndim: int) -> tuple[int, ...]:
@@ -149,9 +151,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Normalisation uses the biased batch variance; ``running_var`` is updated
     with the unbiased one, ``var·n/(n−1)`` with ``n = N·prod(spatial)``.
 
-    3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
-    other transformation; only the order of the sums differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
 
     Returns:
       ``(output, new_running_mean, new_running_var)``; the last two are the
@@ -183,12 +184,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if x.size == 0:
         # an empty batch (or empty spatial dims): an empty output, the running statistics unchanged (torch)
         return x, running_mean, running_var
-    last = _channels_last(x)
-    if last:
-        x = xla.to_channels_last(x)
-        shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(x.ndim - 1))
-    else:
-        axes = (0,) + tuple(range(2, x.ndim))
+    x, channel, shape, restore = _per_channel(x)
+    axes = tuple(a for a in range(x.ndim) if a != channel)
     if training:
         centred, mean, var, n = moments(x, axes, axis_name=axis_name, single_pass=single_pass)
         if n == 1:
@@ -207,7 +204,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     scale = jax.lax.rsqrt(var + eps)
     scale = scale if weight is None else scale * weight.reshape(shape).astype(scale.dtype)
     y = _affine(centred * scale, None, bias, shape).astype(x.dtype)
-    return (xla.to_channels_first(y) if last else y), running_mean, running_var
+    return restore(y), running_mean, running_var
 
 
 @compiled
@@ -229,9 +226,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
       ``(output, new_running_mean, new_running_var)`` (deliberate difference:
       torch updates them in place).
 
-    3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
-    other transformation; only the order of the sums differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
     """
     where = "instance_norm"
     use_input_stats = _checks.static_bool(use_input_stats, "use_input_stats", where)
@@ -255,12 +251,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"{where}: running_mean and running_var must be given when use_input_stats=False")
     if x.size == 0:
         return _empty_instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, tracked, where)
-    last = _channels_last(x)
-    if last:
-        x = xla.to_channels_last(x)
-        shape, axes = (1,) * (x.ndim - 1) + (c,), tuple(range(1, x.ndim - 1))
-    else:
-        axes = tuple(range(2, x.ndim))
+    x, channel, shape, restore = _per_channel(x)
+    axes = tuple(a for a in range(1, x.ndim) if a != channel)
     if use_input_stats:
         centred, mean, var, n = moments(x, axes)
         if tracked:
@@ -272,7 +264,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         centred, var = _running_centred(x, running_mean, running_var, shape)
     y = centred * jax.lax.rsqrt(var + eps)
     y = _affine(y, weight, bias, shape).astype(x.dtype)
-    y = xla.to_channels_first(y) if last else y
+    y = restore(y)
     return (y, running_mean, running_var) if tracked else y
 
 
@@ -301,9 +293,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 
     As ``torch.nn.functional.group_norm``: input ``(N, C, *)``, ``C`` divisible
     by ``num_groups``; per-channel affine ``weight``, ``bias`` of shape ``(C,)``.
-    3-D and 4-D inputs are normalised channels-last inside where convolutions
-    are (:func:`fcnn.xla.pointwise`), when traced inside a caller's ``jit`` or
-    other transformation; only the order of the sums differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
     """
     where = "group_norm"
     x = _channel_input(input, where)
@@ -321,16 +312,13 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     bias = None if bias is None else _check_vector(bias, c, "bias", where)
     if x.size == 0:
         return x
-    if _channels_last(x):
-        t = xla.to_channels_last(x)
+    t, channel, shape, restore = _per_channel(x)
+    if channel == 1:  # each group's channels and positions: (N, G, C/G · spatial)
+        centred, _, var, _ = moments(t.reshape(n, num_groups, c // num_groups * spatial), (2,))
+    else:  # channels-last: (N, spatial, G, C/G)
         centred, _, var, _ = moments(t.reshape(n, spatial, num_groups, c // num_groups), (1, 3))
-        y = (centred * jax.lax.rsqrt(var + eps)).reshape(t.shape)
-        y = _affine(y, weight, bias, (1,) * (x.ndim - 1) + (c,))
-        return xla.to_channels_first(y).astype(x.dtype)
-    g = x.reshape(n, num_groups, math.prod(x.shape[1:]) // num_groups)
-    centred, _, var, _ = moments(g, (2,))
-    y = (centred * jax.lax.rsqrt(var + eps)).reshape(x.shape)
-    return _affine(y, weight, bias, _channel_shape(c, x.ndim)).astype(x.dtype)
+    y = (centred * jax.lax.rsqrt(var + eps)).reshape(t.shape)
+    return restore(_affine(y, weight, bias, shape)).astype(x.dtype)
 
 
 def normalized_shape_tuple(normalized_shape, where: str) -> tuple[int, ...]:

@@ -3,7 +3,7 @@
 One N-dimensional implementation per kind of pooling; the public
 ``*_pool1d/2d/3d`` functions only fix the number of spatial dimensions.
 Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``;
-1-D and 2-D max pooling may compute channels-last inside (:func:`fcnn.xla.channels_last`).
+Max pooling may compute channels-last inside (:meth:`fcnn.backends.Policy.channels_last`).
 
 Torch semantics reproduced exactly (and tested against torch):
 
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fcnn import _checks, xla
+from fcnn import _checks, backends
 from fcnn.functional import upsample as _upsample
 from fcnn.functional._compiled import compiled
 
@@ -116,6 +116,11 @@ def _input(input, n, where):
 
 # --------------------------------------------------------------------------------------------
 # max pooling
+
+
+def _scanned(kernel) -> bool:
+    """Whether windows of ``kernel`` are computed slice by slice (:attr:`fcnn.backends.Policy.window_scan_taps`)."""
+    return math.prod(kernel) <= backends.policy().window_scan_taps
 
 
 def _offsets(kernel):
@@ -202,7 +207,7 @@ def _max_pool_fwd_impl(x, geom):
     """Values and arg-max (window position, int32) of every window."""
     if _tiles(geom, _spatial(x, geom)):
         return _tiled_max_arg(x, geom)
-    if math.prod(geom.kernel) > _MAX_SLICES:
+    if not _scanned(geom.kernel):
         return _separable_max_arg(x, geom)
     return _window_scan(x, geom)
 
@@ -398,7 +403,7 @@ def _max_pool_values(x, geom):
     # The elementwise window scan (its unused arg-max is dead code) is 2-5x
     # faster on CPU than lax.reduce_window for small windows, see
     # benchmarks/results_pool.md; a large window would be hundreds of slices.
-    if math.prod(geom.kernel) > _MAX_SLICES and not _tiles(geom, _spatial(x, geom)):
+    if not _scanned(geom.kernel) and not _tiles(geom, _spatial(x, geom)):
         kernel, stride, padding, dilation, out, pads, last = geom
         cfg = ((0, 0),) + pads + ((0, 0),) if last else ((0, 0), (0, 0)) + pads
         ones = (1,) * (x.ndim - len(kernel))
@@ -467,18 +472,18 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return_indices = _checks.boolean(return_indices, "return_indices", where)
     out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
-    # channels-last inside where the convolutions around it are (see fcnn.xla.channels_last)
-    last = n <= 2 and xla.channels_last(x.shape)
+    # channels-last inside where the convolutions around it are (the backend's layout rule)
+    last = backends.policy().channels_last(x.shape)
     geom = _Windows(kernel, stride, padding, dilation, out, pads, last)
-    xw = xla.to_channels_last(x) if last else x
+    xw = backends.to_channels_last(x) if last else x
     if not return_indices:
         y = _max_pool_values(xw, geom)
-        y = xla.to_channels_first(y) if last else y
+        y = backends.to_channels_first(y) if last else y
         return y[0] if unbatched else y
     y, arg = _max_pool_with_arg(xw, geom)
     idx = _flat_indices(arg, kernel, stride, padding, dilation, x.shape[2:], out, last)
     if last:
-        y, idx = xla.to_channels_first(y), xla.to_channels_first(idx)
+        y, idx = backends.to_channels_first(y), backends.to_channels_first(idx)
     return (y[0], idx[0]) if unbatched else (y, idx)
 
 
@@ -695,14 +700,12 @@ def _avg_divisor(spatial, out, kernel, stride, padding, count_include_pad):
     return div
 
 
-_MAX_SLICES = 32
-
 
 def _window_sum(x, kernel, stride, out, pads):
     """Sum of each window: strided slices of the zero-padded input added in torch's
     scan order for small kernels (3-10x faster than reduce_window on CPU, forward
     and backward), reduce_window for large ones."""
-    if math.prod(kernel) <= _MAX_SLICES:
+    if _scanned(kernel):
         xp = jnp.pad(x, ((0, 0), (0, 0)) + pads)
         total = None
         for offs in _offsets(kernel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-import jax.numpy as jnp
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.models._util import batched, config_tuple, reinitialised
 
 
@@ -37,7 +37,7 @@ class CNBlock(nn.Module):
 
     def forward(self, ctx, x):
         out = ctx.stochastic_depth(ctx.layer_scale * ctx.block(x))
-        return xla.pointwise(jnp.add, out, x)
+        return F.add(out, x)
 
 
 class ConvNeXt(nn.Module):

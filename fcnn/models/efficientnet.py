@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Sequence
 
-import jax.numpy as jnp
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
+from fcnn.functional.elementwise import add
 from fcnn.models._util import batched, config_tuple, flatten, make_divisible, reinitialised
 
 
@@ -38,7 +38,7 @@ class _ResidualBlock(nn.Module):
         out = ctx.block(x)
         if not self.use_res_connect:
             return out
-        return xla.pointwise(jnp.add, ctx.stochastic_depth(out), x)
+        return add(ctx.stochastic_depth(out), x)
 
 
 class MBConv(_ResidualBlock):

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.models._util import batched, make_divisible
 
 # The reference implementation's BatchNorm decay 0.9997, as a torch momentum.
@@ -33,7 +33,7 @@ class InvertedResidual(nn.Module):
 
     def forward(self, ctx, x):
         out = ctx.layers(x)
-        return xla.pointwise(jnp.add, out, x) if self.apply_residual else out
+        return F.add(out, x) if self.apply_residual else out
 
 
 # The B1 stacks: (kernel, stride, expansion, repeats); their output channels are _DEPTHS[2:8] × alpha.

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-import jax.numpy as jnp
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
 from fcnn import functional as F
 from fcnn.models._util import batched, config_tuple, flatten, make_divisible, reinitialised
 
@@ -24,7 +23,7 @@ class _ResidualBlock(nn.Module):
 
     def forward(self, ctx, x):
         out = ctx(self.block_name, x)
-        return xla.pointwise(jnp.add, out, x) if self.use_res_connect else out
+        return F.add(out, x) if self.use_res_connect else out
 
 
 class InvertedResidualV2(_ResidualBlock):

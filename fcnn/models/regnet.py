@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.models._util import batched, config_tuple, flatten, make_divisible, reinitialised
 
 
@@ -77,7 +77,7 @@ class ResBottleneckBlock(nn.Module):
 
     def forward(self, ctx, x):
         shortcut = ctx.proj(x) if "proj" in self.children() else x
-        return ctx.activation(xla.pointwise(jnp.add, shortcut, ctx.f(x)))
+        return ctx.activation(F.add(shortcut, ctx.f(x)))
 
 
 class RegNet(nn.Module):

@@ -15,7 +15,8 @@ from typing import Sequence
 
 import jax.numpy as jnp
 
-from fcnn import _checks, nn, xla
+from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.models._util import batched, flatten
 
 # torchvision's conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
@@ -56,8 +57,7 @@ class BasicBlock(nn.Module):
         out = ctx.relu(ctx.bn1(ctx.conv1(x)))
         out = ctx.bn2(ctx.conv2(out))
         identity = ctx.downsample(x) if "downsample" in self.children() else x
-        # the sum is written channels-last, like the convolutions around it (fcnn.xla.pointwise says why)
-        return ctx.relu(xla.pointwise(jnp.add, out, identity))
+        return ctx.relu(F.add(out, identity))
 
 
 class Bottleneck(nn.Module):
@@ -89,7 +89,7 @@ class Bottleneck(nn.Module):
         out = ctx.relu(ctx.bn2(ctx.conv2(out)))
         out = ctx.bn3(ctx.conv3(out))
         identity = ctx.downsample(x) if "downsample" in self.children() else x
-        return ctx.relu(xla.pointwise(jnp.add, out, identity))
+        return ctx.relu(F.add(out, identity))
 
 
 class ResNet(nn.Module):

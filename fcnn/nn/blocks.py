@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from fcnn import _checks, xla
+from fcnn import _checks
+from fcnn.functional.elementwise import mul
 from fcnn.functional.dropout import drop_path, stochastic_depth
 from fcnn.functional.norm import layer_norm
 from fcnn.functional.shuffle import channel_shuffle
@@ -98,7 +99,7 @@ class SqueezeExcitation(Module):
 
     def forward(self, ctx, x):
         scale = ctx.scale_activation(ctx.fc2(ctx.activation(ctx.fc1(ctx.avgpool(x)))))
-        return xla.pointwise(jnp.multiply, jnp.broadcast_to(scale, x.shape), x)
+        return mul(scale, x)
 
 
 # The default of ConvNormActivation's norm_layer: the batch norm of the convolution's dimension.

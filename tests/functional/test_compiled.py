@@ -90,37 +90,3 @@ def test_value_checks_still_run_before_compiling():
 def test_arrays_given_as_sizes_run_uncompiled():
     x = jnp.asarray(randn((1, 2, 4, 4)))
     np.testing.assert_array_equal(F.pad(x, np.array([1, 1, 0, 2])), F.pad(x, (1, 1, 0, 2)))
-
-
-def test_standalone_tells_an_op_whether_it_is_a_program_of_its_own():
-    seen = []
-
-    @_compiled.compiled
-    def probe(x):
-        seen.append(_compiled.standalone())
-        return x + 1
-
-    # a new shape for each call, so that each one traces (traces are cached by shape)
-    probe(jnp.ones(3))                             # called outside any transformation
-    jax.jit(probe)(jnp.ones(4))                    # traced inside a caller's jit
-    jax.grad(lambda v: probe(v).sum())(jnp.ones(5))
-    jax.vmap(probe)(jnp.ones((2, 6)))
-    probe(jnp.ones(4))                             # alone again: its own program, not the jit's
-    assert seen == [True, False, False, False, True]
-    assert not _compiled.standalone()              # the flag lives only while an op traces
-
-
-def test_batch_norm_alone_stays_channel_first_and_equals_its_jitted_self():
-    """Alone, channels-last would only add transposes; inside jit it is kept (where the backend computes so)."""
-    from fcnn import xla
-
-    x = jnp.asarray(randn((4, 8, 32, 32)))  # 2^15 elements: channels-last size on the CPU
-    eager = F.batch_norm(x, None, None, training=True)[0]
-    jitted = jax.jit(lambda v: F.batch_norm(v, None, None, training=True)[0])
-    np.testing.assert_allclose(eager, jitted(x), rtol=1e-5, atol=1e-5)
-    alone = str(jax.make_jaxpr(_compiled._program(F.batch_norm.__wrapped__, (("training", True),),
-                                                  ((tuple, ()),), True))({"input": x, "running_mean": None,
-                                                                          "running_var": None}))
-    inside = str(jax.make_jaxpr(jitted)(x))
-    assert "transpose" not in alone
-    assert ("transpose" in inside) == xla.channels_last(x.shape)

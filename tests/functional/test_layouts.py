@@ -1,13 +1,12 @@
 """Both internal layouts of the channel-first ops agree with torch.
 
-On the CPU, convolution (1-D, 2-D), max pooling, batch norm and the
-per-element activations compute channels-last inside (``fcnn.xla.channels_last``,
-``fcnn.xla.pointwise``); elsewhere they compute channel-first.
-The other test modules exercise whichever the test machine's backend picks,
-so this one runs each op both ways, values and gradients against torch.
+On the CPU, convolution (1-D, 2-D), max pooling, the normalisations and the
+per-element ops compute channels-last inside (the backend's layout rule,
+:meth:`fcnn.backends.Policy.channels_last`); elsewhere they compute
+channel-first. The other test modules exercise whichever the test machine's
+backend picks, so this one runs each op under a policy of each layout, values
+and gradients against torch.
 """
-
-import contextlib
 
 import jax
 import jax.numpy as jnp
@@ -17,29 +16,16 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given, settings, strategies as st
 
+from fcnn import backends
 from fcnn import functional as F
-from fcnn import xla
-from fcnn.functional import _compiled
 from oracle import assert_close, to_torch, torch_pool_output, windows_reach_input
 
 LAYOUTS = [False, True]
 
 
-@contextlib.contextmanager
 def layout(last: bool):
-    """Make fcnn's ops compute channels-last (or not) for the code traced inside.
-
-    The ops' compiled programs are cached by configuration (``fcnn.functional._compiled``),
-    not by this switch, so the cache is emptied on the way in and out.
-    """
-    saved = xla.channels_last
-    xla.channels_last = lambda shape, platform=None: last
-    _compiled._program.cache_clear()
-    try:
-        yield
-    finally:
-        xla.channels_last = saved
-        _compiled._program.cache_clear()
+    """Trace fcnn's ops under XLA:CPU's policy with every input channels-last (or none)."""
+    return backends.use(backends.Policy("cpu", channels_last_min_elements=0 if last else 2**62))
 
 
 def _grads(f, args, cot):
@@ -121,7 +107,7 @@ def test_max_pool_both_layouts(last, cfg):
     fj, ft = getattr(F, f"max_pool{n}d"), getattr(TF, f"max_pool{n}d")
     with layout(last):
         _check(lambda a: fj(a, k, s, p, d, ceil), lambda a: ft(a, k, s, p, d, ceil), (x,), 3, 1e-6)
-        _, idx = fj(jnp.asarray(x), k, s, p, d, ceil, True)
+        _, idx = jax.jit(lambda a: fj(a, k, s, p, d, ceil, True))(jnp.asarray(x))
     _, idx_t = ft(to_torch(x), k, s, p, d, ceil, True)
     np.testing.assert_array_equal(np.asarray(idx), idx_t.numpy())
 
@@ -197,15 +183,9 @@ def test_batch_norm_both_layouts(last, ndim, training, affine, momentum, seed):
     assert_close(new_rv, rv_t, 1e-5, 1e-5, "running_var")
 
 
-def test_channels_last_only_on_cpu_and_for_large_inputs():
-    big, small = (8, 16, 32, 32), (1, 6, 14, 14)
-    assert xla.channels_last(big, "cpu") and not xla.channels_last(small, "cpu")
-    assert not xla.channels_last(big, "gpu") and not xla.channels_last(big, "tpu")
-
-
 def test_the_switch_changes_the_traced_program():
     x = jnp.ones((2, 3, 4, 4))
-    ops = {  # fresh lambdas: make_jaxpr caches by function, and the switch is not part of its key
+    ops = {  # fresh lambdas: make_jaxpr caches by function, and the policy is not part of its key
         "max_pool2d": lambda: lambda x: F.max_pool2d(x, 2),
         "conv2d": lambda: lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))),
         "relu": lambda: lambda x: F.relu(x),

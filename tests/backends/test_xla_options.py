@@ -86,18 +86,3 @@ def test_train_step_compiles_with_the_options():
     assert _ynnpack_convolutions(jax.jit(train.train_step_fn(model, nn.CrossEntropyLoss(), optax.sgd(0.1)))
                                  .lower(ts, batch).compile()) >= 1
     assert _ynnpack_convolutions(step.lower(ts, batch).compile()) == 0
-
-
-def test_pointwise_is_the_same_function_written_channels_last():
-    big = jnp.asarray(randn((2, 8, 32, 32), seed=2))  # 2^14 elements: channels-last on the CPU
-    other = jnp.asarray(randn((2, 8, 32, 32), seed=3))
-    f = lambda a, b: jnp.where(a > 0, a * b, b)
-    assert (jnp.asarray(xla.pointwise(f, big, other)) == f(big, other)).all()
-    small = big[:, :, :4, :4]
-    jaxpr = lambda x: str(jax.make_jaxpr(lambda x: xla.pointwise(jnp.tanh, x))(x))
-    assert ("transpose" in jaxpr(big)) == xla.channels_last(big.shape)
-    assert "transpose" not in jaxpr(small) and "transpose" not in jaxpr(big.reshape(2, 8, 2, 16, 32))
-    with pytest.raises(ValueError, match=r"pointwise: the arrays must have one shape"):
-        xla.pointwise(jnp.add, big, small)
-    with pytest.raises(TypeError, match=r"pointwise: give at least one array"):
-        xla.pointwise(jnp.tanh)

@@ -1,0 +1,205 @@
+"""Backend fast paths, and the one policy that selects them.
+
+:mod:`fcnn.functional` states what each op computes, in plain ``jax.lax``;
+this package holds the formulations that compute the same values faster on
+one platform, and :class:`Policy`, the one place that decides which an op
+uses. An op asks the policy in force (:func:`policy`) and either runs its
+reference formulation or hands its validated arguments to the implementation
+the policy names. The values agree to float rounding; the tests compare every
+registered implementation with the reference (``tests/backends/``).
+
+What the policy decides, each by a named field:
+
+- the **layout**: one rule, :meth:`Policy.channels_last`, consulted by every
+  op that can compute channels-last inside (convolutions, max pooling, the
+  normalisations, the per-element ops). XLA:CPU's convolutions work on
+  ``(N, *spatial, C)`` data; when each op transposes its ``(N, C, *spatial)``
+  input to that layout, computes, and transposes back, XLA removes the
+  transposes between consecutive ops. The API, values and gradients stay
+  channel-first;
+- the **convolution's formulation** (:meth:`Policy.conv`): XLA's convolution,
+  or the XLA:CPU formulations of :mod:`fcnn.backends.xla_cpu.conv`;
+- the **pooling window scan** (:attr:`Policy.window_scan_taps`).
+
+An op called on concrete arrays outside any transformation is compiled as a
+program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
+policy with ``eager=True``, and the policy is part of the compiled program's
+key. Transposes only pay off between ops that share the layout, so an eager
+op computes in its input's layout.
+
+``benchmarks/README.md`` has the measurements behind every threshold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class ConvPlan(NamedTuple):
+    """How :mod:`fcnn.backends.xla_cpu.conv` writes one convolution.
+
+    ``forward``: ``"xla"`` (XLA's convolution) or ``"stencil"`` (a sum of
+    window products; one input channel per group only). ``weight_grad``:
+    ``"xla"`` or ``"window"`` (one matrix product per kernel tap).
+    ``channels_last``: XLA's convolution between two transposes.
+    """
+    forward: str = "xla"
+    weight_grad: str = "xla"
+    channels_last: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """Which implementation each op uses on ``platform``, and the thresholds that decide it.
+
+    Attributes:
+      platform: ``"cpu"``, ``"gpu"`` or ``"tpu"``. The fast paths below are
+        XLA:CPU's; elsewhere every op runs its reference formulation.
+      eager: the op is traced as a program of its own (called on concrete
+        arrays outside ``jit``/``grad``/``vmap``). Set by
+        :func:`fcnn.functional._compiled.compiled`, not by users.
+      fast_paths: ``False`` runs every op's reference formulation, channel-first.
+      channels_last_min_elements: smaller inputs stay channel-first: there the
+        transposes are extra work in a step bound by per-op overhead (LeNet-5
+        at batch 1).
+      small_kernel_taps: the per-tap formulations (stencil, per-tap weight
+        gradient) are used for kernels of at most this many taps; larger
+        kernels unroll into too many products.
+      stencil_max_outputs: a 2-D convolution of a single input channel is a
+        stencil when it has at most this many outputs (LeNet's first layer);
+        with more, XLA's convolution is as fast or faster.
+      window_scan_taps: max and average pooling (on every platform) compute
+        windows of at most this many taps as one strided slice per tap, which
+        is faster than ``lax.reduce_window`` for small windows; larger windows
+        are reduced by ``lax.reduce_window``.
+    """
+    platform: str
+    eager: bool = False
+    fast_paths: bool = True
+    channels_last_min_elements: int = 2**14
+    small_kernel_taps: int = 49
+    stencil_max_outputs: int = 8
+    window_scan_taps: int = 32
+
+    def replace(self, **changes) -> "Policy":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def xla_cpu(self) -> bool:
+        """Whether XLA:CPU's fast paths apply."""
+        return self.fast_paths and self.platform == "cpu"
+
+    def channels_last(self, shape) -> bool:
+        """The layout rule: compute a channel-first ``shape`` channels-last inside.
+
+        True on XLA:CPU, inside a caller's trace, for 3-D and 4-D inputs (those
+        of 1-D and 2-D convolutions; 3-D convolutions are slower channels-last
+        on XLA:CPU) of at least :attr:`channels_last_min_elements` elements.
+        """
+        return (self.xla_cpu and not self.eager and len(shape) in (3, 4)
+                and math.prod(shape) >= self.channels_last_min_elements)
+
+    def conv(self, x_shape, w_shape, groups: int):
+        """The fast convolution for an ``x_shape`` input and ``w_shape`` weight, or ``None`` for the reference.
+
+        On XLA:CPU: the per-tap weight gradient for grouped and 3-D
+        convolutions with at least 2 input channels per group and a small
+        kernel, where XLA's weight-gradient convolution is several times
+        slower (for 1-D/2-D convolutions with one group, XLA's own, on
+        Eigen, is the faster); the stencil forward for depthwise-style
+        convolutions (several groups of one input channel) and for 2-D
+        convolutions of one input channel to at most
+        :attr:`stencil_max_outputs` outputs, where XLA:CPU's convolution
+        packs its input one float at a time; and the layout rule.
+        """
+        if not self.xla_cpu:
+            return None
+        small_kernel = math.prod(w_shape[2:]) <= self.small_kernel_taps
+        per_tap = (groups > 1 or len(x_shape) == 5) and w_shape[1] >= 2 and small_kernel
+        first_layer = len(x_shape) == 4 and w_shape[0] <= self.stencil_max_outputs
+        stencil = w_shape[1] == 1 and (groups > 1 or first_layer) and small_kernel
+        plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
+                        self.channels_last(x_shape))
+        from fcnn.backends.xla_cpu import conv
+        return functools.partial(conv.conv, plan=plan)
+
+
+@functools.cache
+def _default(platform: str) -> Policy:
+    return Policy(platform)
+
+
+_ACTIVE: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("fcnn_backend_policy", default=None)
+
+
+def policy() -> Policy:
+    """The policy in force: the one given to :func:`use`, else the default for JAX's default backend."""
+    active = _ACTIVE.get()
+    return _default(jax.default_backend()) if active is None else active
+
+
+@contextlib.contextmanager
+def use(p: Policy):
+    """Trace fcnn's ops under ``p`` inside the ``with`` block.
+
+    Ops compiled as programs of their own key their programs on the policy, so
+    switching needs no cache clearing; a caller's own ``jax.jit`` should be
+    traced inside the block (its cache does not know the policy).
+    """
+    if not isinstance(p, Policy):
+        raise TypeError(f"use: expected a fcnn.backends.Policy, got {p!r}")
+    token = _ACTIVE.set(p)
+    try:
+        yield p
+    finally:
+        _ACTIVE.reset(token)
+
+
+def to_channels_last(x):
+    """``(N, C, *spatial)`` -> ``(N, *spatial, C)``."""
+    return jnp.moveaxis(x, 1, -1)
+
+
+def to_channels_first(x):
+    """``(N, *spatial, C)`` -> ``(N, C, *spatial)``."""
+    return jnp.moveaxis(x, -1, 1)
+
+
+def pointwise(f, *xs):
+    """``f(*xs)`` for a per-element ``f`` and arrays of one shape, in the layout :meth:`Policy.channels_last` picks.
+
+    The values are the same either way; only the program XLA sees differs.
+    An op between convolutions written channel-first leaves its result (or
+    its derivative, a ReLU mask) channel-first; XLA:CPU then materialises it
+    in that layout and the convolutions read it through strided transposes.
+    """
+    if not xs:
+        raise TypeError("pointwise: give at least one array after the function")
+    shape = xs[0].shape
+    if any(x.shape != shape for x in xs):
+        raise ValueError(f"pointwise: the arrays must have one shape, got {[tuple(x.shape) for x in xs]}")
+    if policy().channels_last(shape):
+        return to_channels_first(f(*(to_channels_last(x) for x in xs)))
+    return f(*xs)
+
+
+def channel_layout(x):
+    """``x`` in the layout :meth:`Policy.channels_last` picks for it: ``(view, channel_axis, restore)``.
+
+    ``restore`` turns a result in the view's layout back into channel-first.
+    """
+    if policy().channels_last(x.shape):
+        return to_channels_last(x), x.ndim - 1, to_channels_first
+    return x, 1, _identity
+
+
+def _identity(x):
+    return x

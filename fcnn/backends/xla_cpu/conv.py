@@ -1,0 +1,209 @@
+"""XLA:CPU formulations of a convolution: channels-last, per-tap weight gradient, stencil.
+
+:func:`conv` computes ``conv(x, w)`` (batched ``(N, C, *S) ⊛ (O, C/groups,
+*k)`` with explicit (lo, hi) pads, already validated) as :class:`ConvPlan`
+says, with a custom JVP so that every transformation (``grad``, ``jvp``,
+``jacfwd``, ``hessian``, ``vmap``) works: the tangent is
+``conv(dx, w) + conv(x, dw)``, each term written so that its transpose (the
+input and the weight gradient of reverse mode) is fast on XLA:CPU.
+
+Why each formulation is faster is measured in ``benchmarks/README.md``
+(``benchmarks/ops_conv.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fcnn.backends import ConvPlan, to_channels_first, to_channels_last
+
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+
+#: Every plan :func:`conv` accepts; the tests compare each with the reference convolution.
+PLANS = tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
+
+
+def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
+    """``conv(x, w)`` as ``plan`` writes it; the same values and derivatives as XLA's convolution."""
+    if plan.forward == "stencil" and w.shape[1] != 1:
+        raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
+    return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
+                 bool(plan.channels_last), plan.forward == "stencil")
+
+
+def _padded_channels_last(x, pads, kernel, stride, dilation):
+    """``x`` as ``(N, *S_padded, C)`` with the zero ``pads``, and the convolution's output spatial size.
+
+    Transposing before padding lets XLA write the padded copy in one pass.
+    """
+    xt = jax.lax.pad(to_channels_last(x), jnp.zeros((), x.dtype),
+                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
+    out_sp = tuple((p - d * (k - 1) - 1) // st + 1 for p, k, st, d in zip(xt.shape[1:-1], kernel, stride, dilation))
+    return xt, out_sp
+
+
+def _window_conv(x, w, stride, pads, dilation, groups):
+    """``conv(x, w)`` as one matrix product per kernel tap (linear in ``w``).
+
+    It serves as the weight term of the tangent; reverse mode uses its
+    transpose: for each tap ``t``,
+    ``grad_w[..., t] = g (O, N·S_out) @ window_t(x) (N·S_out, C)``, a plain
+    matrix product over the channels-last input window. XLA:CPU runs these at
+    matrix-multiply speed, whereas its weight-gradient convolution (a
+    convolution whose "kernel" is the whole output map) is up to an order of
+    magnitude slower.
+
+    The taps are a ``lax.scan`` whose body is rematerialised, so the backward
+    pass cuts one window at a time from ``x``: unrolled, XLA keeps all the
+    windows (one activation-sized copy per tap) alive at once, and the scan is
+    also the faster of the two.
+    """
+    batch, c_in = x.shape[:2]
+    c_out, c_group = w.shape[:2]
+    kernel = w.shape[2:]
+    n = len(kernel)
+    # channels last, so that each window row is C contiguous values
+    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
+    span = tuple(s * (o - 1) + 1 for s, o in zip(stride, out_sp))
+    starts = jnp.asarray([[t * d for t, d in zip(tap, dilation)]
+                          for tap in itertools.product(*(range(k) for k in kernel))], jnp.int32)
+    w_taps = jnp.moveaxis(w.reshape(c_out, c_group, -1), -1, 0)  # (taps, O, C/groups), same tap order
+
+    @jax.checkpoint
+    def tap(acc, inputs):
+        start, wt = inputs
+        win = jax.lax.dynamic_slice(xt, (0, *(start[i] for i in range(n)), 0), (batch, *span, c_in))
+        win = win[(slice(None), *(slice(None, None, s) for s in stride), slice(None))]
+        if groups == 1:
+            y = jax.lax.dot_general(wt, win.reshape(-1, c_in), (((1,), (1,)), ((), ())))  # (O, N·S_out)
+        else:
+            y = jax.lax.dot_general(wt.reshape(groups, c_out // groups, c_group), win.reshape(-1, groups, c_group),
+                                    (((2,), (2,)), ((0,), (1,)))).reshape(c_out, -1)
+        return acc + y, None
+
+    acc = jnp.zeros((c_out, batch * math.prod(out_sp)), jnp.result_type(x, w))
+    acc, _ = jax.lax.scan(tap, acc, (starts, w_taps))
+    return jnp.moveaxis(acc.reshape((c_out, batch) + out_sp), 0, 1)
+
+
+def _xla_conv(x, w, stride, pads, dilation, groups, channels_last, kernel="IO"):
+    """XLA's convolution, channel-first or between two transposes channels-last.
+
+    Channels-last, the kernel goes in as ``(*k, I, O)``, the layout XLA:CPU's
+    Eigen convolution takes, or as ``(*k, O, I)`` (``kernel="OI"``) for the
+    input term of the JVP rule, whose transpose swaps the two (see below).
+    """
+    def conv(x, w, lhs_layout, rhs_layout):
+        return jax.lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+                                            dimension_numbers=(lhs_layout, rhs_layout, lhs_layout),
+                                            feature_group_count=groups)
+
+    s = _SPATIAL[x.ndim - 2]
+    if channels_last:
+        w_last = jnp.moveaxis(w, (0, 1), (-1, -2) if kernel == "IO" else (-2, -1))
+        return to_channels_first(conv(to_channels_last(x), w_last, "N" + s + "C", s + kernel))
+    return conv(x, w, "NC" + s, "OI" + s)
+
+
+# JAX writes a convolution's gradients as convolutions whose dimension numbers
+# derive from the forward one's, so for groups == 1 the JVP rule writes its two
+# tangent terms such that their transposes (the input and weight gradients of
+# reverse mode) are already in Eigen's form (this package's docstring), also
+# inside loops: the input term with its kernel laid out (*k, O, I), since the
+# transpose swaps the kernel's I and O labels (_xla_conv(..., kernel="OI")),
+# and the weight term as below.
+
+
+def _eigen_weight_term(x, dw, stride, pads, dilation):
+    """``conv(x, dw)``, written so that its transpose (the weight gradient) is in Eigen's form.
+
+    JAX's transpose of a convolution in its kernel swaps the batch and feature
+    labels of the input and of the output, and gives the gradient the kernel's
+    labels: the input is laid out ``(C, *S, N)``, the output ``(*S, N, O)`` and
+    the kernel ``(I, *k, O)``, labelled that way here.
+    """
+    s = _SPATIAL[x.ndim - 2]
+    n = x.ndim - 2
+    x_cn = jnp.moveaxis(x, 0, -1)  # (C, *S, N)
+    dw_iko = jnp.moveaxis(dw, (0, 1), (-1, 0))  # (I, *k, O)
+    y = jax.lax.conv_general_dilated(x_cn, dw_iko, stride, pads, rhs_dilation=dilation,
+                                     dimension_numbers=("C" + s + "N", "I" + s + "O", s + "NC"))
+    return jnp.moveaxis(y, (n, n + 1), (0, 1))  # (*S, N, O) -> (N, O, *S)
+
+
+def _stencil_conv(x, w, stride, pads, dilation, groups):
+    """``conv(x, w)`` for one input channel per group, as a sum over taps of window × weight.
+
+    Each kernel tap contributes ``window_t(x)[..., g] · w[o, 0, t]`` to the
+    outputs ``o`` of group ``g``: an elementwise product, so XLA fuses all taps
+    into one pass over the output (channels-last inside). XLA:CPU's grouped
+    convolution handles depthwise layers badly, and its convolution of a
+    single input channel spends most of its time packing im2col blocks one
+    float at a time.
+    """
+    batch, c_in = x.shape[:2]
+    c_out, kernel = w.shape[0], w.shape[2:]
+    per_group = c_out // groups
+    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
+    y = None
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = tuple(t * d for t, d in zip(tap, dilation))
+        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
+        win = jax.lax.slice(xt, (0,) + start + (0,), (batch,) + limit + (c_in,), (1,) + tuple(stride) + (1,))
+        if per_group > 1:  # input channel g feeds outputs g·per_group … (g+1)·per_group − 1
+            win = jnp.repeat(win, per_group, axis=-1)
+        term = win * w[(slice(None), 0) + tap]
+        y = term if y is None else y + term
+    return to_channels_first(y)
+
+
+def _batch_halves(fn, x):
+    """``fn(x)``, computed for the two halves of the batch in a two-step ``lax.scan``.
+
+    The loop makes XLA write ``fn``'s result to memory as a kernel of its own.
+    Without it, XLA:CPU fuses a stencil's window products into every
+    consumer, such as a max-pool's arg-max reduction, batch norm's statistics
+    or the ReLU mask of the backward pass, where they run as slow scalar
+    loops and are recomputed in each. An odd batch gets one zero example
+    appended, then dropped.
+    """
+    n = x.shape[0]
+    xp = jnp.pad(x, ((0, n % 2),) + ((0, 0),) * (x.ndim - 1))
+    halves = xp.reshape((2, xp.shape[0] // 2) + x.shape[1:])
+    _, ys = jax.lax.scan(lambda carry, xh: (carry, fn(xh)), None, halves)
+    return ys.reshape((xp.shape[0],) + ys.shape[2:])[:n]
+
+
+def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil):
+    if stencil:
+        return _batch_halves(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x)
+    return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))
+def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil):
+    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
+
+
+@_conv.defjvp
+def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, primals, tangents):
+    x, w = primals
+    dx, dw = tangents
+    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
+    eigen = channels_last and groups == 1
+    if weight_grad == "window":
+        weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
+    elif eigen:
+        weight_term = _eigen_weight_term(x, dw, stride, pads, dilation)
+    else:
+        weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
+    if eigen and not stencil:
+        input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
+    else:
+        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil)
+    return y, input_term + weight_term

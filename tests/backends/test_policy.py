@@ -1,0 +1,136 @@
+"""The backend policy: its layout rule, what it selects, and the compiled structure it is there for.
+
+These tests pin programs (jaxprs, HLO), not values; the values of every
+implementation are compared with the reference and torch elsewhere
+(``test_xla_cpu_conv.py``, ``tests/functional/test_layouts.py``).
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fcnn
+from fcnn import backends
+from fcnn import functional as F
+from fcnn.backends import ConvPlan, Policy
+from fcnn.functional import _compiled
+from oracle import assert_close, randn
+
+CPU = jax.default_backend() == "cpu"
+
+
+def test_channels_last_only_on_cpu_and_for_large_inputs():
+    big, small = (8, 16, 32, 32), (1, 6, 14, 14)
+    assert Policy("cpu").channels_last(big) and not Policy("cpu").channels_last(small)
+    assert not Policy("gpu").channels_last(big) and not Policy("tpu").channels_last(big)
+    # 3-D convolutions' inputs, an op compiled alone, and the reference policy stay channel-first
+    assert not Policy("cpu").channels_last((2, 8, 8, 32, 32))
+    assert not Policy("cpu", eager=True).channels_last(big)
+    assert not Policy("cpu", fast_paths=False).channels_last(big)
+
+
+def test_the_policy_picks_the_convolutions_formulation():
+    cpu = Policy("cpu")
+    plan = lambda x, w, groups=1: cpu.conv(x, w, groups).keywords["plan"]  # noqa: E731
+    assert plan((8, 16, 32, 32), (32, 16, 3, 3)) == ConvPlan("xla", "xla", True)
+    assert plan((64, 1, 28, 28), (6, 1, 5, 5)) == ConvPlan("stencil", "xla", True)  # LeNet's first layer
+    assert plan((8, 1, 28, 28), (16, 1, 5, 5)).forward == "xla"  # more outputs than stencil_max_outputs
+    assert plan((8, 32, 56, 56), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
+    assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True)  # grouped
+    assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
+    assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
+    assert Policy("gpu").conv((8, 16, 32, 32), (32, 16, 3, 3), 1) is None
+    assert Policy("cpu", fast_paths=False).conv((8, 16, 32, 32), (32, 16, 3, 3), 1) is None
+
+
+def test_an_op_alone_is_traced_under_the_eager_policy():
+    seen = []
+
+    @_compiled.compiled
+    def probe(x):
+        seen.append(backends.policy().eager)
+        return x + 1
+
+    # a new shape for each call, so that each one traces (traces are cached by shape)
+    probe(jnp.ones(3))                             # called outside any transformation
+    jax.jit(probe)(jnp.ones(4))                    # traced inside a caller's jit
+    jax.grad(lambda v: probe(v).sum())(jnp.ones(5))
+    jax.vmap(probe)(jnp.ones((2, 6)))
+    probe(jnp.ones(4))                             # alone again: its own program, not the jit's
+    assert seen == [True, False, False, False, True]
+    assert not backends.policy().eager             # only the op's own trace is eager
+
+
+def test_batch_norm_alone_stays_channel_first_and_equals_its_jitted_self():
+    """Alone, channels-last would only add transposes; inside jit it is kept (where the backend computes so)."""
+    x = jnp.asarray(randn((4, 8, 32, 32)))  # 2^15 elements: channels-last size on the CPU
+    eager = F.batch_norm(x, None, None, training=True)[0]
+    jitted = jax.jit(lambda v: F.batch_norm(v, None, None, training=True)[0])
+    np.testing.assert_allclose(eager, jitted(x), rtol=1e-5, atol=1e-5)
+    alone = str(jax.make_jaxpr(_compiled._program(F.batch_norm.__wrapped__, (("training", True),),
+                                                  ((tuple, ()),), backends.policy().replace(eager=True)))(
+        {"input": x, "running_mean": None, "running_var": None}))
+    inside = str(jax.make_jaxpr(jitted)(x))
+    assert "transpose" not in alone
+    assert ("transpose" in inside) == backends.policy().channels_last(x.shape)
+
+
+def test_pointwise_is_the_same_function_written_channels_last():
+    big = jnp.asarray(randn((2, 8, 32, 32), seed=2))  # 2^14 elements: channels-last on the CPU
+    other = jnp.asarray(randn((2, 8, 32, 32), seed=3))
+    f = lambda a, b: jnp.where(a > 0, a * b, b)  # noqa: E731
+    assert (jnp.asarray(backends.pointwise(f, big, other)) == f(big, other)).all()
+    small = big[:, :, :4, :4]
+    jaxpr = lambda x: str(jax.make_jaxpr(lambda x: backends.pointwise(jnp.tanh, x))(x))  # noqa: E731
+    assert ("transpose" in jaxpr(big)) == backends.policy().channels_last(big.shape)
+    assert "transpose" not in jaxpr(small) and "transpose" not in jaxpr(big.reshape(2, 8, 2, 16, 32))
+    with pytest.raises(ValueError, match=r"pointwise: the arrays must have one shape"):
+        backends.pointwise(jnp.add, big, small)
+    with pytest.raises(TypeError, match=r"pointwise: give at least one array"):
+        backends.pointwise(jnp.tanh)
+
+
+def test_add_and_mul_keep_the_layout_of_the_convolutions_around_them():
+    a, b = jnp.asarray(randn((2, 8, 32, 32), seed=4)), jnp.asarray(randn((2, 8, 1, 1), seed=5))
+    assert (F.add(a, b) == a + b).all() and (F.mul(b, a) == b * a).all()
+    for op in (F.add, F.mul):
+        text = str(jax.make_jaxpr(op)(a, b))
+        assert ("transpose" in text) == backends.policy().channels_last(a.shape)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_single_channel_conv2d_takes_the_stencil_in_a_batch_loop_on_cpu(batch):
+    x, w = jnp.asarray(randn((batch, 1, 9, 8), seed=20)), jnp.asarray(randn((3, 1, 3, 3), seed=21))
+    f = lambda x, w: F.conv2d(x, w, None, 1, 1)  # noqa: E731
+    assert ("scan" in str(jax.make_jaxpr(f)(x, w))) == CPU
+    # more than 8 outputs: XLA's convolution (faster there)
+    assert "scan" not in str(jax.make_jaxpr(f)(x, jnp.ones((16, 1, 3, 3))))
+
+
+@pytest.mark.skipif(not CPU, reason="XLA:CPU's Eigen convolution form")
+@pytest.mark.parametrize("n", [1, 2])
+def test_conv_gradients_inside_a_loop_stay_on_eigen(n):
+    """Inside a loop body XLA:CPU runs only convolutions already in Eigen's form
+    (b01f_01io->b01f) on Eigen; fcnn writes the value and both gradients that way
+    (gradient accumulation runs many times slower otherwise). Values equal the loop-free ones."""
+    size = (1024,) if n == 1 else (64, 64)
+    x, w = jnp.asarray(randn((4, 8) + size, seed=30)), jnp.asarray(randn((8, 8) + (3,) * n, seed=31))
+    conv = {1: F.conv1d, 2: F.conv2d}[n]
+
+    def looped(x, w):
+        _, ys = jax.lax.scan(lambda c, xc: (c, conv(xc, w, padding=1)), None, x.reshape((2, 2) + x.shape[1:]))
+        return ys.reshape((4, 8) + size)
+
+    def grads(f):
+        return jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.tanh(f(x, w))), argnums=(0, 1)),
+                       compiler_options=fcnn.compiler_options())
+
+    hlo = grads(looped).lower(x, w).compile().as_text()
+    labels = re.findall(r"convolution\([^\n]*dim_labels=([\w>-]+)", hlo)
+    canonical = "b0f_0io->b0f" if n == 1 else "b01f_01io->b01f"
+    assert len(labels) == 3 and set(labels) == {canonical}, labels
+    for got, want in zip(grads(looped)(x, w), grads(lambda x, w: conv(x, w, padding=1))(x, w)):
+        assert_close(got, want, 1e-5, 1e-4)

@@ -1,0 +1,124 @@
+"""Every registered convolution implementation against the reference and torch.
+
+:mod:`fcnn.backends.xla_cpu.conv` writes a convolution as one of its plans
+(XLA's convolution or a stencil forward, XLA's or a per-tap weight gradient,
+channel-first or channels-last) with a custom JVP. Each plan is held here to
+the reference convolution (:func:`fcnn.functional.conv.reference_conv`) and to
+torch: values, both gradients, the JVP, per-example gradients under ``vmap``
+and the Hessian (forward over reverse), which a custom VJP would forbid.
+"""
+
+import jax
+import jax.numpy as jnp
+import pytest
+import torch
+from hypothesis import given, settings
+
+from fcnn.backends import ConvPlan
+from fcnn.backends.xla_cpu import conv as xla_cpu_conv
+from fcnn.functional import conv as C
+from oracle import assert_close, check_conv_against_torch, conv_configs as core_configs, randn, to_torch
+
+TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
+
+PLANS = xla_cpu_conv.PLANS
+XLA_FORWARD = [p for p in PLANS if p.forward == "xla"]
+STENCIL = [p for p in PLANS if p.forward == "stencil"]
+
+
+def _ids(plans):
+    return [f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}" for p in plans]
+
+
+def implementation(plan):
+    """``plan``'s convolution, or the one the policy in force picks (``"policy"``), or the reference."""
+    if plan == "policy":
+        return C.conv_core
+    if plan == "reference":
+        return C.reference_conv
+    return lambda x, w, stride, pads, dilation, groups: xla_cpu_conv.conv(x, w, stride, pads, dilation, groups, plan)
+
+
+def _check_all(plan, cfg, seed):
+    """Value, both gradients and the JVP of ``plan`` equal torch's and the reference's."""
+    n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
+    x, w = randn((batch, cin) + size, seed=seed), randn((cout, cin // groups) + k, seed=seed + 1)
+    pads = tuple((p, p) for p in padding)
+    conv = implementation(plan)
+    f = lambda x, w: conv(x, w, stride, pads, dilation, groups)  # noqa: E731
+    y, gx, gw, g = check_conv_against_torch(f, x, w, n, stride, padding, dilation, groups, seed + 2)
+    ref = lambda x, w: C.reference_conv(x, w, stride, pads, dilation, groups)  # noqa: E731
+    ry, rvjp = jax.vjp(ref, jnp.asarray(x), jnp.asarray(w))
+    rgx, rgw = rvjp(jnp.asarray(g))
+    assert_close(y, ry, 1e-5, 1e-5, "output against the reference")
+    assert_close(gx, rgx, 1e-5, 1e-5, "grad input against the reference")
+    assert_close(gw, rgw, 1e-5, 1e-5, "grad weight against the reference")
+    dx, dw = randn(x.shape, seed=seed + 3), randn(w.shape, seed=seed + 4)
+    _, tangent = jax.jvp(f, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    _, want = torch.func.jvp(lambda a, b: TORCH_CONV[n](a, b, None, stride, padding, dilation, groups),
+                             (to_torch(x), to_torch(w)), (to_torch(dx), to_torch(dw)))
+    assert_close(tangent, want, 1e-4, 1e-4, "jvp")
+    _, rtangent = jax.jvp(ref, (jnp.asarray(x), jnp.asarray(w)), (jnp.asarray(dx), jnp.asarray(dw)))
+    assert_close(tangent, rtangent, 1e-5, 1e-5, "jvp against the reference")
+
+
+@pytest.mark.parametrize("plan", XLA_FORWARD + ["policy", "reference"], ids=_ids(XLA_FORWARD) + ["policy", "reference"])
+@settings(max_examples=6)
+@given(cfg=core_configs())
+def test_every_plan_matches_the_reference_and_torch(plan, cfg):
+    _check_all(plan, cfg, seed=1)
+
+
+@pytest.mark.parametrize("plan", STENCIL, ids=_ids(STENCIL))
+@settings(max_examples=6)
+@given(cfg=core_configs(one_channel_per_group=True))
+def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
+    """The window-product forward (depthwise and single-channel convolutions)."""
+    _check_all(plan, cfg, seed=8)
+
+
+# (input shape, weight shape, stride, padding, groups): the stencil plans need one input channel per group
+HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
+                 "stencil": ((3, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2)}
+
+
+@pytest.mark.parametrize("plan", PLANS + ("policy",), ids=_ids(PLANS) + ["policy"])
+def test_hessian_of_every_plan_matches_torch(plan):
+    """Second order through the custom JVP (forward over reverse), with a stride and asymmetric padding."""
+    xs, ws, stride, padding, groups = HESSIAN_CASES["xla" if plan == "policy" else plan.forward]
+    x, w = randn(xs, seed=18), randn(ws, seed=19) * 0.5
+    conv = implementation(plan)
+    pads = tuple((p, p) for p in padding)
+
+    def loss_j(w):
+        return jnp.sum(jnp.tanh(conv(jnp.asarray(x), w, stride, pads, (1, 1), groups)) ** 2)
+
+    def loss_t(w):
+        y = torch.nn.functional.conv2d(to_torch(x), w, stride=stride, padding=padding, groups=groups)
+        return torch.sum(torch.tanh(y) ** 2)
+
+    assert_close(jax.hessian(loss_j)(jnp.asarray(w)), torch.autograd.functional.hessian(loss_t, to_torch(w)),
+                 1e-4, 1e-4)
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=_ids(PLANS))
+def test_per_example_gradients_under_vmap(plan):
+    """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
+    cin = 1 if plan.forward == "stencil" else 3
+    x, w = randn((4, cin, 6, 6), seed=10), randn((5, cin, 3, 3), seed=11)
+    conv = implementation(plan)
+
+    def loss(w, xi):  # xi unbatched (C, 6, 6)
+        return jnp.sum(conv(xi[None], w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1) ** 2)
+
+    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(jnp.asarray(w), jnp.asarray(x))
+    for i in range(4):
+        tw = to_torch(w, requires_grad=True)
+        torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=1) ** 2).backward()
+        assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
+
+
+def test_stencil_needs_one_input_channel_per_group():
+    x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="one input channel per group"):
+        xla_cpu_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, ConvPlan(forward="stencil"))
