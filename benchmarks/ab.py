@@ -55,10 +55,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.split("\n\n")[0])
     ap.add_argument("base", help="the base checkout's directory")
     ap.add_argument("--alternations", type=int, default=3, help="runs of each checkout")
-    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- MODULE [ARGS…]")
-    args = ap.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    module, rest = command[0], command[1:]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--" not in argv:
+        ap.error("give the benchmark after --: python -m benchmarks.ab BASE_DIR -- MODULE [ARGS…]")
+    split = argv.index("--")
+    args = ap.parse_args(argv[:split])
+    module, rest = argv[split + 1], argv[split + 2:]
     checkouts = {"base": os.path.abspath(args.base), "new": HERE}
     results = {"base": [], "new": []}
     load_before = os.getloadavg()

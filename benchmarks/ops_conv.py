@@ -13,7 +13,7 @@ and weight) of:
               (``fcnn.compiler_options()``: on CPU, Eigen convolutions);
   ``torch``   ``torch.nn.functional.conv*`` forward + ``backward`` (CUDA when present).
 It also prints the weight gradient alone for each of the three JAX forms.
-Results: ``benchmarks/results_conv.md``.
+Results: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each case is timed after a warm-up call; fcnn and torch calls are interleaved
 (one fcnn call, one torch call, ...) so that load from other processes hits
 both alike, and the median of the repeats is printed with the ratio fcnn/torch.
 ``--alternatives`` also times the other formulations tried for the slow cases
-(see benchmarks/results_pool.md).
+(``benchmarks/README.md`` lists them).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ policy with ``eager=True``, and the policy is part of the compiled program's
 key. Transposes only pay off between ops that share the layout, so an eager
 op computes in its input's layout.
 
-``benchmarks/README.md`` has the measurements behind every threshold.
+``benchmarks/README.md`` says why each formulation is there;
+``python -m benchmarks.ops_conv`` and ``benchmarks.ops_pool`` time them.
 """
 
 from __future__ import annotations

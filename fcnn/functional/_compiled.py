@@ -81,7 +81,7 @@ def compiled(fn=None, *, dynamic: tuple[str, ...] = ()):
     numbers (e.g. a step counter), so that a new value does not recompile.
     Arguments that cannot serve as a compilation key (unhashable objects),
     and arrays that the op needs as values (a NumPy array as a size), make
-    the call run uncompiled, as before.
+    the call run uncompiled.
     """
     if fn is None:
         return functools.partial(compiled, dynamic=dynamic)

@@ -1,6 +1,6 @@
 """Transposed convolutions: ``conv_transpose1d/2d/3d`` as in torch.nn.functional.
 
-Formulation (chosen by measurement, see ``benchmarks/results_resample.md``):
+Formulation (chosen by measurement, see ``benchmarks/README.md``):
 a strided transposed convolution is computed *sub-pixel* style, as one
 stride-1 convolution whose output channels hold the ``prod(stride)`` output
 phases, followed by a depth-to-space interleave and a crop. Output phase ``ρ``

@@ -361,7 +361,7 @@ def _arg_tangent(t, arg, spatial, geom):
       transpose is a scatter-add reading the arg-max once per output element.
       (Elementwise formulations of that backward let XLA fuse the whole forward
       window scan into the backward loop, recomputing it for every input
-      element: 5x slower, see benchmarks/results_pool.md.)
+      element, several times slower; benchmarks/README.md.)
     """
     # Under jax.checkpoint what is derived from the arg-max (the one-hot mask,
     # the flat indices, zero constants) is recomputed in the backward pass
@@ -400,9 +400,9 @@ def _arg_tangent_impl(t, arg, spatial, geom):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _max_pool_values(x, geom):
-    # The elementwise window scan (its unused arg-max is dead code) is 2-5x
-    # faster on CPU than lax.reduce_window for small windows, see
-    # benchmarks/results_pool.md; a large window would be hundreds of slices.
+    # The elementwise window scan (its unused arg-max is dead code) is faster
+    # on CPU than lax.reduce_window for small windows (benchmarks/README.md);
+    # a large window would be hundreds of slices.
     if not _scanned(geom.kernel) and not _tiles(geom, _spatial(x, geom)):
         kernel, stride, padding, dilation, out, pads, last = geom
         cfg = ((0, 0),) + pads + ((0, 0),) if last else ((0, 0), (0, 0)) + pads
