@@ -32,6 +32,24 @@ def test_channels_last_only_on_cpu_and_for_large_inputs():
     assert not Policy("cpu", fast_paths=False).channels_last(big)
 
 
+def test_the_layout_rule_changes_the_traced_program():
+    x = jnp.ones((2, 3, 4, 4))
+    ops = {  # fresh lambdas: make_jaxpr caches by function, and the policy is not part of its key
+        "max_pool2d": lambda: lambda x: F.max_pool2d(x, 2),
+        "conv2d": lambda: lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))),
+        "relu": lambda: lambda x: F.relu(x),
+        "batch_norm": lambda: lambda x: F.batch_norm(x, None, None, training=True)[0],
+        "instance_norm": lambda: lambda x: F.instance_norm(x),
+        "group_norm": lambda: lambda x: F.group_norm(x, 3),
+        "dropout": lambda: lambda x: F.dropout(x, key=jax.random.key(0)),
+        "add": lambda: lambda x: F.add(x, x),
+    }
+    for last in (False, True):
+        with backends.use(Policy("cpu", channels_last_min_elements=0 if last else 2**62)):
+            for name, make in ops.items():
+                assert ("transpose" in str(jax.make_jaxpr(make())(x))) == last, (name, last)
+
+
 def test_the_policy_picks_the_convolutions_formulation():
     cpu = Policy("cpu")
     plan = lambda x, w, groups=1: cpu.conv(x, w, groups).keywords["plan"]  # noqa: E731

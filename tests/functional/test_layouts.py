@@ -183,23 +183,6 @@ def test_batch_norm_both_layouts(last, ndim, training, affine, momentum, seed):
     assert_close(new_rv, rv_t, 1e-5, 1e-5, "running_var")
 
 
-def test_the_switch_changes_the_traced_program():
-    x = jnp.ones((2, 3, 4, 4))
-    ops = {  # fresh lambdas: make_jaxpr caches by function, and the policy is not part of its key
-        "max_pool2d": lambda: lambda x: F.max_pool2d(x, 2),
-        "conv2d": lambda: lambda x: F.conv2d(x, jnp.ones((2, 3, 3, 3))),
-        "relu": lambda: lambda x: F.relu(x),
-        "batch_norm": lambda: lambda x: F.batch_norm(x, None, None, training=True)[0],
-        "instance_norm": lambda: lambda x: F.instance_norm(x),
-        "group_norm": lambda: lambda x: F.group_norm(x, 3),
-        "dropout": lambda: lambda x: F.dropout(x, key=jax.random.key(0)),
-    }
-    for last in LAYOUTS:
-        with layout(last):
-            for name, make in ops.items():
-                assert ("transpose" in str(jax.make_jaxpr(make())(x))) == last, (name, last)
-
-
 @pytest.mark.parametrize("op", ["dropout", "dropout2d"])
 def test_dropout_same_mask_in_both_layouts(op):
     x = jnp.asarray(np.random.RandomState(0).standard_normal((2, 3, 5, 5)).astype(np.float32))
