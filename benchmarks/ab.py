@@ -25,14 +25,15 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def parse(text: str) -> dict[tuple[str, str], float]:
-    """``{(case, column): value}`` from a benchmark's output."""
+    """``{(case, column): value}`` from a benchmark's output (its JSON rows if it prints any, else its table rows)."""
     values, header = {}, None
+    json_rows = any(line.strip().startswith("{") and '"median_ms"' in line for line in text.splitlines())
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("{") and '"median_ms"' in line:
             row = json.loads(line)
             values[(f"{row['model']} b{row['batch']} {row['impl']}", "step ms")] = row["median_ms"]
-        elif line.startswith("|") and not line.startswith("|---"):
+        elif line.startswith("|") and not line.startswith("|---") and not json_rows:
             cells = [c.strip() for c in line.strip("|").split("|")]
             if not any(_NUMBER.match(c) for c in cells[1:]):
                 header = cells

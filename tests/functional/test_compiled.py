@@ -18,10 +18,11 @@ def _fresh_misses(call):
 
 
 def test_one_program_per_configuration_reused_across_calls():
+    # configurations no other test uses: the programs are cached per process, whatever test ran first
     x = jnp.asarray(randn((2, 3, 11, 13)))
-    first = _fresh_misses(lambda: F.max_pool2d(x, 3, 2, 1, return_indices=True))
-    again = _fresh_misses(lambda: F.max_pool2d(x + 1, 3, 2, 1, return_indices=True))
-    other = _fresh_misses(lambda: F.max_pool2d(x, 2, return_indices=True))
+    first = _fresh_misses(lambda: F.max_pool2d(x, (3, 2), (2, 1), (1, 0), return_indices=True))
+    again = _fresh_misses(lambda: F.max_pool2d(x + 1, (3, 2), (2, 1), (1, 0), return_indices=True))
+    other = _fresh_misses(lambda: F.max_pool2d(x, (2, 3), return_indices=True))
     assert (first, again, other) == (1, 0, 1)
 
 
