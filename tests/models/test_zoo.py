@@ -5,7 +5,9 @@ fcnn's float32 result must be as close to it as torchvision's own float32
 result is (``K`` times its error, plus a floor at float32's resolution of the
 result's scale). Eval logits for every builder (the sweep), and for one small
 member per family train-mode outputs, BatchNorm buffers and parameter
-gradients too.
+gradients too. Training is also run with fcnn in float64 (``jax.enable_x64``)
+against torchvision in float64, where both are exact to rounding: that check
+holds however ill-conditioned the float32 problem is at the input.
 """
 
 from __future__ import annotations
@@ -150,26 +152,34 @@ def _torch_train_step(module, x, cots):
     return [o.detach().numpy() for o in outs], grads, buffers
 
 
-def check_train(name: str, shape, **kwargs):
-    """Train-mode outputs (all of them, with auxiliary heads), new BatchNorm buffers and parameter gradients."""
-    key = tuple(sorted(kwargs.items()))
-    m32, m64 = _torch_models(name, key)
-    model, params, state = _fcnn_model(name, key, m32)
-    x = _input(shape)
-
+def _fcnn_train_step(model, params, state, x, cots_for):
+    """fcnn's train-mode outputs (a tuple), parameter gradients for the cotangents ``cots_for(outputs)`` and new
+    state, compiled; returns them with the cotangents."""
     def f(p):
         out, new_state = model.apply(p, state, x, train=True, rng=jax.random.key(0))
         return tuple(out) if isinstance(out, tuple) else (out,), new_state
 
-    structs = jax.eval_shape(f, params)[0]
-    cots = tuple(_input(s.shape, seed=10 + i) for i, s in enumerate(structs))
+    cots = cots_for(jax.eval_shape(f, params)[0])
 
     def step(p, cots):
         outs, vjp, new_state = jax.vjp(f, p, has_aux=True)
         return outs, vjp(cots)[0], new_state
 
-    cots_j = tuple(map(jnp.asarray, cots))
-    outs, grads, new_state = _compiled(step, params, cots_j)(params, cots_j)
+    cots_j = tuple(jnp.asarray(c, x.dtype) for c in cots)
+    return (*_compiled(step, params, cots_j)(params, cots_j), cots)
+
+
+def _cotangents(structs):
+    return tuple(_input(s.shape, seed=10 + i) for i, s in enumerate(structs))
+
+
+def check_train(name: str, shape, **kwargs):
+    """Train-mode outputs (all of them, with auxiliary heads), new BatchNorm buffers and parameter gradients."""
+    key = tuple(sorted(kwargs.items()))
+    m32, m64 = _torch_models(name, key)
+    model, params, state = _fcnn_model(name, key, m32)
+    outs, grads, new_state, cots = _fcnn_train_step(model, params, state, _input(shape), _cotangents)
+    x = _input(shape)
     (o32, g32, b32), (o64, g64, b64) = (_torch_train_step(m, x, cots) for m in (m32, m64))
     assert len(outs) == len(o64), f"{name}: fcnn returns {len(outs)} outputs in training, torchvision {len(o64)}"
     for i, (o, a, b) in enumerate(zip(outs, o32, o64)):
@@ -181,6 +191,48 @@ def check_train(name: str, shape, **kwargs):
         np.testing.assert_array_equal(new_state.pop(k), b64[k], err_msg=f"{name} {k}")
     assert_set_as_close_as_torch(new_state, b32, {k: v for k, v in b64.items() if k not in counters},
                                  f"{name} buffers")
+
+
+# fcnn in float64 against torch in float64. A difference of semantics (a constant, a mask, a term of a
+# derivative) moves results by 1e-4 or more; float64 leaves three sources of smaller differences, all below
+# this relative L2 distance: torch's float64 kernels that keep float32 constants (hardsigmoid's backward
+# multiplies by float32's 1/6, 3e-8 relative: mobilenet_v3_small's gradients differ by 1.6e-9), and
+# float64 rounding amplified where a BatchNorm normalises two values per channel (inception_v3 at 75×75:
+# outputs 3e-9, gradients 7e-8, where torch's own float32 gradients carry no correct digit).
+EXACT64 = 1e-6
+
+
+def _rel64(ours: dict, ref: dict) -> float:
+    num = sum(_l2(ours[k], v) ** 2 for k, v in ref.items())
+    den = sum(float(np.sum(np.asarray(v, np.float64) ** 2)) for v in ref.values())
+    return float(np.sqrt(num / den)) if den else float(np.sqrt(num))
+
+
+def check_train_float64(name: str, shape, **kwargs):
+    """Train-mode outputs, parameter gradients and new buffers of fcnn run in float64 (``jax.enable_x64``)
+    against torchvision's float64 module, each set within ``EXACT64`` (relative L2)."""
+    key = tuple(sorted(kwargs.items()))
+    _, m64 = _torch_models(name, key)
+    x = _input(shape).astype(np.float64)
+    with jax.enable_x64(True):
+        model = models.get(name, **dict(key))
+        params, state = interop.load_state_dict(model, m64.state_dict(), dtype="state_dict")
+        outs, grads, new_state, cots = _fcnn_train_step(model, params, state, x, _cotangents)
+        outs, grads, new_state = jax.tree.map(np.asarray, (outs, grads, new_state))
+    o64, g64, b64 = _torch_train_step(m64, x, cots)
+    assert len(outs) == len(o64), f"{name}: fcnn returns {len(outs)} outputs in training, torchvision {len(o64)}"
+    for i, (o, ref) in enumerate(zip(outs, o64)):
+        assert o.dtype == np.float64
+        assert _rel64({"o": o}, {"o": ref}) <= EXACT64, f"{name} float64 train output {i}"
+    grads, new_state = flatten(grads), flatten(new_state)
+    assert set(grads) == set(g64), f"{name}: names differ: {sorted(set(grads) ^ set(g64))}"
+    assert _rel64(grads, g64) <= EXACT64, f"{name} float64 gradients: {_rel64(grads, g64):.3g}"
+    counters = [k for k in b64 if k.endswith("num_batches_tracked")]
+    for k in counters:
+        np.testing.assert_array_equal(new_state.pop(k), b64[k], err_msg=f"{name} {k}")
+    buffers = {k: v for k, v in b64.items() if k not in counters}
+    assert set(new_state) == set(buffers), f"{name}: buffer names differ: {sorted(set(new_state) ^ set(buffers))}"
+    assert _rel64(new_state, buffers) <= EXACT64, f"{name} float64 buffers: {_rel64(new_state, buffers):.3g}"
 
 
 # ---------------------------------------------------------------- one small member per family
@@ -226,17 +278,36 @@ def test_family_member_training_matches_torchvision(name):
     check_train(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
 
 
-# Train-mode gradients of these differ from torchvision's float64 by more than torch's float32 does
-# (vgg11_bn 1.7 % of the gradient norm, mobilenet_v2 0.4 %; inception_v3 and regnet_y_400mf just over the
-# per-tensor bound): an open defect, kept visible as expected failures until it is found.
-TRAIN_OPEN = {"vgg11_bn", "mobilenet_v2", "inception_v3", "regnet_y_400mf"}
+# At these members' training inputs a ReLU/ReLU6 pre-activation or the two largest values of a max-pool window
+# lie within float32's rounding noise of each other (vgg11_bn: a window of its last max-pool whose two largest
+# values differ by 2.4e-6 of their size; mobilenet_v2: a ReLU6 input of -3.9e-6 in features.15, where torch
+# float32 is off by 1.7e-6). Which side of the kink a float32 run lands on is chance, and on 2×2 maps the
+# BatchNorm below spreads the moved gradient over every tensor beneath (1.7 % of the norm for vgg11_bn).
+# Torch's own float32 run happens to land on float64's side. Their float32 gradients are not a measure of
+# correctness; float64 is (below, every member).
+FLOAT32_ILL_CONDITIONED = ("vgg11_bn", "mobilenet_v2", "inception_v3", "regnet_y_400mf")
 
 
 @pytest.mark.sweep
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason="train-mode gradient mismatch, open"))
-                                  if n in TRAIN_OPEN else n for n in TRAIN_SWEEP])
+@pytest.mark.parametrize("name", [n for n in TRAIN_SWEEP if n not in FLOAT32_ILL_CONDITIONED])
 def test_family_member_training_matches_torchvision_sweep(name):
     check_train(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
+
+
+# float64: one cheap member in the default suite (a max-pool net whose float32 gradients are ill-conditioned
+# at its training input), every member in the sweep
+TRAIN64_DEFAULT = ("vgg11_bn",)
+
+
+@pytest.mark.parametrize("name", TRAIN64_DEFAULT)
+def test_family_member_training_in_float64_equals_torchvision(name):
+    check_train_float64(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("name", [n for n in FAMILY_MEMBERS if n not in TRAIN64_DEFAULT])
+def test_family_member_training_in_float64_equals_torchvision_sweep(name):
+    check_train_float64(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
 
 
 @pytest.mark.sweep

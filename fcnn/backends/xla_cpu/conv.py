@@ -77,7 +77,8 @@ def _window_conv(x, w, stride, pads, dilation, groups):
     @jax.checkpoint
     def tap(acc, inputs):
         start, wt = inputs
-        win = jax.lax.dynamic_slice(xt, (0, *(start[i] for i in range(n)), 0), (batch, *span, c_in))
+        zero = jnp.zeros((), start.dtype)  # one index dtype, also under jax_enable_x64
+        win = jax.lax.dynamic_slice(xt, (zero, *(start[i] for i in range(n)), zero), (batch, *span, c_in))
         win = win[(slice(None), *(slice(None, None, s) for s in stride), slice(None))]
         if groups == 1:
             y = jax.lax.dot_general(wt, win.reshape(-1, c_in), (((1,), (1,)), ((), ())))  # (O, N·S_out)
