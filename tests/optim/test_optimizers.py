@@ -71,9 +71,11 @@ def assert_same_trajectory(ours, theirs, rtol=2e-5, atol=2e-5):
 
 TO = torch.optim
 CASES = [
+    ("SGD", dict()),
     ("SGD", dict(lr=0.05)),
     ("SGD", dict(lr=0.05, momentum=0.9)),
     ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=1.0)),
     ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
     ("SGD", dict(lr=0.05, weight_decay=0.2, maximize=True)),
     ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.5, weight_decay=0.05, maximize=True)),
@@ -100,12 +102,8 @@ CASES = [
 
 @pytest.mark.parametrize("name, kw", CASES, ids=[f"{n}-{'-'.join(k) or 'defaults'}" for n, k in CASES])
 def test_trajectory_matches_torch(name, kw):
-    kw = dict(kw)
-    torch_kw = dict(kw)
-    if name == "SGD" and "lr" not in kw:
-        kw["lr"] = torch_kw["lr"] = 1e-3
     ours = fcnn_trajectory(getattr(optim, name)(**kw))
-    theirs = torch_trajectory(lambda ps: getattr(TO, name)(ps, **torch_kw))
+    theirs = torch_trajectory(lambda ps: getattr(TO, name)(ps, **kw))
     assert_same_trajectory(ours, theirs)
 
 
@@ -175,6 +173,7 @@ def test_masks_follow_the_documented_rule():
     (lambda: optim.SGD(0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov"),
     (lambda: optim.SGD(0.1, weight_decay=-1), "weight_decay"),
     (lambda: optim.Adam(betas=(1.0, 0.999)), "beta parameter at index 0"),
+    (lambda: optim.Adam(betas=(-0.1, 0.999)), "beta parameter at index 0"),
     (lambda: optim.Adam(betas=(0.9, -0.1)), "beta parameter at index 1"),
     (lambda: optim.Adam(eps=-1.0), "epsilon"),
     (lambda: optim.AdamW(weight_decay=-0.1), "weight_decay"),
@@ -194,6 +193,24 @@ def test_bad_types_raise_type_error():
         optim.SGD("0.1")
     with pytest.raises(TypeError, match="betas"):
         optim.Adam(betas=0.9)
+    with pytest.raises(TypeError, match="betas must be a tuple of two floats"):
+        optim.Adam(betas=(0.9,))
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)),
+                                      ("Adam", dict(lr=0.1)), ("RMSprop", dict(lr=0.1))])
+def test_non_finite_parameters_without_weight_decay_step_as_torchs(name, kw):
+    """weight_decay=0 adds nothing (not 0 · p, which is NaN for an infinite parameter), as torch."""
+    p0 = np.array([np.inf, -np.inf, 1.0], np.float32)
+    g = np.array([0.5, -0.25, 1.0], np.float32)
+    opt = getattr(optim, name)(**kw, weight_decay=0.0)
+    u, _ = opt.update(jnp.asarray(g), opt.init(jnp.asarray(p0)), jnp.asarray(p0))
+    ours = np.asarray(optax.apply_updates(jnp.asarray(p0), u))
+    tp = torch.tensor(p0, requires_grad=True)
+    topt = getattr(TO, name)([tp], **kw, weight_decay=0.0)
+    tp.grad = torch.tensor(g)
+    topt.step()
+    np.testing.assert_allclose(ours, tp.detach().numpy(), rtol=1e-5)  # infinities equal, NaN fails
 
 
 def test_coupled_weight_decay_is_l2_penalty_with_half_factor():
