@@ -274,6 +274,22 @@ def _forge(tmp_path, edit, name="forged.npz"):
     return tmp_path / name
 
 
+def test_files_carry_format_version_1(tmp_path):
+    """The on-disk format's version, which every fcnn that reads version 1 checks: a writer that stamped
+    another would make those readers refuse its files."""
+    path = checkpoint.save(tmp_path / "c.npz", _tree())
+    with np.load(path) as f:
+        header = json.loads(bytes(f["__fcnn__"]).decode())
+    assert (header["format"], header["format_version"]) == ("fcnn-checkpoint", 1)
+
+
+def test_epoch_callback_keeps_three_checkpoints_by_default(tmp_path):
+    cb = checkpoint.epoch_callback(tmp_path)
+    for epoch in range(1, 6):
+        cb(epoch, _tree(float(epoch)), {"loss": 1.0})
+    assert _names(tmp_path) == ["ckpt_00000003.npz", "ckpt_00000004.npz", "ckpt_00000005.npz"]
+
+
 def _leaf(header, name):
     return next(leaf for leaf in header["leaves"] if leaf["name"] == name)
 
@@ -325,6 +341,7 @@ def _drop_member(header, arrays, name):
 MEMBER_FORGERIES = {
     "member missing": (lambda h, a: _drop_member(h, a, "['w']"), "truncated or corrupt"),
     "member reshaped": (lambda h, a: _replace_member(h, a, "['w']", np.ones(2, np.float32)), "has shape"),
+    "member longer": (lambda h, a: _replace_member(h, a, "['w']", np.ones(4, np.float32)), "has shape"),
     "member of another dtype": (lambda h, a: _replace_member(h, a, "['w']", np.ones(3, np.int32)), "stored as int32"),
     "scalar member an array": (lambda h, a: _replace_member(h, a, "['step']", np.arange(2)), "the header says a scalar"),
     "key of another impl": (lambda h, a: _leaf(h, "['rng']").update(dtype="nope"), "dtype nope in the checkpoint"),

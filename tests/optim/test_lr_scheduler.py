@@ -278,6 +278,19 @@ def test_sequential_lr_quirks(milestones):
     check(ours, make, 0.2, 20)
 
 
+def test_sequential_lr_fifth_schedule_continues_from_the_fourth():
+    """A MultiplicativeLR after four schedules continues from the lr the fourth one reached."""
+    f = lambda e: 0.8  # noqa: E731
+    ours = S.SequentialLR([S.ExponentialLR(0.2, 0.9), S.ExponentialLR(0.2, 0.7), S.StepLR(0.2, 2, 0.5),
+                           S.ExponentialLR(0.2, 0.6), S.MultiplicativeLR(0.2, f)], [2, 4, 7, 11])
+
+    def make(o):
+        return TS.SequentialLR(o, [TS.ExponentialLR(o, 0.9), TS.ExponentialLR(o, 0.7), TS.StepLR(o, 2, 0.5),
+                                   TS.ExponentialLR(o, 0.6), TS.MultiplicativeLR(o, f)], [2, 4, 7, 11])
+
+    check(ours, make, 0.2, 20)
+
+
 def test_sequential_lr_warmup_then_cosine_per_step():
     """The usual recipe, with steps_per_epoch: torch steps once per epoch, optax counts updates."""
     spe, base = 4, 0.1
