@@ -71,6 +71,9 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     x = _checks.as_array(input, "input", where)
     if x.ndim not in (3, 4):
         raise ValueError(f"{where}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
+    if 0 in x.shape[x.ndim - 3:]:
+        raise ValueError(f"{where}: expected non-zero channel and spatial sizes (only the batch may be empty), "
+                         f"got shape {tuple(x.shape)}")
     x, unbatched = (x[None], True) if x.ndim == 3 else (x, False)
     blocks = _blocks(x.shape[2:], k, d, p, s)
     if min(blocks) < 1:

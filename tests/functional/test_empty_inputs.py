@@ -71,14 +71,8 @@ CASES = []
 OURS = {}
 
 
-# Found by this test in code outside this test's issue; to be fixed there.
-KNOWN = {"unfold": "fcnn.functional.unfold accepts a zero spatial size that torch refuses"}
-
-
 def add_case(id, fn, *args, ours=None, sweep=False, **kwargs):
     marks = [pytest.mark.sweep] if sweep else []
-    if fn in KNOWN and 0 in np.shape(args[0])[2:]:
-        marks.append(pytest.mark.xfail(reason=KNOWN[fn], raises=pytest.fail.Exception))
     CASES.append(pytest.param(fn, args, kwargs, id=id, marks=marks))
     if ours:
         OURS[id] = ours
