@@ -13,11 +13,20 @@ import jax.numpy as jnp
 from fcnn import backends
 
 
+def _broadcast(input, other, where: str):
+    shapes = (jnp.shape(input), jnp.shape(other))
+    try:
+        out = jnp.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{where}: input {shapes[0]} and other {shapes[1]} do not broadcast") from None
+    return jnp.broadcast_to(input, out), jnp.broadcast_to(other, out)
+
+
 def add(input, other):
     """``input + other`` with NumPy broadcasting; ``torch.add`` without ``alpha``."""
-    return backends.pointwise(jnp.add, *jnp.broadcast_arrays(input, other))
+    return backends.pointwise(jnp.add, *_broadcast(input, other, "add"))
 
 
 def mul(input, other):
     """``input * other`` with NumPy broadcasting; ``torch.mul``."""
-    return backends.pointwise(jnp.multiply, *jnp.broadcast_arrays(input, other))
+    return backends.pointwise(jnp.multiply, *_broadcast(input, other, "mul"))
