@@ -1,0 +1,312 @@
+"""torchvision's networks, train step and inference: ``python -m benchmarks.zoo``.
+
+Run: ``python -m benchmarks.zoo [--models resnet50,mobilenet_v2] [--modes train:8:96,eval:1:224]
+[--impls fcnn,torch,lax,flax_linen,equinox] [--rounds 7] [--json FILE]``.
+
+Each implementation runs one case (model, mode, batch, image size) from the
+same torchvision weights and the same batch, as its users write it:
+
+  ``fcnn``       ``fcnn.models.get(name)`` with torchvision's ``state_dict``
+                 (``fcnn.interop.torch.load_state_dict``); training through
+                 ``fcnn.train.make_train_step``, inference through ``fcnn.jit``
+                 of ``model.apply(..., train=False)``.
+  ``torch``      the torchvision model, eager (``torch.no_grad`` and ``eval()``
+                 for inference).
+  ``lax``, ``flax_linen``, ``equinox``
+                 hand-written in each (``benchmarks/zoo_<impl>.py``), for the
+                 models listed in its ``MODELS``.
+
+A train step is SGD with momentum 0.9 on cross-entropy in training mode
+(batch statistics); inference is the eval-mode forward. All cases of a model
+run in one process, interleaved round by round in a rotated order, so a noisy
+machine slows every implementation alike; each call is timed from Python to
+the result being ready. Reported: median ms, its ratio to torch, the
+implementation's first call (tracing + compilation for JAX), and the achieved
+GFLOP/s: the convolution and matrix-product FLOPs torch's ``FlopCounterMode``
+counts for the case, over the median time. The machine's own matrix-product
+rate (float32 2048² × 2048²; XLA and torch) is printed with the table, the
+practical upper bound for these networks. Results: ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+MODELS = ["resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "densenet121",
+          "regnet_y_400mf", "shufflenet_v2_x1_0"]
+MODES = ["train:8:96", "train:32:128", "eval:1:224", "eval:32:224"]
+IMPLS = ["fcnn", "torch", "lax", "flax_linen", "equinox"]
+LR, MOMENTUM = 0.01, 0.9
+
+
+def parse_mode(text: str):
+    mode, batch, size = text.split(":")
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be train or eval, got {mode!r}")
+    return mode, int(batch), int(size)
+
+
+def data(batch: int, size: int, seed: int = 0):
+    """``(images (batch, 3, size, size) float32, labels (batch,) int64)``, the same for every implementation."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, 3, size, size), dtype=np.float32), rng.integers(0, 1000, batch)
+
+
+def _torchvision():
+    """torchvision beside the CPU torch (``tests/torchvision_cpu.py`` says why it needs help to import)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    try:
+        from torchvision_cpu import import_torchvision
+    finally:
+        sys.path.pop(0)
+    return import_torchvision()
+
+
+def torch_model(name: str, seed: int = 0):
+    import torch
+
+    torchvision = _torchvision()
+
+    torch.manual_seed(seed)
+    return torchvision.models.get_model(name, weights=None)
+
+
+def _block(out):
+    if hasattr(out, "block_until_ready"):
+        return out.block_until_ready()
+    import jax
+
+    return jax.block_until_ready(out)
+
+
+# --- the two implementations every model has -------------------------------------------------------------------------
+
+def setup_fcnn(name, mode, batch, size, state_dict, seed=0):
+    import jax.numpy as jnp
+
+    import fcnn
+    from fcnn import models, nn, optim, train
+    from fcnn.interop.torch import load_state_dict
+
+    net = models.get(name)
+    params, state = load_state_dict(net, state_dict)
+    x, y = (jnp.asarray(a) for a in data(batch, size, seed))
+    if mode == "eval":
+        forward = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
+        return lambda: forward(params, state, x)
+    opt = optim.SGD(LR, momentum=MOMENTUM)
+    ts = train.create_train_state(net, opt, seed)
+    ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
+    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt)
+    carry = [ts]
+
+    def run():
+        carry[0], metrics = step(carry[0], (x, y))
+        return metrics["loss"]
+
+    return run
+
+
+def setup_torch(name, mode, batch, size, state_dict, seed=0):
+    import torch
+
+    net = torch_model(name, seed)
+    net.load_state_dict(state_dict)
+    x, y = (torch.from_numpy(a) for a in data(batch, size, seed))
+    if mode == "eval":
+        net.eval()
+
+        def forward():
+            with torch.no_grad():
+                return net(x)
+
+        return forward
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def flops(name, mode, batch, size) -> float:
+    """Convolution and matrix-product FLOPs of one call, as torch's ``FlopCounterMode`` counts them."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = torch_model(name)
+    x, y = (torch.from_numpy(a) for a in data(batch, size))
+    counter = FlopCounterMode(display=False)
+    if mode == "eval":
+        net.eval()
+        with counter, torch.no_grad():
+            net(x)
+    else:
+        with counter:
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+    return float(counter.get_total_flops())
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict:
+    """The machine's float32 ``n×n @ n×n`` rate in GFLOP/s, through XLA and through torch (best of ``repeats``)."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    mm = jax.jit(jnp.dot)
+    mm(a, a).block_until_ready()
+    ta = torch.from_numpy(np.asarray(a))
+    out = {}
+    for impl, f in (("xla", lambda: mm(a, a).block_until_ready()), ("torch", lambda: torch.mm(ta, ta))):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f()
+            best = min(best, time.perf_counter() - t0)
+        out[impl] = 2 * n**3 / best / 1e9
+    return out
+
+
+def _setup(impl, name, mode, batch, size, state_dict):
+    if impl == "fcnn":
+        return setup_fcnn(name, mode, batch, size, state_dict)
+    if impl == "torch":
+        return setup_torch(name, mode, batch, size, state_dict)
+    mod = importlib.import_module(f"benchmarks.zoo_{impl}")
+    if name not in mod.MODELS:
+        raise NotImplementedError(f"{impl} has no {name}")
+    return mod.setup(name, mode, batch, size, state_dict)
+
+
+def run_model(name, modes, impls, rounds, calls, seconds_per_case):
+    """Time every (mode, impl) of one model, interleaved; returns the result rows."""
+    state_dict = {k: v.detach().clone() for k, v in torch_model(name).state_dict().items()}
+    runners, first, notes = {}, {}, {}
+    for mode_text in modes:
+        mode, batch, size = parse_mode(mode_text)
+        for impl in impls:
+            try:
+                t0 = time.perf_counter()
+                run = _setup(impl, name, mode, batch, size, state_dict)
+                _block(run())
+                first[mode_text, impl] = time.perf_counter() - t0
+                runners[mode_text, impl] = run
+            except (ImportError, NotImplementedError) as e:
+                notes[mode_text, impl] = f"n/a ({e})"[:80]
+    times = {key: [] for key in runners}
+    order = list(runners)
+    deadline = time.perf_counter() + seconds_per_case * max(1, len(modes))
+    for r in range(rounds):
+        if r >= 2 and time.perf_counter() > deadline:
+            break
+        k = r % max(1, len(order))
+        for key in order[k:] + order[:k]:
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                _block(runners[key]())
+                times[key].append(time.perf_counter() - t0)
+    rows = []
+    for mode_text in modes:
+        mode, batch, size = parse_mode(mode_text)
+        n_flops = flops(name, mode, batch, size)
+        ref = times.get((mode_text, "torch"))
+        ref = statistics.median(ref) if ref else None
+        for impl in impls:
+            row = {"model": name, "mode": mode, "batch": batch, "size": size, "impl": impl}
+            t = times.get((mode_text, impl))
+            if t:
+                med = statistics.median(t)
+                row.update(median_ms=med * 1e3, vs_torch=med / ref if ref else None, first_s=first[mode_text, impl],
+                           gflops=n_flops / med / 1e9, n=len(t))
+            else:
+                row["note"] = notes.get((mode_text, impl), "skipped")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def table(rows, meta) -> str:
+    lines = [
+        f"{meta['date']} — {meta['machine']}; load average before/after: "
+        f"{' '.join(f'{v:.2f}' for v in meta['load_before'])} / {' '.join(f'{v:.2f}' for v in meta['load_after'])}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        f"float32 matrix product 2048²: XLA {meta['matmul_gflops']['xla']:.0f} GFLOP/s, "
+        f"torch {meta['matmul_gflops']['torch']:.0f} GFLOP/s",
+        "",
+        "| model | case | implementation | median ms | × torch | GFLOP/s | first call s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        case = f"{r['mode']} b{r['batch']} {r['size']}²"
+        if "median_ms" in r:
+            ratio = "—" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}"
+            lines.append(f"| {r['model']} | {case} | {r['impl']} | {r['median_ms']:.1f} | {ratio} | "
+                         f"{r['gflops']:.0f} | {r['first_s']:.1f} |")
+        else:
+            lines.append(f"| {r['model']} | {case} | {r['impl']} | {r['note']} | | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.zoo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated train|eval:BATCH:SIZE")
+    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=2, help="calls per implementation per round")
+    ap.add_argument("--seconds-per-case", type=float, default=60.0,
+                    help="after two rounds, stop a model's rounds once this many seconds per mode have passed")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    import jax
+    import torch
+
+    models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        sys.exit(f"unknown model(s) {unknown}; choose from {MODELS}")
+    modes = [m for m in args.modes.split(",") if m]
+    for m in modes:
+        parse_mode(m)
+    impls = [i for i in args.impls.split(",") if i]
+    versions = {"jax": jax.__version__, "torch": torch.__version__, "torchvision": _torchvision().__version__}
+    for mod in ("flax", "equinox"):
+        try:
+            versions[mod] = importlib.import_module(mod).__version__
+        except ImportError:
+            pass
+    meta = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                       f"jax backend {jax.default_backend()}, torch threads {torch.get_num_threads()}",
+            "versions": versions, "load_before": os.getloadavg(), "matmul_gflops": matmul_gflops()}
+    print(json.dumps(meta), flush=True)
+    rows = []
+    for name in models:
+        rows += run_model(name, modes, impls, args.rounds, args.calls, args.seconds_per_case)
+    meta["load_after"] = os.getloadavg()
+    print()
+    print(table(rows, meta))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
