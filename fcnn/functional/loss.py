@@ -33,7 +33,10 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 # ---------------------------------------------------------------- helpers
 
-def _reduction(reduction, size_average, reduce, where: str) -> str:
+def resolve_reduction(reduction, size_average, reduce, where: str) -> str:
+    """The reduction a loss applies: ``reduction`` (checked, naming ``where``), or the one the
+    deprecated ``size_average`` / ``reduce`` give when either is set. The loss functions and
+    the :mod:`fcnn.nn` loss objects both resolve their arguments with it."""
     if size_average is not None or reduce is not None:
         # torch's legacy rule: both default to True; reduce=False wins.
         size_average = True if size_average is None else size_average
@@ -123,7 +126,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     Gradient at ``input == target`` is 0, as in torch.
     """
     where = "l1_loss"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     x, t = _float_pair(input, target, where)
     w = _optional_weight(weight, x.shape, "weight", where, exact=True)
     return _weighted(_abs(x - t), w, reduction, mean_over_weight=True)
@@ -137,7 +140,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     broadcasts when the shapes differ; fcnn raises ``ValueError``.
     """
     where = "mse_loss"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     x, t = _float_pair(input, target, where)
     w = _optional_weight(weight, x.shape, "weight", where, exact=True)
     return _weighted(jnp.square(x - t), w, reduction, mean_over_weight=True)
@@ -151,7 +154,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     and gradient at ``|d| == beta``.
     """
     where = "smooth_l1_loss"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     beta = _checks.number(beta, "beta", where, minimum=0)
     x, t = _float_pair(input, target, where)
     d = x - t
@@ -251,7 +254,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 @compiled
 def _binary_cross_entropy(input, target, weight, size_average, reduce, reduction):
     where = "binary_cross_entropy"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     x, t = _float_pair(input, target, where)
     w = _optional_weight(weight, x.shape, "weight", where)
     return _weighted(_bce(x, t), w, reduction, mean_over_weight=False)
@@ -272,7 +275,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
             input's shape (usually ``(C,)`` for the last, class, dimension).
     """
     where = "binary_cross_entropy_with_logits"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     x, t = _float_pair(input, target, where)
     w = _optional_weight(weight, x.shape, "weight", where)
     pw = _optional_weight(pos_weight, x.shape, "pos_weight", where)
@@ -396,7 +399,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 @compiled
 def _nll_loss(input, target, weight, size_average, ignore_index, reduce, reduction):
     where = "nll_loss"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     x, unbatched = _class_input(input, where)
     w = _class_weight(weight, x.shape[1], where)
     t = _index_target(target, x, unbatched, ignore_index, where)
@@ -428,7 +431,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 @compiled
 def _cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing):
     where = "cross_entropy"
-    reduction = _reduction(reduction, size_average, reduce, where)
+    reduction = resolve_reduction(reduction, size_average, reduce, where)
     label_smoothing = _checks.probability(label_smoothing, "label_smoothing", where)
     x, unbatched = _class_input(input, where)
     n_classes = x.shape[1]

@@ -86,7 +86,9 @@ def pool_output_size(size, kernel, stride, padding, dilation, ceil_mode: bool) -
     return tuple(out)
 
 
-def _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where):
+def checked_output_size(x, kernel, stride, padding, dilation, ceil_mode: bool, where: str) -> tuple[int, ...]:
+    """:func:`pool_output_size` of the batched input ``x`` (from :func:`pool_input`), refused naming
+    ``where`` when a window does not fit (an output size below 1)."""
     spatial = x.shape[2:]
     out = pool_output_size(spatial, kernel, stride, padding, dilation, ceil_mode)
     if any(o < 1 for o in out):
@@ -106,9 +108,17 @@ def _pads(spatial, out, kernel, stride, padding, dilation):
     )
 
 
-def _input(input, n, where):
+def pool_input(input, n: int, where: str, *, floating: bool = True):
+    """The pooling ops' input check: ``(input with a batch axis, whether it was unbatched)``.
+
+    Refuses, naming ``where``, an input that is not ``(N, C, *spatial)`` or
+    ``(C, *spatial)`` with ``n`` spatial dimensions, a non-floating one
+    (``floating=True``), and empty channel or spatial sizes. Layers call it
+    with their own name before calling the op, so that a bad input names the layer.
+    """
     x, unbatched = _checks.spatial_input(input, n, where)
-    _checks.floating(x, "input", where)
+    if floating:
+        _checks.floating(x, "input", where)
     if any(s == 0 for s in x.shape[1:]):
         raise ValueError(f"{where}: expected non-empty input (channels and spatial sizes > 0), got shape {tuple(x.shape)}")
     return x, unbatched
@@ -466,11 +476,11 @@ def _flat_indices(arg, kernel, stride, padding, dilation, spatial, out, last=Fal
 
 @compiled
 def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, n, where):
-    x, unbatched = _input(input, n, where)
+    x, unbatched = pool_input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, n, where)
     ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
     return_indices = _checks.boolean(return_indices, "return_indices", where)
-    out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
+    out = checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     # channels-last inside where the convolutions around it are (the backend's layout rule)
     last = backends.policy().channels_last(x.shape)
@@ -591,9 +601,16 @@ def _scatter_add(t, indices, size):
     return jnp.zeros((n, c, size), t.dtype).at[rows, cols, jnp.clip(indices, 0, size - 1)].add(t, mode="clip")
 
 
-def _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where):
-    """Validated ``(input, indices, unbatched, output spatial size)``; both arrays get a batch dimension."""
-    x, unbatched = _input(input, n, where)
+def unpool_input(input, indices, kernel_size, stride, padding, output_size, n: int, where: str):
+    """The max-unpooling check: ``(input, indices, unbatched, output spatial size)``, both arrays with a batch axis.
+
+    Refuses, naming ``where``, a bad input (:func:`pool_input`), ``indices`` of
+    another shape or a non-integer dtype, bad pooling arguments and an
+    ``output_size`` outside torch's range. Concrete indices outside the output
+    are refused as torch refuses them; traced ones cannot be checked (see
+    :func:`max_unpool2d`). Layers call it with their own name before calling the op.
+    """
+    x, unbatched = pool_input(input, n, where)
     idx = _checks.as_array(indices, "indices", where)
     if tuple(idx.shape) != tuple(input.shape):
         raise ValueError(
@@ -606,12 +623,20 @@ def _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, 
         idx = idx[None]
     kernel, stride, padding = unpool_args(kernel_size, stride, padding, n, where)
     size = unpool_output_size(x.shape[2:], kernel, stride, padding, output_size, where)
+    if not isinstance(idx, jax.core.Tracer):
+        values = np.asarray(idx)
+        bad = values[(values < 0) | (values >= math.prod(size))]
+        if bad.size:
+            raise ValueError(
+                f"{where}: Found an invalid max index: {int(bad.flat[0])} (output volumes are of size "
+                f"{_fmt(size)}; indices must lie in [0, {math.prod(size)}))"
+            )
     return x, idx, unbatched, size
 
 
 @compiled
 def _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where):
-    x, idx, unbatched, size = _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where)
+    x, idx, unbatched, size = unpool_input(input, indices, kernel_size, stride, padding, output_size, n, where)
     lead = x.shape[:2]
     flat = lead + (math.prod(x.shape[2:]),)  # explicit sizes: a -1 can't be resolved for an empty batch
     y = _unpool_scatter(x.reshape(flat), idx.reshape(flat).astype(jnp.int32), math.prod(size))
@@ -620,16 +645,8 @@ def _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, 
 
 
 def _max_unpool(input, indices, kernel_size, stride, padding, output_size, n, where):
-    if not isinstance(indices, jax.core.Tracer):
-        # Concrete indices are checked as torch checks them; traced ones cannot be (see the docstring).
-        _, idx, _, size = _unpool_geometry(input, indices, kernel_size, stride, padding, output_size, n, where)
-        idx = np.asarray(idx)
-        bad = idx[(idx < 0) | (idx >= math.prod(size))]
-        if bad.size:
-            raise ValueError(
-                f"{where}: Found an invalid max index: {int(bad.flat[0])} (output volumes are of size "
-                f"{_fmt(size)}; indices must lie in [0, {math.prod(size)}))"
-            )
+    # checked here, outside the compiled program, where concrete indices are still values
+    unpool_input(input, indices, kernel_size, stride, padding, output_size, n, where)
     return _max_unpool_impl(input, indices, kernel_size, stride, padding, output_size, n, where)
 
 
@@ -720,11 +737,11 @@ def _window_sum(x, kernel, stride, out, pads):
 
 @compiled
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n, where):
-    x, unbatched = _input(input, n, where)
+    x, unbatched = pool_input(input, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, 1, n, where)
     ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
     count_include_pad = _checks.boolean(count_include_pad, "count_include_pad", where)
-    out = _checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
+    out = checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     total = _window_sum(x, kernel, stride, out, pads)
     if divisor_override is not None:
@@ -808,7 +825,7 @@ def _bins(length, o):
 
 @compiled
 def _adaptive_avg(input, output_size, n, where):
-    x, unbatched = _input(input, n, where)
+    x, unbatched = pool_input(input, n, where)
     out = adaptive_output_size(output_size, x.shape[2:], n, where)
     # Dimensions with equal, non-overlapping bins: one reshape and one sum over
     # all of them together (a single pass over the input), then the division.
@@ -836,7 +853,7 @@ def _adaptive_avg(input, output_size, n, where):
 
 @compiled
 def _adaptive_max(input, output_size, return_indices, n, where):
-    x, unbatched = _input(input, n, where)
+    x, unbatched = pool_input(input, n, where)
     return_indices = _checks.boolean(return_indices, "return_indices", where)
     spatial = x.shape[2:]
     out = adaptive_output_size(output_size, spatial, n, where)

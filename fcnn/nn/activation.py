@@ -16,15 +16,15 @@ from fcnn.nn.module import Layer
 
 
 class _Elementwise(Layer):
-    """A parameter-free layer calling ``_fn(x, **self._kwargs())``."""
+    """A parameter-free layer calling its functional op, ``op(x, **self._kwargs())``."""
 
-    _fn = None
+    op = None
 
     def _kwargs(self) -> dict:
         return {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        return type(self)._fn(x, **self._kwargs()), state
+        return self.op(x, **self._kwargs()), state
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
@@ -40,19 +40,19 @@ class _InplaceElementwise(_Elementwise):
 class ReLU(_InplaceElementwise):
     """``torch.nn.ReLU``: ``max(0, x)``."""
 
-    _fn = staticmethod(_F.relu)
+    op = staticmethod(_F.relu)
 
 
 class ReLU6(_InplaceElementwise):
     """``torch.nn.ReLU6``: ``min(max(0, x), 6)``."""
 
-    _fn = staticmethod(_F.relu6)
+    op = staticmethod(_F.relu6)
 
 
 class LeakyReLU(_Elementwise):
     """``torch.nn.LeakyReLU(negative_slope=0.01)``: ``x`` if ``x > 0`` else ``negative_slope·x``."""
 
-    _fn = staticmethod(_F.leaky_relu)
+    op = staticmethod(_F.leaky_relu)
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         self.negative_slope = _checks.number(negative_slope, "negative_slope", type(self).__name__)
@@ -65,7 +65,7 @@ class LeakyReLU(_Elementwise):
 class ELU(_Elementwise):
     """``torch.nn.ELU(alpha=1.0)``: ``x`` if ``x > 0`` else ``alpha·(exp(x) − 1)``."""
 
-    _fn = staticmethod(_F.elu)
+    op = staticmethod(_F.elu)
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         self.alpha = _checks.number(alpha, "alpha", type(self).__name__)
@@ -78,25 +78,25 @@ class ELU(_Elementwise):
 class Tanh(_Elementwise):
     """``torch.nn.Tanh``."""
 
-    _fn = staticmethod(_F.tanh)
+    op = staticmethod(_F.tanh)
 
 
 class Sigmoid(_Elementwise):
     """``torch.nn.Sigmoid``."""
 
-    _fn = staticmethod(_F.sigmoid)
+    op = staticmethod(_F.sigmoid)
 
 
 class SiLU(_InplaceElementwise):
     """``torch.nn.SiLU``: ``x · sigmoid(x)``."""
 
-    _fn = staticmethod(_F.silu)
+    op = staticmethod(_F.silu)
 
 
 class GELU(_Elementwise):
     """``torch.nn.GELU(approximate='none')``: exact erf form by default, ``'tanh'`` for the approximation."""
 
-    _fn = staticmethod(_F.gelu)
+    op = staticmethod(_F.gelu)
 
     def __init__(self, approximate: str = "none"):
         self.approximate = _checks.one_of(approximate, ("none", "tanh"), "approximate", type(self).__name__)
@@ -108,13 +108,13 @@ class GELU(_Elementwise):
 class Hardswish(_InplaceElementwise):
     """``torch.nn.Hardswish``: ``x · relu6(x + 3) / 6``."""
 
-    _fn = staticmethod(_F.hardswish)
+    op = staticmethod(_F.hardswish)
 
 
 class Hardsigmoid(_InplaceElementwise):
     """``torch.nn.Hardsigmoid``: ``relu6(x + 3) / 6``."""
 
-    _fn = staticmethod(_F.hardsigmoid)
+    op = staticmethod(_F.hardsigmoid)
 
 
 class _SoftmaxBase(_Elementwise):
@@ -136,13 +136,13 @@ class _SoftmaxBase(_Elementwise):
 class Softmax(_SoftmaxBase):
     """``torch.nn.Softmax(dim)``; ``dim`` is required (torch's implicit default is deprecated)."""
 
-    _fn = staticmethod(_F.softmax)
+    op = staticmethod(_F.softmax)
 
 
 class LogSoftmax(_SoftmaxBase):
     """``torch.nn.LogSoftmax(dim)``; ``dim`` is required (torch's implicit default is deprecated)."""
 
-    _fn = staticmethod(_F.log_softmax)
+    op = staticmethod(_F.log_softmax)
 
 
 class PReLU(Layer):
@@ -173,7 +173,7 @@ class PReLU(Layer):
 class Hardtanh(_Elementwise):
     """``torch.nn.Hardtanh(min_val=-1.0, max_val=1.0)``: ``min(max(x, min_val), max_val)``."""
 
-    _fn = staticmethod(_F.hardtanh)
+    op = staticmethod(_F.hardtanh)
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         where = type(self).__name__
@@ -190,13 +190,13 @@ class Hardtanh(_Elementwise):
 class SELU(_InplaceElementwise):
     """``torch.nn.SELU``: ``scale·(x if x > 0 else alpha·(exp(x) − 1))``, alpha ≈ 1.6733, scale ≈ 1.0507."""
 
-    _fn = staticmethod(_F.selu)
+    op = staticmethod(_F.selu)
 
 
 class CELU(_Elementwise):
     """``torch.nn.CELU(alpha=1.0)``: ``x`` if ``x > 0`` else ``alpha·(exp(x/alpha) − 1)``."""
 
-    _fn = staticmethod(_F.celu)
+    op = staticmethod(_F.celu)
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         self.alpha = _checks.number(alpha, "alpha", type(self).__name__)
@@ -211,13 +211,13 @@ class CELU(_Elementwise):
 class Mish(_InplaceElementwise):
     """``torch.nn.Mish``: ``x · tanh(softplus(x))``."""
 
-    _fn = staticmethod(_F.mish)
+    op = staticmethod(_F.mish)
 
 
 class Softplus(_Elementwise):
     """``torch.nn.Softplus(beta=1.0, threshold=20.0)``: ``log(1 + exp(beta·x)) / beta``, linear above ``threshold/beta``."""
 
-    _fn = staticmethod(_F.softplus)
+    op = staticmethod(_F.softplus)
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         where = type(self).__name__
@@ -231,25 +231,25 @@ class Softplus(_Elementwise):
 class Softsign(_Elementwise):
     """``torch.nn.Softsign``: ``x / (1 + |x|)``."""
 
-    _fn = staticmethod(_F.softsign)
+    op = staticmethod(_F.softsign)
 
 
 class LogSigmoid(_Elementwise):
     """``torch.nn.LogSigmoid``: ``log(sigmoid(x))``."""
 
-    _fn = staticmethod(_F.logsigmoid)
+    op = staticmethod(_F.logsigmoid)
 
 
 class Tanhshrink(_Elementwise):
     """``torch.nn.Tanhshrink``: ``x − tanh(x)``."""
 
-    _fn = staticmethod(_F.tanhshrink)
+    op = staticmethod(_F.tanhshrink)
 
 
 class Threshold(_Elementwise):
     """``torch.nn.Threshold(threshold, value)``: ``x`` if ``x > threshold`` else ``value``."""
 
-    _fn = staticmethod(_F.threshold)
+    op = staticmethod(_F.threshold)
 
     def __init__(self, threshold: float, value: float, inplace: bool = False):
         where = type(self).__name__
@@ -274,13 +274,13 @@ class _Shrink(_Elementwise):
 class Hardshrink(_Shrink):
     """``torch.nn.Hardshrink(lambd=0.5)``: ``x`` if ``|x| > lambd`` else 0."""
 
-    _fn = staticmethod(_F.hardshrink)
+    op = staticmethod(_F.hardshrink)
 
 
 class Softshrink(_Shrink):
     """``torch.nn.Softshrink(lambd=0.5)``: ``x ∓ lambd`` outside ``[−lambd, lambd]``, 0 inside."""
 
-    _fn = staticmethod(_F.softshrink)
+    op = staticmethod(_F.softshrink)
 
 
 class GLU(_Elementwise):
@@ -289,7 +289,7 @@ class GLU(_Elementwise):
     Shape: ``(*, 2M, *)`` → ``(*, M, *)`` along ``dim``.
     """
 
-    _fn = staticmethod(_F.glu)
+    op = staticmethod(_F.glu)
 
     def __init__(self, dim: int = -1):
         if not _checks.is_int(dim):

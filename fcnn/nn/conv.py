@@ -19,11 +19,13 @@ class _ConvNd(Layer):
     The checks of channels, groups, kernel size, stride and dilation, the
     ``weight``/``bias`` params (torch's layout: ``(out, in // groups, *kernel)``,
     transposed ``(in, out // groups, *kernel)``) with torch's default init,
-    the input check and the repr. Subclasses set ``n`` and ``transposed`` and
-    check their own padding.
+    the input check and the repr. Subclasses set ``n`` (spatial dimensions),
+    ``op`` (the functional op for that rank, as a staticmethod) and ``transposed``,
+    and check their own padding.
     """
 
     n: int = 0
+    op = None
     transposed: bool = False
 
     def _common(self, in_channels, out_channels, kernel_size, stride, dilation, groups, bias, dtype,
@@ -108,8 +110,7 @@ class ConvNd(_ConvNd):
             flat = [p for lo_hi in reversed(self.pads) for p in lo_hi]
             x = F.pad(x, flat, mode=self.padding_mode)
             padding = 0
-        conv = (F.conv1d, F.conv2d, F.conv3d)[self.n - 1]
-        y = conv(x, params["weight"], params.get("bias"), self.stride, padding, self.dilation, self.groups)
+        y = self.op(x, params["weight"], params.get("bias"), self.stride, padding, self.dilation, self.groups)
         return (y[0] if unbatched else y), state
 
 
@@ -125,7 +126,7 @@ class Conv1d(ConvNd):
         y, _ = conv.apply(params, state, jnp.ones((2, 4, 16)))   # (2, 8, 16)
     """
 
-    n = 1
+    n, op = 1, staticmethod(F.conv1d)
 
 
 class Conv2d(ConvNd):
@@ -145,7 +146,7 @@ class Conv2d(ConvNd):
         y, _ = conv.apply(params, state, jnp.ones((8, 3, 32, 32)))   # (8, 16, 32, 32)
     """
 
-    n = 2
+    n, op = 2, staticmethod(F.conv2d)
 
 
 class Conv3d(ConvNd):
@@ -154,4 +155,4 @@ class Conv3d(ConvNd):
     Shape: each spatial size as in :class:`Conv2d`.
     """
 
-    n = 3
+    n, op = 3, staticmethod(F.conv3d)

@@ -77,8 +77,7 @@ class ConvTransposeNd(_ConvNd):
     def apply(self, params, state, x, output_size=None, *, train=False, rng=None):
         x, unbatched = self._input(x)
         output_padding = self.output_padding_for(x.shape[2:], output_size, batched=not unbatched)
-        conv_transpose = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.n - 1]
-        y = conv_transpose(x, params["weight"], params.get("bias"), self.stride, self.padding, output_padding,
+        y = self.op(x, params["weight"], params.get("bias"), self.stride, self.padding, output_padding,
                            self.groups, self.dilation)
         return (y[0] if unbatched else y), state
 
@@ -91,7 +90,7 @@ class ConvTranspose1d(ConvTransposeNd):
     picks the output_padding that gives that size (ignoring the constructor's).
     """
 
-    n = 1
+    n, op = 1, staticmethod(F.conv_transpose1d)
 
 
 class ConvTranspose2d(ConvTransposeNd):
@@ -112,7 +111,7 @@ class ConvTranspose2d(ConvTransposeNd):
         y, _ = up.apply(params, state, jnp.ones((8, 64, 14, 14)))   # (8, 32, 28, 28)
     """
 
-    n = 2
+    n, op = 2, staticmethod(F.conv_transpose2d)
 
 
 class ConvTranspose3d(ConvTransposeNd):
@@ -121,4 +120,4 @@ class ConvTranspose3d(ConvTransposeNd):
     Shape: each spatial size as in :class:`ConvTranspose2d`.
     """
 
-    n = 3
+    n, op = 3, staticmethod(F.conv_transpose3d)

@@ -13,7 +13,7 @@ from fcnn.nn.module import Layer, require_rng
 
 
 class _DropoutBase(Layer):
-    _fn = None
+    op = None
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         where = type(self).__name__
@@ -23,7 +23,7 @@ class _DropoutBase(Layer):
     def apply(self, params, state, x, *, train=False, rng=None):
         if train and self.p > 0:
             require_rng(rng, type(self).__name__)
-        return type(self)._fn(x, self.p, train, key=rng), state
+        return self.op(x, self.p, train, key=rng), state
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -35,13 +35,13 @@ class Dropout(_DropoutBase):
     Shape: any; output has the input's shape.
     """
 
-    _fn = staticmethod(dropout)
+    op = staticmethod(dropout)
 
 
 class Dropout1d(_DropoutBase):
     """``torch.nn.Dropout1d(p=0.5)``: zero whole channels of ``(N, C, L)`` or ``(C, L)``."""
 
-    _fn = staticmethod(dropout1d)
+    op = staticmethod(dropout1d)
 
 
 class Dropout2d(_DropoutBase):
@@ -51,16 +51,16 @@ class Dropout2d(_DropoutBase):
     ``(N, C, L)``, a behaviour it deprecates); see :func:`fcnn.functional.dropout2d`.
     """
 
-    _fn = staticmethod(dropout2d)
+    op = staticmethod(dropout2d)
 
 
 class Dropout3d(_DropoutBase):
     """``torch.nn.Dropout3d(p=0.5)``: zero whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)``."""
 
-    _fn = staticmethod(dropout3d)
+    op = staticmethod(dropout3d)
 
 
 class AlphaDropout(_DropoutBase):
     """``torch.nn.AlphaDropout(p=0.5)``: dropout that keeps SELU's zero mean / unit variance."""
 
-    _fn = staticmethod(alpha_dropout)
+    op = staticmethod(alpha_dropout)

@@ -18,7 +18,7 @@ class _Loss:
     _where = "Loss"
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
-        self.reduction = F._reduction(reduction, size_average, reduce, self._where)
+        self.reduction = F.resolve_reduction(reduction, size_average, reduce, self._where)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not hasattr(v, "shape"))

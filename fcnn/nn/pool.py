@@ -2,20 +2,27 @@
 
 Each layer validates and normalises its arguments at construction (``kernel_size``,
 ``stride``, ``padding``, ``dilation`` become tuples of ints, ``stride=None`` becomes
-``kernel_size``) and calls the functional op of :mod:`fcnn.functional.pool`.
+``kernel_size``). ``apply`` checks the input with the op's own public check
+(:func:`fcnn.functional.pool.pool_input` and friends) under the layer's name, so
+that a bad input names the layer, then calls its functional op, the class
+attribute ``op`` (e.g. :func:`fcnn.functional.max_pool2d` for :class:`MaxPool2d`).
 None of them has parameters or buffers. Inputs may be batched ``(N, C, *spatial)``
 or unbatched ``(C, *spatial)``, as in torch.
 """
 
 from __future__ import annotations
 
+import math
+
 from fcnn import _checks
+from fcnn import functional as F
 from fcnn.functional import pool as _P
 from fcnn.nn.module import Layer
 
 
 class _PoolNd(Layer):
-    n: int = 0
+    n: int = 0  # spatial dimensions
+    op = None  # the functional op for this rank, as a staticmethod
 
     def _geometry(self, kernel_size, stride, padding, dilation=1):
         where = type(self).__name__
@@ -26,6 +33,13 @@ class _PoolNd(Layer):
         """Spatial output size for an input of spatial size ``spatial`` (torch's formula)."""
         return _P.pool_output_size(spatial, self.kernel_size, self.stride, self.padding,
                                    getattr(self, "dilation", (1,) * self.n), getattr(self, "ceil_mode", False))
+
+    def _check_input(self, x, floating=True):
+        """Refuse a bad input, or one the windows do not fit, naming this layer."""
+        where = type(self).__name__
+        x, _ = _P.pool_input(x, self.n, where, floating=floating)
+        _P.checked_output_size(x, self.kernel_size, self.stride, self.padding, getattr(self, "dilation", (1,) * self.n),
+                               self.ceil_mode, where)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -45,9 +59,9 @@ class _MaxPoolNd(_PoolNd):
         self.ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        y = _P._max_pool(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                         self.return_indices, self.n, type(self).__name__)
-        return y, state
+        self._check_input(x)
+        return self.op(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                       self.return_indices), state
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -64,7 +78,7 @@ class MaxPool1d(_MaxPoolNd):
     minus one in ceil_mode if the last window would start in the right padding.
     """
 
-    n = 1
+    n, op = 1, staticmethod(F.max_pool1d)
 
 
 class MaxPool2d(_MaxPoolNd):
@@ -78,13 +92,13 @@ class MaxPool2d(_MaxPoolNd):
         y, _ = pool.apply({}, {}, jnp.ones((8, 64, 56, 56)))   # (8, 64, 28, 28)
     """
 
-    n = 2
+    n, op = 2, staticmethod(F.max_pool2d)
 
 
 class MaxPool3d(_MaxPoolNd):
     """``torch.nn.MaxPool3d``: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; shape as :class:`MaxPool1d` per dimension."""
 
-    n = 3
+    n, op = 3, staticmethod(F.max_pool3d)
 
 
 class _MaxUnpoolNd(_PoolNd):
@@ -100,15 +114,15 @@ class _MaxUnpoolNd(_PoolNd):
                                      type(self).__name__)
 
     def apply(self, params, state, x, indices, *, output_size=None, train=False, rng=None):
-        y = _P._max_unpool(x, indices, self.kernel_size, self.stride, self.padding, output_size, self.n,
-                           type(self).__name__)
-        return y, state
+        _P.unpool_input(x, indices, self.kernel_size, self.stride, self.padding, output_size, self.n,
+                        type(self).__name__)
+        return self.op(x, indices, self.kernel_size, self.stride, self.padding, output_size), state
 
 
 class MaxUnpool1d(_MaxUnpoolNd):
     """``torch.nn.MaxUnpool1d``: ``L_out = (L − 1)·stride − 2·padding + kernel_size``, or ``output_size``."""
 
-    n = 1
+    n, op = 1, staticmethod(F.max_unpool1d)
 
 
 class MaxUnpool2d(_MaxUnpoolNd):
@@ -122,13 +136,13 @@ class MaxUnpool2d(_MaxUnpoolNd):
         x_rec, _ = unpool.apply({}, {}, y, idx, output_size=x.shape[-2:])
     """
 
-    n = 2
+    n, op = 2, staticmethod(F.max_unpool2d)
 
 
 class MaxUnpool3d(_MaxUnpoolNd):
     """``torch.nn.MaxUnpool3d``: each spatial size as in :class:`MaxUnpool2d`."""
 
-    n = 3
+    n, op = 3, staticmethod(F.max_unpool3d)
 
 
 class _AvgPoolNd(_PoolNd):
@@ -149,9 +163,11 @@ class _AvgPoolNd(_PoolNd):
         self.divisor_override = divisor_override
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        y = _P._avg_pool(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-                         self.divisor_override, self.n, type(self).__name__)
-        return y, state
+        self._check_input(x)
+        # avg_pool1d has no divisor_override (AvgPool1d neither)
+        override = {} if self.divisor_override is None else {"divisor_override": self.divisor_override}
+        return self.op(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                       **override), state
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -160,7 +176,7 @@ class AvgPool1d(_AvgPoolNd):
     Shape: ``L_out = floor((L + 2·padding − kernel_size [+ stride − 1 if ceil_mode]) / stride) + 1``.
     """
 
-    n = 1
+    n, op = 1, staticmethod(F.avg_pool1d)
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
@@ -170,17 +186,18 @@ class AvgPool2d(_AvgPoolNd):
     """``torch.nn.AvgPool2d(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
     divisor_override=None)``: ``(N, C, H, W)`` or ``(C, H, W)``; shape as :class:`AvgPool1d` per dimension."""
 
-    n = 2
+    n, op = 2, staticmethod(F.avg_pool2d)
 
 
 class AvgPool3d(_AvgPoolNd):
     """``torch.nn.AvgPool3d``: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; arguments as :class:`AvgPool2d`."""
 
-    n = 3
+    n, op = 3, staticmethod(F.avg_pool3d)
 
 
 class _AdaptivePoolNd(Layer):
     n: int = 0
+    op = None
 
     def __init__(self, output_size):
         # Keeps None entries: they take the input's size at apply time.
@@ -192,7 +209,8 @@ class _AdaptivePoolNd(Layer):
 
 class _AdaptiveAvgPoolNd(_AdaptivePoolNd):
     def apply(self, params, state, x, *, train=False, rng=None):
-        return _P._adaptive_avg(x, self.output_size, self.n, type(self).__name__), state
+        _P.pool_input(x, self.n, type(self).__name__)
+        return self.op(x, self.output_size), state
 
 
 class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
@@ -201,45 +219,46 @@ class _AdaptiveMaxPoolNd(_AdaptivePoolNd):
         self.return_indices = _checks.boolean(return_indices, "return_indices", type(self).__name__)
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        return _P._adaptive_max(x, self.output_size, self.return_indices, self.n, type(self).__name__), state
+        _P.pool_input(x, self.n, type(self).__name__)
+        return self.op(x, self.output_size, self.return_indices), state
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
     """``torch.nn.AdaptiveAvgPool1d(output_size)``: ``(N, C, L)`` → ``(N, C, output_size)``,
     bin ``i`` = ``floor(i·L/out) … ceil((i+1)·L/out) − 1``."""
 
-    n = 1
+    n, op = 1, staticmethod(F.adaptive_avg_pool1d)
 
 
 class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """``torch.nn.AdaptiveAvgPool2d(output_size)``: ``(N, C, H, W)`` → ``(N, C, *output_size)``;
     ``None`` keeps that input size. ``AdaptiveAvgPool2d(1)`` is global average pooling."""
 
-    n = 2
+    n, op = 2, staticmethod(F.adaptive_avg_pool2d)
 
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     """``torch.nn.AdaptiveAvgPool3d(output_size)``: ``(N, C, D, H, W)`` → ``(N, C, *output_size)``."""
 
-    n = 3
+    n, op = 3, staticmethod(F.adaptive_avg_pool3d)
 
 
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     """``torch.nn.AdaptiveMaxPool1d(output_size, return_indices=False)``; bins as :class:`AdaptiveAvgPool1d`."""
 
-    n = 1
+    n, op = 1, staticmethod(F.adaptive_max_pool1d)
 
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     """``torch.nn.AdaptiveMaxPool2d(output_size, return_indices=False)``; bins as :class:`AdaptiveAvgPool2d`."""
 
-    n = 2
+    n, op = 2, staticmethod(F.adaptive_max_pool2d)
 
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
     """``torch.nn.AdaptiveMaxPool3d(output_size, return_indices=False)``."""
 
-    n = 3
+    n, op = 3, staticmethod(F.adaptive_max_pool3d)
 
 
 class _LPPoolNd(_PoolNd):
@@ -255,9 +274,9 @@ class _LPPoolNd(_PoolNd):
         self.ceil_mode = _checks.boolean(ceil_mode, "ceil_mode", where)
 
     def apply(self, params, state, x, *, train=False, rng=None):
-        y = _P._lp_pool(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, self.n,
-                        type(self).__name__)
-        return y, state
+        # the op pools x ** p (a float) for a finite p, and |x| (x's own dtype) for an infinite one
+        self._check_input(x, floating=math.isinf(self.norm_type))
+        return self.op(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode), state
 
     def extra_repr(self) -> str:
         return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -270,17 +289,17 @@ class LPPool1d(_LPPoolNd):
     Shape: ``L_out = floor((L − kernel_size [+ stride − 1 if ceil_mode]) / stride) + 1``.
     """
 
-    n = 1
+    n, op = 1, staticmethod(F.lp_pool1d)
 
 
 class LPPool2d(_LPPoolNd):
     """``torch.nn.LPPool2d(norm_type, kernel_size, stride=None, ceil_mode=False)``; shape as :class:`LPPool1d`."""
 
-    n = 2
+    n, op = 2, staticmethod(F.lp_pool2d)
 
 
 class LPPool3d(_LPPoolNd):
     """``torch.nn.LPPool3d(norm_type, kernel_size, stride=None, ceil_mode=False)``; shape as :class:`LPPool1d`."""
 
-    n = 3
+    n, op = 3, staticmethod(F.lp_pool3d)
 
