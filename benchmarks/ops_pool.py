@@ -1,7 +1,8 @@
 """Pooling ops: fcnn (jit) against torch, forward and forward+backward, on the same machine in one run.
 
 Run: ``python -m benchmarks.ops_pool [--repeats 7] [--shape 32 64 56 56] [--alternatives] [--only NAME]``.
-Each case is timed after a warm-up call; fcnn and torch calls are interleaved
+Each case is jitted as fcnn's steps are (:func:`fcnn.jit`, with ``fcnn.compiler_options()``)
+and timed after a warm-up call; fcnn and torch calls are interleaved
 (one fcnn call, one torch call, ...) so that load from other processes hits
 both alike, and the median of the repeats is printed with the ratio fcnn/torch.
 ``--alternatives`` also times the other formulations tried for the slow cases
@@ -22,6 +23,7 @@ import torch.nn.functional as TF
 from jax import lax
 
 from fcnn import functional as F
+from fcnn import xla
 
 CASES = [
     ("max_pool2d k2 s2", lambda x: F.max_pool2d(x, 2, 2), lambda x: TF.max_pool2d(x, 2, 2)),
@@ -202,14 +204,14 @@ ALTERNATIVES = [
 
 
 def _fcnn_fns(f, x):
-    fwd = jax.jit(f)
+    fwd = xla.jit(f)
     g = jnp.ones(jax.eval_shape(f, x).shape, x.dtype)
     def fwd_bwd_fn(x, g):
         # returns the output too: for linear ops XLA would otherwise drop the forward
         y, vjp = jax.vjp(f, x)
         return y, vjp(g)[0]
 
-    fwd_bwd = jax.jit(fwd_bwd_fn)
+    fwd_bwd = xla.jit(fwd_bwd_fn)
     return (lambda: fwd(x)), (lambda: fwd_bwd(x, g))
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.ops_resample [--batch 32 --channels 64 --size 56 --repeats 7] [--slow-alternatives]
         [--only NAME]
 
-Each op is jitted and warmed up; fcnn and torch runs are interleaved in the
+Each op is jitted as fcnn's steps are (:func:`fcnn.jit`, with ``fcnn.compiler_options()``;
+on CPU, Eigen convolutions) and warmed up; fcnn and torch runs are interleaved in the
 same process (the machine may be shared), and medians are printed together
 with the ratio fcnn/torch. Alternative formulations that fcnn does not use
 are timed too (marked ``alt:``), to document the choice.
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from fcnn import functional as F
+from fcnn import xla
 from fcnn.functional.upsample import _linear_matrix, _matmul_axis
 
 TF = torch.nn.functional
@@ -138,7 +140,7 @@ def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0
     """Median seconds of fcnn and torch, forward and forward+backward, interleaved."""
     if ONLY not in name:
         return None
-    fwd = jax.jit(jax_fn)
+    fwd = xla.jit(jax_fn)
     out = fwd(*jax_args)
     cot = jnp.asarray(np.random.RandomState(0).standard_normal(out.shape).astype(np.float32))
 
@@ -147,7 +149,7 @@ def bench(name, jax_fn, jax_args, torch_fn, torch_args, repeats, grad_argnums=(0
         y, vjp = jax.vjp(lambda *a: jax_fn(*a), *args)
         return y, vjp(cotangent)
 
-    fwdbwd = jax.jit(fb)
+    fwdbwd = xla.jit(fb)
     t_cot = torch.from_numpy(np.array(cot))
     t_req = [a.detach().clone().requires_grad_(i in grad_argnums) for i, a in enumerate(torch_args)]
 
