@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from hypothesis import strategies as st
 
 jax.config.update("jax_enable_x64", False)
 
@@ -141,22 +140,6 @@ def windows_reach_input(size, out, kernel, stride, padding, dilation) -> bool:
         for L, oo, k, s, p, d in zip(size, out, as_n(kernel), as_n(stride), as_n(padding), as_n(dilation))
         for o in range(oo)
     )
-
-
-@st.composite
-def conv_configs(draw, one_channel_per_group=False):
-    """A convolution's geometry: ``(n, batch, cin, cout, kernel, stride, padding, dilation, groups, size)``."""
-    n = draw(st.sampled_from([1, 2, 2, 3]))
-    groups = draw(st.integers(1, 3) if one_channel_per_group else st.sampled_from([1, 1, 2]))
-    cin = groups * (1 if one_channel_per_group else draw(st.integers(1, 3)))
-    cout = groups * draw(st.integers(1, 2))
-    k = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
-    size = tuple(draw(st.integers(d * (kk - 1) + 1, d * (kk - 1) + 6)) for kk, d in zip(k, dilation))
-    batch = draw(st.integers(1, 3))
-    return n, batch, cin, cout, k, stride, padding, dilation, groups, size
 
 
 def check_conv_against_torch(f, x, w, n, stride, padding, dilation, groups, seed):

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from fcnn.backends import ConvPlan
 from fcnn.backends.xla_cpu import conv as xla_cpu_conv
 from fcnn.functional import conv as C
-from oracle import assert_close, check_conv_against_torch, conv_configs as core_configs, randn, to_torch
+from conv_configs import forward_configs
+from oracle import assert_close, check_conv_against_torch, randn, to_torch
 
 TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
 
@@ -64,14 +65,14 @@ def _check_all(plan, cfg, seed):
 
 @pytest.mark.parametrize("plan", XLA_FORWARD + ["policy", "reference"], ids=_ids(XLA_FORWARD) + ["policy", "reference"])
 @settings(max_examples=6)
-@given(cfg=core_configs())
+@given(cfg=forward_configs())
 def test_every_plan_matches_the_reference_and_torch(plan, cfg):
     _check_all(plan, cfg, seed=1)
 
 
 @pytest.mark.parametrize("plan", STENCIL, ids=_ids(STENCIL))
 @settings(max_examples=6)
-@given(cfg=core_configs(one_channel_per_group=True))
+@given(cfg=forward_configs(one_channel_per_group=True))
 def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     """The window-product forward (depthwise and single-channel convolutions)."""
     _check_all(plan, cfg, seed=8)

@@ -12,13 +12,14 @@ import torch
 from hypothesis import given, settings
 
 from fcnn import functional as F
-from oracle import assert_close, check_conv_against_torch, conv_configs as core_configs, randn, to_torch
+from conv_configs import forward_configs
+from oracle import assert_close, check_conv_against_torch, randn, to_torch
 
 TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
 
 
 @settings(max_examples=5)
-@given(core_configs())
+@given(forward_configs())
 def test_conv_forward_mode_matches_torch(cfg):
     n, batch, cin, cout, k, stride, padding, dilation, groups, size = cfg
     x, w = randn((batch, cin) + size, seed=4), randn((cout, cin // groups) + k, seed=5)

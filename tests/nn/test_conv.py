@@ -6,35 +6,15 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F, nn
-from conv_configs import channels
+from conv_configs import layer_configs
 from oracle import assert_close, check_layer, randn, to_torch
 
 TORCH_CONV = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}
 FCNN_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
-@st.composite
-def conv_configs(draw, dims=(1, 2, 3)):
-    n = draw(st.sampled_from(dims))
-    groups, cin, cout = draw(channels([1, 1, 2, 3]))
-    k = tuple(draw(st.integers(1, 3)) for _ in range(n))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(n))
-    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
-    same = draw(st.booleans()) and mode == "zeros" or draw(st.integers(0, 4)) == 0
-    if same:
-        stride, padding = (1,) * n, draw(st.sampled_from(["same", "valid"]))
-    else:
-        stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
-        padding = tuple(draw(st.integers(0, 2)) for _ in range(n))
-    # spatial big enough for the kernel and for reflect padding
-    size = tuple(draw(st.integers(d * (kk - 1) + 3, d * (kk - 1) + 7)) for kk, d in zip(k, dilation))
-    batched = draw(st.booleans())
-    bias = draw(st.booleans())
-    return n, cin, cout, k, stride, padding, dilation, groups, bias, mode, size, batched
-
-
 @settings(max_examples=14)
-@given(conv_configs())
+@given(layer_configs())
 def test_conv_layer_matches_torch(cfg):
     n, cin, cout, k, stride, padding, dilation, groups, bias, mode, size, batched = cfg
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias, padding_mode=mode)
@@ -44,7 +24,7 @@ def test_conv_layer_matches_torch(cfg):
     check_layer(layer, module, randn(shape, seed=n), rtol=1e-4, atol=1e-5)
 
 
-@given(conv_configs(dims=(2,)))
+@given(layer_configs(dims=(2,)))
 def test_conv2d_functional_matches_torch(cfg):
     n, cin, cout, k, stride, padding, dilation, groups, bias, mode, size, batched = cfg
     x = randn((2, cin) + size, seed=1)
