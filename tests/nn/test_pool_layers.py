@@ -110,3 +110,35 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match="MaxUnpool2d.*output_size"):
         nn.MaxUnpool2d(2).apply({}, {}, jnp.ones((1, 1, 2, 2)), jnp.zeros((1, 1, 2, 2), jnp.int32),
                                 output_size=(7, 7))
+
+
+POOL_LAYERS = [
+    cls(*args) for n in (1, 2, 3) for cls, args in (
+        (getattr(nn, f"MaxPool{n}d"), (2,)), (getattr(nn, f"AvgPool{n}d"), (2,)),
+        (getattr(nn, f"LPPool{n}d"), (2, 2)), (getattr(nn, f"AdaptiveAvgPool{n}d"), (1,)),
+        (getattr(nn, f"AdaptiveMaxPool{n}d"), (1,)),
+    )
+]
+
+
+@pytest.mark.parametrize("layer", POOL_LAYERS, ids=lambda layer: type(layer).__name__)
+def test_a_bad_input_names_the_layer(layer):
+    # the layer checks its input with the functional op's own checks, under its name
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=f"^{name}: expected .*input"):
+        layer.apply({}, {}, jnp.ones((2,) * (layer.n + 3)))
+    with pytest.raises(ValueError, match=f"^{name}: expected non-empty input"):
+        layer.apply({}, {}, jnp.ones((1, 0) + (4,) * layer.n))
+    if hasattr(layer, "kernel_size"):
+        with pytest.raises(ValueError, match=f"^{name}: .*Output size is too small"):
+            layer.apply({}, {}, jnp.ones((1, 1) + (1,) * layer.n))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_bad_unpool_input_names_the_layer(n):
+    unpool = getattr(nn, f"MaxUnpool{n}d")(2)
+    x = jnp.ones((1, 1) + (2,) * n)
+    with pytest.raises(ValueError, match=f"^MaxUnpool{n}d: Found an invalid max index: 99"):
+        unpool.apply({}, {}, x, jnp.full(x.shape, 99, jnp.int32))
+    with pytest.raises(TypeError, match=f"^MaxUnpool{n}d: indices must be an integer array"):
+        unpool.apply({}, {}, x, x)
