@@ -1,4 +1,19 @@
-"""Layers: each holds hyper-parameters and offers ``init(key)`` and ``apply(params, state, *inputs, train, rng)``."""
+"""Layers: each holds hyper-parameters and offers ``init(key)`` and ``apply(params, state, *inputs, train, rng)``.
+
+A leaf layer validates and normalises its hyper-parameters in ``__init__``
+(with :mod:`fcnn._checks`, naming the layer) and its ``apply`` calls a public
+op of :mod:`fcnn.functional`. A family with 1-D/2-D/3-D variants is one
+N-dimensional class with thin subclasses that set ``n`` (the spatial
+dimensions) and ``op``, the functional op of that rank::
+
+    class MaxPool2d(_MaxPoolNd):
+        n, op = 2, staticmethod(F.max_pool2d)
+
+The op's own errors name the op; so that a bad input names the layer, ``apply``
+first runs the op family's public input check with the layer's name (e.g.
+:func:`fcnn.functional.pool.pool_input` in :mod:`fcnn.nn.pool`), or checks the
+input itself (the channel count in :mod:`fcnn.nn.conv`).
+"""
 
 from fcnn.nn import init
 from fcnn.nn.module import (
