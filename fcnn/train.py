@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from fcnn import _checks, xla
+from fcnn import compilation_cache as compilation_cache_lib
 
 Batch = tuple  # (inputs, target)
 Metrics = dict
@@ -481,7 +482,7 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
         on_epoch_end: Callable | Sequence[Callable] | None = None,
         progress: bool | None = None, log_every: int = 10, mesh=None, data_axis: str = "data",
         metrics=None, tensorboard=None, eval_transform: Callable | None = None,
-        cache_key: Hashable | None = None, **step_options):
+        cache_key: Hashable | None = None, compilation_cache=True, **step_options):
     """Train ``model`` for ``epochs`` epochs, evaluating after each; returns ``(train_state, history)``.
 
     Args:
@@ -528,6 +529,14 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
             compiled steps are reused by it (see :func:`make_train_step`), so a
             second ``fit`` with objects rebuilt from the same configuration
             compiles nothing. ``None``: reused by the objects themselves.
+        compilation_cache: JAX's persistent compilation cache, so that a new
+            process training the same model loads its compiled steps from disk
+            instead of compiling them again: ``True`` (the default) for
+            ``$FCNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fcnn/jax`` or
+            ``~/.cache/fcnn/jax`` (``FCNN_CACHE_DIR=none``: off); a directory;
+            ``None`` or ``False`` for none. It is JAX's process-wide setting and
+            stays on after ``fit`` returns; fcnn leaves it alone when you have
+            configured JAX's cache yourself (see :mod:`fcnn.compilation_cache`).
         **step_options: ``accumulate_steps``, ``remat``, ``compute_dtype``,
             ``augment`` of :func:`make_train_step` (augmentation on the device:
             ``augment=fcnn.transforms.Compose([...])``).
@@ -547,6 +556,7 @@ def fit(model, train_data: Iterable, eval_data: Iterable | None, loss_fn: Callab
     metric = _metric_collection(metrics)
     if metric is not None and eval_data is None:
         raise ValueError("fit: metrics are computed on eval_data, which is None")
+    compilation_cache_lib.enable(compilation_cache, "fit")
     board, own_board = _tensorboard(tensorboard)
     ts = train_state if train_state is not None else create_train_state(model, optimizer, seed)
     train_step = make_train_step(model, loss_fn, optimizer, mesh=mesh, data_axis=data_axis, cache_key=cache_key,

@@ -6,6 +6,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import hypothesis  # noqa: E402
 
+# fit and `fcnn train` keep compiled programs in a persistent cache under the user's home by default;
+# the tests write nothing there (tests/test_compilation_cache.py chooses its own directories).
+os.environ.setdefault("FCNN_CACHE_DIR", "none")
+
 # Each example compiles fresh XLA computations; keep the example counts modest
 # and without deadlines (compilation time varies a lot on a busy 2-core box).
 hypothesis.settings.register_profile("fcnn", max_examples=25, deadline=None, derandomize=True,

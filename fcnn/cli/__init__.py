@@ -103,6 +103,11 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="write TensorBoard event files to DIR: loss and learning rate per step, epoch metrics, "
                         "the training batches' images (needs the extra fcnn[tensorboard])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+    p.add_argument("--compilation-cache", default=None, metavar="DIR|none",
+                   help="keep the compiled train and eval steps in JAX's persistent compilation cache in DIR, so "
+                        "a later run of the same model starts without compiling them again; none: no cache "
+                        "(default: $FCNN_CACHE_DIR, else $XDG_CACHE_HOME/fcnn/jax or ~/.cache/fcnn/jax; a "
+                        "cache configured through JAX's own settings is used as it is)")
     im = p.add_argument_group("image folders (--dataset folder --data-dir DIR: DIR/<class>/*.png|jpg|..., or "
                               "DIR/train/<class>/... with DIR/val/<class>/...; decoded with Pillow through grain, "
                               "augmented on the device)")
@@ -149,6 +154,8 @@ def _check_train_args(args) -> None:
         num = int(env) if env.isdigit() else None if env else 1
     if isinstance(num, int) and rank is not None and rank >= num:
         raise CLIError(f"--process-id must be in [0, {num}) for --num-processes {num}, got {rank}")
+    if args.compilation_cache == "":
+        raise CLIError("--compilation-cache needs a directory or none, got ''")
     if (args.resume or args.stop_after_epoch is not None) and args.checkpoint_dir is None:
         raise CLIError(f"{'--resume' if args.resume else '--stop-after-epoch'} needs --checkpoint-dir")
 
@@ -338,6 +345,7 @@ def run_train(args) -> int:
         ts, new = fit(model, train, test, loss_fn, optimizer, last - done, seed=args.seed, train_state=ts,
                       start_epoch=done, progress=False if args.no_progress else None, mesh=mesh,
                       on_epoch_end=callbacks, metrics=chosen or None, tensorboard=board, cache_key=step_key,
+                      compilation_cache=True if args.compilation_cache is None else args.compilation_cache,
                       **device_options)
         history = history + new
     else:

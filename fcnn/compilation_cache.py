@@ -1,0 +1,119 @@
+"""JAX's persistent compilation cache for fcnn's training: compiled steps kept on disk between runs.
+
+XLA compiles a CNN's train step in seconds (ResNet-50, MobileNet, ConvNeXt: 5–15 s
+on a 2-core CPU) every time a new process starts. JAX can keep the compiled
+programs on disk and load them in a later process with the same program,
+compiler options, jaxlib and machine (`JAX's guide
+<https://docs.jax.dev/en/latest/persistent_compilation_cache.html>`_).
+:func:`fcnn.train.fit` and ``fcnn train`` switch it on with :func:`enable`;
+call it yourself for your own training loop.
+
+Where: ``$FCNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fcnn/jax``, else
+``~/.cache/fcnn/jax``; ``FCNN_CACHE_DIR=none`` switches the default off.
+``fit(..., compilation_cache=DIR | None)`` and ``fcnn train --compilation-cache
+DIR|none`` choose per run.
+
+The cache is JAX's process-wide configuration (``jax_compilation_cache_dir``):
+once set, every program the process compiles afterwards and that takes at least
+``jax_persistent_cache_min_compile_time_secs`` (JAX's default: 1 s) to compile
+is written there, not only fcnn's. fcnn sets it only when you have not
+configured JAX's cache yourself: if ``jax_compilation_cache_dir`` already names
+a directory fcnn did not set (``JAX_COMPILATION_CACHE_DIR``,
+``jax.config.update``), or ``jax_enable_compilation_cache`` is off, fcnn leaves
+JAX's configuration as it is, whatever its arguments say. JAX's other cache
+settings (thresholds, size limit) are JAX's defaults unless you change them.
+
+As JAX warns, a compilation cache is trusted code: do not point it at a
+directory others can write to.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import jax
+
+ENV = "FCNN_CACHE_DIR"
+
+# The directory fcnn itself gave JAX (None: fcnn has not configured the cache in this process).
+_ours: str | None = None
+
+
+def default_dir() -> str | None:
+    """The default cache directory: ``$FCNN_CACHE_DIR``, ``$XDG_CACHE_HOME/fcnn/jax`` or ``~/.cache/fcnn/jax``.
+
+    ``None`` when ``FCNN_CACHE_DIR`` is ``none`` (any case): the default is off.
+    """
+    chosen = os.environ.get(ENV, "")
+    if chosen.lower() == "none":
+        return None
+    if chosen:
+        return os.path.abspath(os.path.expanduser(chosen))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.abspath(base), "fcnn", "jax")
+
+
+def resolve(cache, where: str = "compilation_cache") -> str | None:
+    """The directory a ``compilation_cache`` argument names, or ``None`` for no cache.
+
+    ``True`` is :func:`default_dir`; ``None``, ``False`` and the string
+    ``"none"`` are no cache; a path (``str`` / ``os.PathLike``) is that directory.
+    """
+    if cache is True:
+        return default_dir()
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, (str, os.PathLike)):
+        path = os.fspath(cache)
+        if isinstance(path, str) and path.lower() == "none":
+            return None
+        if isinstance(path, str) and path:
+            return os.path.abspath(os.path.expanduser(path))
+    raise TypeError(f"{where}: compilation_cache must be a directory, True (the default directory) or "
+                    f"None/False/'none' (no cache), got {cache!r}")
+
+
+def user_configured() -> bool:
+    """Whether JAX's persistent cache is configured by someone other than fcnn (then fcnn leaves it alone)."""
+    if not jax.config.jax_enable_compilation_cache:
+        return True
+    current = jax.config.jax_compilation_cache_dir
+    return current is not None and current != _ours
+
+
+def enable(cache=True, where: str = "compilation_cache") -> str | None:
+    """Point JAX's persistent compilation cache at ``cache`` unless the user configured it; returns the directory.
+
+    Args:
+      cache: ``True`` for :func:`default_dir`, a directory, or ``None`` /
+        ``False`` / ``"none"`` for no cache (fcnn's own earlier setting in this
+        process is undone; a user's configuration is kept).
+      where: the caller's name for error messages.
+
+    Returns:
+      The directory JAX's cache uses now (the user's own where they configured
+      it), or ``None`` when the cache is off. A directory that cannot be
+      created is reported with a warning and the cache stays off.
+    """
+    global _ours
+    path = resolve(cache, where)
+    if user_configured():
+        return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
+    if path is not None:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as error:
+            warnings.warn(f"{where}: JAX's compilation cache stays off: cannot create {path!r} ({error})",
+                          stacklevel=2)
+            path = None
+    if path == _ours:
+        return path
+    if _ours is not None:
+        # JAX opens its cache once per process; after fcnn's directory was in use, switching needs a reset.
+        from jax.experimental.compilation_cache import compilation_cache as jax_cache
+
+        jax_cache.reset_cache()
+    jax.config.update("jax_compilation_cache_dir", path)
+    _ours = path
+    return path

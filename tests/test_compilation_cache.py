@@ -1,0 +1,162 @@
+"""fcnn's use of JAX's persistent compilation cache: where it goes, that a new process reads it, and that
+a user's own JAX cache configuration is left alone."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from fcnn import compilation_cache
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A process that trains a tiny network (fit, or `fcnn train` with "cli") and reports JAX's cache events.
+WORKER = r"""
+import json, sys
+import jax
+import numpy as np
+
+events = {}
+jax.monitoring.register_event_listener(lambda event, **kw: events.__setitem__(event, events.get(event, 0) + 1))
+if sys.argv[1] == "cli":
+    from fcnn import cli
+    assert cli.main(sys.argv[2:]) == 0
+else:
+    from fcnn import nn, optim, train
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((4, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 4)) for _ in range(2)]
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    options = {} if sys.argv[1] == "default" else {"compilation_cache": None if sys.argv[1] == "none" else sys.argv[1]}
+    train.fit(model, batches, batches, nn.CrossEntropyLoss(), optim.SGD(0.1), 1, progress=False, **options)
+print(json.dumps({"hits": events.get("/jax/compilation_cache/cache_hits", 0),
+                  "dir": jax.config.jax_compilation_cache_dir}))
+"""
+
+
+def run_worker(tmp_path, *argv, **env):
+    """The worker's report; JAX caches every program (no minimum compile time), HOME and XDG under tmp_path."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "FCNN_CACHE_DIR"))}
+    environ.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", HOME=str(tmp_path / "home"),
+                   XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=ROOT, **env)
+    proc = subprocess.run([sys.executable, "-c", WORKER, *argv], cwd=ROOT, env=environ, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def entries(directory):
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def test_a_new_process_reads_the_compiled_steps_from_the_default_directory(tmp_path):
+    directory = str(tmp_path / "xdg" / "fcnn" / "jax")
+    cold = run_worker(tmp_path, "default")
+    written = entries(directory)
+    assert cold["dir"] == directory and cold["hits"] == 0 and written
+    warm = run_worker(tmp_path, "default")
+    # every program the second process needed was in the cache: it hit them all and wrote nothing new
+    assert warm["dir"] == directory and warm["hits"] >= len(written)
+    assert entries(directory) == written
+
+
+def test_fcnn_cache_dir_chooses_the_default_and_none_turns_it_off(tmp_path):
+    chosen = tmp_path / "chosen"
+    assert run_worker(tmp_path, "default", FCNN_CACHE_DIR=str(chosen))["dir"] == str(chosen)
+    assert entries(chosen)
+    off = run_worker(tmp_path, "default", FCNN_CACHE_DIR="none")
+    assert off == {"hits": 0, "dir": None} and not (tmp_path / "xdg").exists()
+
+
+def test_compilation_cache_none_turns_it_off(tmp_path):
+    assert run_worker(tmp_path, "none") == {"hits": 0, "dir": None}
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_users_own_jax_cache_is_left_alone(tmp_path):
+    mine, fcnns = tmp_path / "mine", tmp_path / "fcnns"
+    report = run_worker(tmp_path, str(fcnns), JAX_COMPILATION_CACHE_DIR=str(mine))
+    assert report["dir"] == str(mine) and entries(mine) and not fcnns.exists()
+    off = run_worker(tmp_path, str(fcnns), JAX_ENABLE_COMPILATION_CACHE="false")
+    assert off["hits"] == 0 and not fcnns.exists()
+
+
+def test_cli_flag_chooses_the_directory(tmp_path):
+    directory = tmp_path / "cli-cache"
+    report = run_worker(tmp_path, "cli", "train", "--model", "lenet5", "--epochs", "1", "--no-progress",
+                        "--compilation-cache", str(directory))
+    assert report["dir"] == str(directory) and entries(directory)
+
+
+def test_cli_refuses_an_empty_directory(capsys):
+    from fcnn import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--compilation-cache", ""])
+    assert e.value.code == 2 and "--compilation-cache" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ in this process: the configuration only
+
+@pytest.fixture
+def jax_cache_config():
+    """Restores JAX's cache configuration and fcnn's record of it after the test."""
+    saved = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache, compilation_cache._ours)
+    yield
+    from jax.experimental.compilation_cache import compilation_cache as jax_cache
+
+    jax.config.update("jax_compilation_cache_dir", saved[0])
+    jax.config.update("jax_enable_compilation_cache", saved[1])
+    compilation_cache._ours = saved[2]
+    jax_cache.reset_cache()
+
+
+def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("FCNN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache.default_dir() == str(tmp_path / "fcnn" / "jax")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compilation_cache.default_dir() == str(tmp_path / "home" / ".cache" / "fcnn" / "jax")
+    monkeypatch.setenv("FCNN_CACHE_DIR", str(tmp_path / "x"))
+    assert compilation_cache.resolve(True) == str(tmp_path / "x")
+    monkeypatch.setenv("FCNN_CACHE_DIR", "None")
+    assert compilation_cache.resolve(True) is None
+
+
+@pytest.mark.parametrize("value", [None, False, "none", "NONE"])
+def test_resolve_no_cache(value):
+    assert compilation_cache.resolve(value) is None
+
+
+@pytest.mark.parametrize("value", [1, "", 0.5, ["dir"]])
+def test_resolve_refuses_other_values(value):
+    with pytest.raises(TypeError, match=r"fit: compilation_cache must be .*got " + repr(value).replace("[", r"\[")):
+        compilation_cache.resolve(value, "fit")
+
+
+def test_enable_follows_its_argument_and_keeps_a_users_setting(jax_cache_config, tmp_path):
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache._ours = None
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert compilation_cache.enable(a) == a == jax.config.jax_compilation_cache_dir and os.path.isdir(a)
+    assert compilation_cache.enable(b) == b == jax.config.jax_compilation_cache_dir
+    assert compilation_cache.enable(None) is None and jax.config.jax_compilation_cache_dir is None
+    jax.config.update("jax_compilation_cache_dir", a)  # the user's own
+    assert compilation_cache.enable(b) == a == jax.config.jax_compilation_cache_dir
+    assert compilation_cache.enable(None) == a == jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_enable_compilation_cache", False)
+    assert compilation_cache.enable(b) is None and jax.config.jax_compilation_cache_dir is None
+
+
+def test_enable_warns_and_stays_off_where_the_directory_cannot_be_made(jax_cache_config, tmp_path):
+    jax.config.update("jax_compilation_cache_dir", None)
+    compilation_cache._ours = None
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.warns(UserWarning, match="fit: JAX's compilation cache stays off: cannot create"):
+        assert compilation_cache.enable(blocker / "cache", "fit") is None
+    assert jax.config.jax_compilation_cache_dir is None
