@@ -25,9 +25,10 @@ def _c(v):
     return v[None, :, None, None] if LAYOUT == "NCHW" else v
 
 
-def conv(x, w, stride=1, pad=0):
+def conv(x, w, stride=1, pad=0, groups=1):
     dn = ("NCHW", "OIHW", "NCHW") if LAYOUT == "NCHW" else ("NHWC", "OIHW", "NHWC")
-    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=dn)
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=dn,
+                                        feature_group_count=groups)
 
 
 def max_pool(x, k=2, s=2, pad=0):
@@ -174,11 +175,13 @@ def cross_entropy(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def make_step(model: str, dtype=jnp.float32, compiler_options=None):
+def make_step(model: str, dtype=jnp.float32, compiler_options=None, forward=forward):
     """The jitted step; ``dtype=bfloat16`` casts params and input inside the differentiated
     function (float32 master params, momentum and BN statistics), as fcnn's ``compute_dtype``.
     ``compiler_options``: XLA's options for the step (default: the ones fcnn compiles with,
-    ``fcnn.compiler_options()``, so that the reference and fcnn get the same XLA)."""
+    ``fcnn.compiler_options()``, so that the reference and fcnn get the same XLA).
+    ``forward(model, params, state, x) -> (logits, new_state)``: the train-mode network
+    (default: this module's; ``benchmarks/zoo_lax.py`` passes torchvision's networks)."""
 
     def step(p, s, buf, x, y):
         def loss_fn(p):

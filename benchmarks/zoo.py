@@ -48,6 +48,24 @@ MODES = ["train:8:96", "train:32:128", "eval:1:224", "eval:32:224"]
 IMPLS = ["fcnn", "torch", "lax", "flax_linen", "equinox"]
 LR, MOMENTUM = 0.01, 0.9
 
+# The two networks every hand-written peer (benchmarks/zoo_<impl>.py) builds, described once as torchvision has them.
+# ResNet-50: per stage (bottleneck width, blocks, stride of the first block); a block's output has 4 × width channels.
+RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+# MobileNet-V2: (expansion t, output channels c, blocks n, first stride s), after a 3×3 stride-2 stem of 32 channels
+# and before a 1×1 convolution to 1280 channels; torchvision's ``inverted_residual_setting``.
+MOBILENET_V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                        (6, 320, 1, 1))
+
+
+def mobilenet_v2_blocks():
+    """MobileNet-V2's inverted residual blocks as ``(index in features, in channels, out channels, stride, t)``."""
+    blocks, cin = [], 32
+    for t, c, n, s in MOBILENET_V2_SETTING:
+        for i in range(n):
+            blocks.append((len(blocks) + 1, cin, c, s if i == 0 else 1, t))
+            cin = c
+    return blocks
+
 
 def parse_mode(text: str):
     mode, batch, size = text.split(":")
