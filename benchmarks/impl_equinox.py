@@ -119,7 +119,14 @@ class ResNet18(eqx.Module):
 def setup(model: str, batch: int, seed: int = 0):
     x, y = (jnp.asarray(a) for a in spec.data(model, batch, seed))
     cls = {"lenet": LeNet, "bncnn": BNCNN, "resnet18": ResNet18}[model]
-    net, state = eqx.nn.make_with_state(cls)(jax.random.key(seed))
+    return train_runner(*eqx.nn.make_with_state(cls)(jax.random.key(seed)), x, y)
+
+
+def train_runner(net, state, x, y):
+    """``run()``: one SGD step (momentum, optax) of ``net`` on the batch ``(x, y)``, returning the loss.
+
+    ``net(example, state) -> (logits, state)`` sees one example and is vmapped over the batch.
+    """
     tx = optax.sgd(spec.LR, momentum=spec.MOMENTUM)
     opt_state = tx.init(eqx.filter(net, eqx.is_array))
 

@@ -70,8 +70,11 @@ def setup(model: str, batch: int, seed: int = 0):
     y = jnp.asarray(y)
     net = {"lenet": LeNet, "bncnn": BNCNN, "resnet18": ResNet18}[model]()
     variables = net.init(jax.random.key(seed), x)
-    params = variables["params"]
-    stats = variables.get("batch_stats", {})
+    return train_runner(net, variables["params"], variables.get("batch_stats", {}), x, y)
+
+
+def train_runner(net, params, stats, x, y):
+    """``run()``: one SGD step (momentum, optax) of ``net`` on the NHWC batch ``(x, y)``, returning the loss."""
     tx = optax.sgd(spec.LR, momentum=spec.MOMENTUM)
     opt_state = tx.init(params)
 

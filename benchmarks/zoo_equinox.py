@@ -1,7 +1,7 @@
 """ResNet-50 and MobileNet-V2 in Equinox, written as Equinox's users write them.
 
 Modules see one example (CHW) and are ``jax.vmap``-ed over the batch with ``axis_name="batch"``;
-``eqx.nn.BatchNorm(mode="batch")`` keeps its statistics in an ``eqx.nn.State``; optax's SGD;
+``eqx.nn.BatchNorm(mode="batch")`` keeps its statistics in an ``eqx.nn.State``; optax's SGD (the step of ``benchmarks/impl_equinox.py``);
 ``eqx.filter_jit`` for the train step and for the eval forward (``eqx.nn.inference_mode``).
 
 Fields are named after torchvision's modules (``layer1[0].conv1``, ``features[2].conv[1][0]``), so a
@@ -21,9 +21,8 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
-from benchmarks import zoo
+from benchmarks import impl_equinox, zoo
 
 MODELS = {"resnet50", "mobilenet_v2"}
 
@@ -185,25 +184,4 @@ def setup(name, mode, batch, size, state_dict, seed=0):
 
         net = eqx.nn.inference_mode(net)
         return lambda: forward(net, state, x)
-    tx = optax.sgd(zoo.LR, momentum=zoo.MOMENTUM)
-    opt_state = tx.init(eqx.filter(net, eqx.is_array))
-
-    @eqx.filter_jit(donate="all-except-first")
-    def step(batch, net, state, opt_state):
-        x, y = batch
-
-        def loss_fn(net):
-            logits, new_state = jax.vmap(net, axis_name="batch", in_axes=(0, None), out_axes=(0, None))(x, state)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_state
-
-        (loss, new_state), g = eqx.filter_value_and_grad(loss_fn, has_aux=True)(net)
-        updates, opt_state = tx.update(g, opt_state, eqx.filter(net, eqx.is_array))
-        return eqx.apply_updates(net, updates), new_state, opt_state, loss
-
-    carry = [net, state, opt_state]
-
-    def run():
-        carry[0], carry[1], carry[2], loss = step((x, y), *carry)
-        return loss
-
-    return run
+    return impl_equinox.train_runner(net, state, x, y)

@@ -2,7 +2,7 @@
 
 NHWC activations and HWIO kernels (``fnn.Conv``), ``fnn.BatchNorm(use_running_average=not train)``
 with its statistics in the ``batch_stats`` collection (``mutable=["batch_stats"]`` in training),
-optax's SGD, one ``jax.jit`` each for the train step and the eval forward. The input batch is
+optax's SGD (the step of ``benchmarks/impl_flax_linen.py``), one ``jax.jit`` each for the train step and the eval forward. The input batch is
 transposed to NHWC once, outside the timed call.
 
 Submodules are named after torchvision's modules (``layer1.0``/``conv1``, ``features.2``/``conv.1``/``0``),
@@ -21,10 +21,9 @@ import flax.linen as fnn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import traverse_util
 
-from benchmarks import zoo
+from benchmarks import impl_flax_linen, zoo
 
 MODELS = {"resnet50", "mobilenet_v2"}
 
@@ -145,23 +144,4 @@ def setup(name, mode, batch, size, state_dict, seed=0):
     if mode == "eval":
         forward = jax.jit(lambda variables, x: net.apply(variables, x, train=False))
         return lambda: forward(variables, x)
-    params, stats = variables["params"], variables["batch_stats"]
-    tx = optax.sgd(zoo.LR, momentum=zoo.MOMENTUM)
-
-    def _step(params, stats, opt_state, x, y):
-        def loss_fn(params):
-            logits, new = net.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new["batch_stats"]
-
-        (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), stats, opt_state, loss
-
-    step = jax.jit(_step, donate_argnums=(0, 1, 2))
-    carry = [params, stats, tx.init(params)]
-
-    def run():
-        carry[0], carry[1], carry[2], loss = step(*carry, x, y)
-        return loss
-
-    return run
+    return impl_flax_linen.train_runner(net, variables["params"], variables["batch_stats"], x, y)
