@@ -1,7 +1,7 @@
 """torchvision's networks, train step and inference: ``python -m benchmarks.zoo``.
 
 Run: ``python -m benchmarks.zoo [--models resnet50,mobilenet_v2] [--modes train:8:96,eval:1:224]
-[--impls fcnn,torch,lax,flax_linen,equinox] [--rounds 7] [--json FILE]``.
+[--impls fcnn,torch,lax,flax_linen,equinox] [--rounds 7] [--dtype bfloat16] [--time-limit S] [--json FILE]``.
 
 Each implementation runs one case (model, mode, batch, image size) from the
 same torchvision weights and the same batch, as its users write it:
@@ -11,19 +11,25 @@ same torchvision weights and the same batch, as its users write it:
                  ``fcnn.train.make_train_step``, inference through ``fcnn.jit``
                  of ``model.apply(..., train=False)``.
   ``torch``      the torchvision model, eager (``torch.no_grad`` and ``eval()``
-                 for inference).
+                 for inference); on CUDA when there is one (cuDNN autotuning and
+                 TF32 allowed, as XLA's default precision on that hardware), and
+                 then each call synchronises before the timer stops.
   ``lax``, ``flax_linen``, ``equinox``
                  hand-written in each (``benchmarks/zoo_<impl>.py``), for the
                  models listed in its ``MODELS``.
 
 A train step is SGD with momentum 0.9 on cross-entropy in training mode
-(batch statistics); inference is the eval-mode forward. All cases of a model
+(batch statistics); inference is the eval-mode forward. ``--dtype bfloat16``
+is mixed precision: bfloat16 compute over float32 parameters, optimizer state
+and BN statistics (fcnn's ``compute_dtype``, torch's ``autocast``, the lax
+reference's cast inside the step); the Flax and Equinox peers have no such
+variant and are reported n/a. All cases of a model
 run in one process, interleaved round by round in a rotated order, so a noisy
 machine slows every implementation alike; each call is timed from Python to
 the result being ready. Reported: median ms, its ratio to torch, the
 implementation's first call (tracing + compilation for JAX), and the achieved
 GFLOP/s: the convolution and matrix-product FLOPs torch's ``FlopCounterMode``
-counts for the case, over the median time. The machine's own matrix-product
+counts for the case (on the meta device: shapes only), over the median time. The machine's own matrix-product
 rate (float32 2048² × 2048²; XLA and torch) is printed with the table, the
 practical upper bound for these networks. Results: ``benchmarks/README.md``.
 """
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -90,16 +97,31 @@ def _torchvision():
     return import_torchvision()
 
 
-def torch_model(name: str, seed: int = 0):
+def torch_model(name: str, seed: int = 0, device=None):
+    """torchvision's ``name`` with random weights (``torch.manual_seed(seed)``), built on ``device``."""
     import torch
 
     torchvision = _torchvision()
 
     torch.manual_seed(seed)
-    return torchvision.models.get_model(name, weights=None)
+    with torch.device(device or "cpu"):
+        return torchvision.models.get_model(name, weights=None)
+
+
+def torch_device():
+    """CUDA when there is one (the GPU run), else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _block(out):
+    """Wait for ``out``: a JAX array, or a torch tensor (on CUDA: the device synchronised)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(out, torch.Tensor):
+        if out.is_cuda:
+            torch.cuda.synchronize()
+        return out
     if hasattr(out, "block_until_ready"):
         return out.block_until_ready()
     import jax
@@ -107,9 +129,23 @@ def _block(out):
     return jax.block_until_ready(out)
 
 
+def _bfloat16(dtype) -> bool:
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    return dtype == "bfloat16"
+
+
+def cast_floating(tree, dtype):
+    """``tree`` with its floating arrays cast to ``dtype`` (integer leaves stay)."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
 # --- the two implementations every model has -------------------------------------------------------------------------
 
-def setup_fcnn(name, mode, batch, size, state_dict, seed=0):
+def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
     import jax.numpy as jnp
 
     import fcnn
@@ -119,13 +155,18 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0):
     net = models.get(name)
     params, state = load_state_dict(net, state_dict)
     x, y = (jnp.asarray(a) for a in data(batch, size, seed))
+    half = _bfloat16(dtype)
     if mode == "eval":
-        forward = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
+        if half:  # bfloat16 params and input, float32 BN statistics: as make_train_step's compute_dtype
+            forward = fcnn.jit(lambda p, s, x: net.apply(cast_floating(p, jnp.bfloat16), s, x.astype(jnp.bfloat16),
+                                                         train=False)[0])
+        else:
+            forward = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
         return lambda: forward(params, state, x)
     opt = optim.SGD(LR, momentum=MOMENTUM)
     ts = train.create_train_state(net, opt, seed)
     ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
-    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt)
+    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, compute_dtype=jnp.bfloat16 if half else None)
     carry = [ts]
 
     def run():
@@ -135,17 +176,25 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0):
     return run
 
 
-def setup_torch(name, mode, batch, size, state_dict, seed=0):
+def setup_torch(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
     import torch
 
+    dev = torch_device()
+    if dev.type == "cuda":
+        # cuDNN picks its fastest algorithms (XLA autotunes too); TF32 for float32 as XLA's default precision.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     net = torch_model(name, seed)
     net.load_state_dict(state_dict)
-    x, y = (torch.from_numpy(a) for a in data(batch, size, seed))
+    net.to(dev)
+    x, y = (torch.from_numpy(a).to(dev) for a in data(batch, size, seed))
+    half = _bfloat16(dtype)
     if mode == "eval":
         net.eval()
 
         def forward():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
                 return net(x)
 
         return forward
@@ -155,7 +204,9 @@ def setup_torch(name, mode, batch, size, state_dict, seed=0):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
+            logits = net(x)
+        loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -168,8 +219,9 @@ def flops(name, mode, batch, size) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = torch_model(name)
-    x, y = (torch.from_numpy(a) for a in data(batch, size))
+    net = torch_model(name, device="meta")
+    x = torch.empty((batch, 3, size, size), device="meta")
+    y = torch.zeros(batch, dtype=torch.long, device="meta")
     counter = FlopCounterMode(display=False)
     if mode == "eval":
         net.eval()
@@ -181,18 +233,22 @@ def flops(name, mode, batch, size) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict:
-    """The machine's float32 ``n×n @ n×n`` rate in GFLOP/s, through XLA and through torch (best of ``repeats``)."""
+def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> dict:
+    """The machine's ``n×n @ n×n`` rate in ``dtype`` in GFLOP/s, through XLA and through torch (best of ``repeats``;
+    on the device each runs on: JAX's default one, and CUDA for torch when there is one, with TF32 allowed)."""
     import jax
     import jax.numpy as jnp
     import torch
 
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)).astype(dtype)
     mm = jax.jit(jnp.dot)
     mm(a, a).block_until_ready()
-    ta = torch.from_numpy(np.asarray(a))
+    dev = torch_device()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    ta = torch.from_numpy(np.asarray(a, np.float32)).to(dev, getattr(torch, dtype))
+    _block(torch.mm(ta, ta))
     out = {}
-    for impl, f in (("xla", lambda: mm(a, a).block_until_ready()), ("torch", lambda: torch.mm(ta, ta))):
+    for impl, f in (("xla", lambda: mm(a, a).block_until_ready()), ("torch", lambda: _block(torch.mm(ta, ta)))):
         best = float("inf")
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -202,27 +258,38 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict:
     return out
 
 
-def _setup(impl, name, mode, batch, size, state_dict):
+def _setup(impl, name, mode, batch, size, state_dict, dtype="float32"):
     if impl == "fcnn":
-        return setup_fcnn(name, mode, batch, size, state_dict)
+        return setup_fcnn(name, mode, batch, size, state_dict, dtype=dtype)
     if impl == "torch":
-        return setup_torch(name, mode, batch, size, state_dict)
+        return setup_torch(name, mode, batch, size, state_dict, dtype=dtype)
     mod = importlib.import_module(f"benchmarks.zoo_{impl}")
     if name not in mod.MODELS:
         raise NotImplementedError(f"{impl} has no {name}")
-    return mod.setup(name, mode, batch, size, state_dict)
+    if dtype == "float32":
+        return mod.setup(name, mode, batch, size, state_dict)
+    if "dtype" not in inspect.signature(mod.setup).parameters:
+        raise NotImplementedError(f"{impl} has no {dtype} variant")
+    return mod.setup(name, mode, batch, size, state_dict, dtype=dtype)
 
 
-def run_model(name, modes, impls, rounds, calls, seconds_per_case):
-    """Time every (mode, impl) of one model, interleaved; returns the result rows."""
+def run_model(name, modes, impls, rounds, calls, seconds_per_case, dtype="float32", over=lambda frac: False):
+    """Time every (mode, impl) of one model, interleaved; returns the result rows.
+
+    ``over(frac)``: whether that fraction of the run's time limit has passed (no new setup after 0.6 of
+    it, no new round after all of it).
+    """
     state_dict = {k: v.detach().clone() for k, v in torch_model(name).state_dict().items()}
     runners, first, notes = {}, {}, {}
     for mode_text in modes:
         mode, batch, size = parse_mode(mode_text)
         for impl in impls:
+            if over(0.6):
+                notes[mode_text, impl] = "not run (--time-limit)"
+                continue
             try:
                 t0 = time.perf_counter()
-                run = _setup(impl, name, mode, batch, size, state_dict)
+                run = _setup(impl, name, mode, batch, size, state_dict, dtype)
                 _block(run())
                 first[mode_text, impl] = time.perf_counter() - t0
                 runners[mode_text, impl] = run
@@ -232,7 +299,7 @@ def run_model(name, modes, impls, rounds, calls, seconds_per_case):
     order = list(runners)
     deadline = time.perf_counter() + seconds_per_case * max(1, len(modes))
     for r in range(rounds):
-        if r >= 2 and time.perf_counter() > deadline:
+        if r >= 2 and (time.perf_counter() > deadline or over(1.0)):
             break
         k = r % max(1, len(order))
         for key in order[k:] + order[:k]:
@@ -265,7 +332,7 @@ def table(rows, meta) -> str:
         f"{meta['date']} — {meta['machine']}; load average before/after: "
         f"{' '.join(f'{v:.2f}' for v in meta['load_before'])} / {' '.join(f'{v:.2f}' for v in meta['load_after'])}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
-        f"float32 matrix product 2048²: XLA {meta['matmul_gflops']['xla']:.0f} GFLOP/s, "
+        f"{meta['dtype']} matrix product 2048²: XLA {meta['matmul_gflops']['xla']:.0f} GFLOP/s, "
         f"torch {meta['matmul_gflops']['torch']:.0f} GFLOP/s",
         "",
         "| model | case | implementation | median ms | × torch | GFLOP/s | first call s |",
@@ -291,6 +358,11 @@ def main(argv=None):
     ap.add_argument("--calls", type=int, default=2, help="calls per implementation per round")
     ap.add_argument("--seconds-per-case", type=float, default=60.0,
                     help="after two rounds, stop a model's rounds once this many seconds per mode have passed")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="compute dtype (bfloat16: mixed precision, for the implementations that have it)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds for the whole run: no new setup after 60%% of it, no new round after it "
+                         "(for runs on a lent machine; what was measured is still reported)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import jax
@@ -312,12 +384,16 @@ def main(argv=None):
             pass
     meta = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                       f"jax backend {jax.default_backend()}, torch threads {torch.get_num_threads()}",
-            "versions": versions, "load_before": os.getloadavg(), "matmul_gflops": matmul_gflops()}
+                       f"jax backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+                       f"torch on {torch_device().type}, torch threads {torch.get_num_threads()}",
+            "versions": versions, "dtype": args.dtype, "load_before": os.getloadavg(),
+            "matmul_gflops": matmul_gflops(dtype=args.dtype)}
     print(json.dumps(meta), flush=True)
+    start, limit = time.perf_counter(), args.time_limit or float("inf")
     rows = []
     for name in models:
-        rows += run_model(name, modes, impls, args.rounds, args.calls, args.seconds_per_case)
+        rows += run_model(name, modes, impls, args.rounds, args.calls, args.seconds_per_case, args.dtype,
+                          over=lambda frac: time.perf_counter() - start > frac * limit)
     meta["load_after"] = os.getloadavg()
     print()
     print(table(rows, meta))

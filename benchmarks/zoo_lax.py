@@ -17,8 +17,6 @@ first loss equals torch's with the dropout off.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -30,9 +28,10 @@ MODELS = {"resnet50", "mobilenet_v2"}
 
 
 def _bn_eval(x, w, b, mean, var, eps=1e-5):
-    """Eval-mode BN: the running statistics, folded into one scale and shift per channel."""
+    """Eval-mode BN: the running statistics, folded into one scale and shift per channel (in ``x``'s dtype)."""
     scale = w * jax.lax.rsqrt(var + eps)
-    return x * scale[None, :, None, None] + (b - mean * scale)[None, :, None, None]
+    shift = b - mean * scale
+    return x * scale.astype(x.dtype)[None, :, None, None] + shift.astype(x.dtype)[None, :, None, None]
 
 
 def _resnet50(p, bn, x):
@@ -84,18 +83,26 @@ def forward(name, p, s, x, train=True):
     return (logits, new_s) if train else logits
 
 
-def setup(name, mode, batch, size, state_dict, seed=0):
-    """One train step or one eval forward of ``name`` from torchvision's ``state_dict`` (see ``benchmarks/zoo.py``)."""
+def setup(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
+    """One train step or one eval forward of ``name`` from torchvision's ``state_dict`` (see ``benchmarks/zoo.py``).
+
+    ``dtype="bfloat16"``: params and input cast to bfloat16 inside the jitted function, the BN statistics
+    and (in training) the master params and momentum float32: impl_lax's mixed precision.
+    """
     if name not in MODELS:
         raise NotImplementedError(f"lax has no {name}")
     p = {k: jnp.asarray(v.numpy()) for k, v in state_dict.items() if not k.endswith(("running_mean", "running_var",
                                                                                      "num_batches_tracked"))}
     s = {k: jnp.asarray(v.numpy()) for k, v in state_dict.items() if k.endswith(("running_mean", "running_var"))}
     x, y = (jnp.asarray(a) for a in zoo.data(batch, size, seed))
+    dtype = jnp.dtype(dtype)
     if mode == "eval":
-        run = jax.jit(functools.partial(forward, name, train=False), compiler_options=xla.compiler_options())
+        def evaluate(p, s, x):
+            return forward(name, zoo.cast_floating(p, dtype), s, x.astype(dtype), train=False)
+
+        run = jax.jit(evaluate, compiler_options=xla.compiler_options())
         return lambda: run(p, s, x)
-    step = impl_lax.make_step(name, forward=forward)
+    step = impl_lax.make_step(name, dtype, forward=forward)
     carry = [p, s, jax.tree.map(jnp.zeros_like, p)]
 
     def run():
