@@ -245,7 +245,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> di
     mm(a, a).block_until_ready()
     dev = torch_device()
     torch.backends.cuda.matmul.allow_tf32 = True
-    ta = torch.from_numpy(np.asarray(a, np.float32)).to(dev, getattr(torch, dtype))
+    ta = torch.from_numpy(np.array(a, np.float32)).to(dev, getattr(torch, dtype))
     _block(torch.mm(ta, ta))
     out = {}
     for impl, f in (("xla", lambda: mm(a, a).block_until_ready()), ("torch", lambda: _block(torch.mm(ta, ta)))):
