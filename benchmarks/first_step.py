@@ -14,8 +14,9 @@ from the persistent cache) and the first execution. ``first call`` is their
 sum: what the first ``step(...)`` costs (``run`` is mostly the step itself). ``init`` is building the network and
 its parameters, which ``fit`` also does before the first step.
 
-The child runs twice with the same JAX compilation cache directory (fcnn's
-:mod:`fcnn.compilation_cache`, JAX's default thresholds): ``cold`` starts
+The child runs twice with the same JAX compilation cache directory, set as
+``fit`` sets it (:func:`fcnn.compilation_cache.enable`: every program is
+cached, ``model.init``'s small ones too): ``cold`` starts
 from an empty directory, ``warm`` is a new process that finds the programs
 the cold run wrote. ``hits`` counts the compilations served from the cache
 (JAX's ``/jax/compilation_cache/cache_hits`` event).

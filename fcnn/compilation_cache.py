@@ -13,15 +13,23 @@ Where: ``$FCNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/fcnn/jax``, else
 ``fit(..., compilation_cache=DIR | None)`` and ``fcnn train --compilation-cache
 DIR|none`` choose per run.
 
+What: every program, including the small ones JAX compiles for each
+operation run outside ``jit``. Those are what ``model.init`` costs (ResNet-50:
+about 60 programs, seconds in all), so with fcnn's cache on,
+``jax_persistent_cache_min_compile_time_secs`` is 0 instead of JAX's default
+1 s, where you have not set it yourself (``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``
+or a value other than 1). The directory grows by an entry per new program
+(kilobytes for an operation, about half a megabyte for a ResNet-50 train
+step); delete it whenever you like.
+
 The cache is JAX's process-wide configuration (``jax_compilation_cache_dir``):
-once set, every program the process compiles afterwards and that takes at least
-``jax_persistent_cache_min_compile_time_secs`` (JAX's default: 1 s) to compile
-is written there, not only fcnn's. fcnn sets it only when you have not
-configured JAX's cache yourself: if ``jax_compilation_cache_dir`` already names
-a directory fcnn did not set (``JAX_COMPILATION_CACHE_DIR``,
-``jax.config.update``), or ``jax_enable_compilation_cache`` is off, fcnn leaves
-JAX's configuration as it is, whatever its arguments say. JAX's other cache
-settings (thresholds, size limit) are JAX's defaults unless you change them.
+once set, every program the process compiles afterwards is written there, not
+only fcnn's. fcnn sets it only when you have not configured JAX's cache
+yourself: if ``jax_compilation_cache_dir`` already names a directory fcnn did
+not set (``JAX_COMPILATION_CACHE_DIR``, ``jax.config.update``), or
+``jax_enable_compilation_cache`` is off, fcnn leaves JAX's configuration as it
+is (thresholds included), whatever its arguments say. Turning fcnn's cache
+off (``enable(None)``) gives JAX back its default threshold.
 
 As JAX warns, a compilation cache is trusted code: do not point it at a
 directory others can write to.
@@ -38,6 +46,10 @@ ENV = "FCNN_CACHE_DIR"
 
 # The directory fcnn itself gave JAX (None: fcnn has not configured the cache in this process).
 _ours: str | None = None
+# Whether the minimum compile time in force is fcnn's (0) rather than JAX's default or the user's.
+_our_threshold = False
+_MIN_TIME = "jax_persistent_cache_min_compile_time_secs"
+_JAX_DEFAULT_MIN_TIME = 1.0
 
 
 def default_dir() -> str | None:
@@ -107,6 +119,7 @@ def enable(cache=True, where: str = "compilation_cache") -> str | None:
             warnings.warn(f"{where}: JAX's compilation cache stays off: cannot create {path!r} ({error})",
                           stacklevel=2)
             path = None
+    _set_threshold(path is not None)
     if path == _ours:
         return path
     if _ours is not None:
@@ -117,3 +130,17 @@ def enable(cache=True, where: str = "compilation_cache") -> str | None:
     jax.config.update("jax_compilation_cache_dir", path)
     _ours = path
     return path
+
+
+def _set_threshold(on: bool) -> None:
+    """Cache every program while fcnn's cache is on, unless the user chose a minimum compile time."""
+    global _our_threshold
+    if on and not _our_threshold:
+        user_set = _MIN_TIME.upper() in os.environ or getattr(jax.config, _MIN_TIME) != _JAX_DEFAULT_MIN_TIME
+        if not user_set:
+            jax.config.update(_MIN_TIME, 0.0)
+            _our_threshold = True
+    elif not on and _our_threshold:
+        if getattr(jax.config, _MIN_TIME) == 0.0:  # still ours
+            jax.config.update(_MIN_TIME, _JAX_DEFAULT_MIN_TIME)
+        _our_threshold = False

@@ -32,15 +32,15 @@ else:
     options = {} if sys.argv[1] == "default" else {"compilation_cache": None if sys.argv[1] == "none" else sys.argv[1]}
     train.fit(model, batches, batches, nn.CrossEntropyLoss(), optim.SGD(0.1), 1, progress=False, **options)
 print(json.dumps({"hits": events.get("/jax/compilation_cache/cache_hits", 0),
-                  "dir": jax.config.jax_compilation_cache_dir}))
+                  "dir": jax.config.jax_compilation_cache_dir,
+                  "min_time": jax.config.jax_persistent_cache_min_compile_time_secs}))
 """
 
 
 def run_worker(tmp_path, *argv, **env):
-    """The worker's report; JAX caches every program (no minimum compile time), HOME and XDG under tmp_path."""
+    """The worker's report, with HOME and XDG_CACHE_HOME under tmp_path and no JAX settings but ``env``'s."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "FCNN_CACHE_DIR"))}
-    environ.update(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", HOME=str(tmp_path / "home"),
-                   XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=ROOT, **env)
+    environ.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=ROOT, **env)
     proc = subprocess.run([sys.executable, "-c", WORKER, *argv], cwd=ROOT, env=environ, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -55,7 +55,8 @@ def test_a_new_process_reads_the_compiled_steps_from_the_default_directory(tmp_p
     directory = str(tmp_path / "xdg" / "fcnn" / "jax")
     cold = run_worker(tmp_path, "default")
     written = entries(directory)
-    assert cold["dir"] == directory and cold["hits"] == 0 and written
+    # every program is cached, the tiny network's steps and the operations run outside jit alike
+    assert cold["dir"] == directory and cold["min_time"] == 0 and cold["hits"] == 0 and written
     warm = run_worker(tmp_path, "default")
     # every program the second process needed was in the cache: it hit them all and wrote nothing new
     assert warm["dir"] == directory and warm["hits"] >= len(written)
@@ -67,20 +68,26 @@ def test_fcnn_cache_dir_chooses_the_default_and_none_turns_it_off(tmp_path):
     assert run_worker(tmp_path, "default", FCNN_CACHE_DIR=str(chosen))["dir"] == str(chosen)
     assert entries(chosen)
     off = run_worker(tmp_path, "default", FCNN_CACHE_DIR="none")
-    assert off == {"hits": 0, "dir": None} and not (tmp_path / "xdg").exists()
+    assert off == {"hits": 0, "dir": None, "min_time": 1.0} and not (tmp_path / "xdg").exists()
 
 
 def test_compilation_cache_none_turns_it_off(tmp_path):
-    assert run_worker(tmp_path, "none") == {"hits": 0, "dir": None}
+    assert run_worker(tmp_path, "none") == {"hits": 0, "dir": None, "min_time": 1.0}
     assert not (tmp_path / "xdg").exists() and not (tmp_path / "home").exists()
 
 
 def test_a_users_own_jax_cache_is_left_alone(tmp_path):
     mine, fcnns = tmp_path / "mine", tmp_path / "fcnns"
-    report = run_worker(tmp_path, str(fcnns), JAX_COMPILATION_CACHE_DIR=str(mine))
+    report = run_worker(tmp_path, str(fcnns), JAX_COMPILATION_CACHE_DIR=str(mine),
+                        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     assert report["dir"] == str(mine) and entries(mine) and not fcnns.exists()
+    # with the user's directory JAX's default threshold stays too
+    report = run_worker(tmp_path, str(fcnns), JAX_COMPILATION_CACHE_DIR=str(mine))
+    assert report["dir"] == str(mine) and report["min_time"] == 1.0 and not fcnns.exists()
     off = run_worker(tmp_path, str(fcnns), JAX_ENABLE_COMPILATION_CACHE="false")
-    assert off["hits"] == 0 and not fcnns.exists()
+    assert off["hits"] == 0 and off["min_time"] == 1.0 and not fcnns.exists()
+    # a threshold of the user's own is kept with fcnn's directory
+    assert run_worker(tmp_path, str(fcnns), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="2")["min_time"] == 2
 
 
 def test_cli_flag_chooses_the_directory(tmp_path):
@@ -103,13 +110,15 @@ def test_cli_refuses_an_empty_directory(capsys):
 @pytest.fixture
 def jax_cache_config():
     """Restores JAX's cache configuration and fcnn's record of it after the test."""
-    saved = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache, compilation_cache._ours)
+    names = ("jax_compilation_cache_dir", "jax_enable_compilation_cache", "jax_persistent_cache_min_compile_time_secs")
+    saved = [getattr(jax.config, name) for name in names]
+    fcnns = compilation_cache._ours, compilation_cache._our_threshold
     yield
     from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
-    jax.config.update("jax_compilation_cache_dir", saved[0])
-    jax.config.update("jax_enable_compilation_cache", saved[1])
-    compilation_cache._ours = saved[2]
+    for name, value in zip(names, saved):
+        jax.config.update(name, value)
+    compilation_cache._ours, compilation_cache._our_threshold = fcnns
     jax_cache.reset_cache()
 
 
@@ -137,15 +146,27 @@ def test_resolve_refuses_other_values(value):
         compilation_cache.resolve(value, "fit")
 
 
-def test_enable_follows_its_argument_and_keeps_a_users_setting(jax_cache_config, tmp_path):
+def min_time():
+    return jax.config.jax_persistent_cache_min_compile_time_secs
+
+
+def test_enable_follows_its_argument_and_keeps_a_users_setting(jax_cache_config, monkeypatch, tmp_path):
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
     jax.config.update("jax_compilation_cache_dir", None)
-    compilation_cache._ours = None
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    compilation_cache._ours, compilation_cache._our_threshold = None, False
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert compilation_cache.enable(a) == a == jax.config.jax_compilation_cache_dir and os.path.isdir(a)
-    assert compilation_cache.enable(b) == b == jax.config.jax_compilation_cache_dir
+    assert min_time() == 0
+    assert compilation_cache.enable(b) == b == jax.config.jax_compilation_cache_dir and min_time() == 0
     assert compilation_cache.enable(None) is None and jax.config.jax_compilation_cache_dir is None
-    jax.config.update("jax_compilation_cache_dir", a)  # the user's own
-    assert compilation_cache.enable(b) == a == jax.config.jax_compilation_cache_dir
+    assert min_time() == 1
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)  # the user's own threshold
+    assert compilation_cache.enable(a) == a and min_time() == 0.5
+    assert compilation_cache.enable(None) is None and min_time() == 0.5
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_compilation_cache_dir", a)  # the user's own directory
+    assert compilation_cache.enable(b) == a == jax.config.jax_compilation_cache_dir and min_time() == 1
     assert compilation_cache.enable(None) == a == jax.config.jax_compilation_cache_dir
     jax.config.update("jax_compilation_cache_dir", None)
     jax.config.update("jax_enable_compilation_cache", False)
