@@ -32,6 +32,13 @@ GFLOP/s: the convolution and matrix-product FLOPs torch's ``FlopCounterMode``
 counts for the case (on the meta device: shapes only), over the median time. The machine's own matrix-product
 rate (float32 2048² × 2048²; XLA and torch) is printed with the table, the
 practical upper bound for these networks. Results: ``benchmarks/README.md``.
+
+On a CPU shared with other work, torch's OpenMP threads spin while they wait
+for each other and lose their cores to the other processes: on the 2-core
+machine at load 5–8, torch's ResNet-50 eval took 2.3 s instead of 0.16 s.
+There, run with ``OMP_WAIT_POLICY=PASSIVE`` in the environment (XLA's thread
+pool does not spin that way) and say so beside the numbers; on a quiet machine
+leave torch's default.
 """
 
 from __future__ import annotations
