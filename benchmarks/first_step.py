@@ -11,8 +11,10 @@ eval forward ``fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])``
 — through JAX's stages, each timed: ``trace`` (Python runs the model and
 records the program), ``lower`` (to StableHLO), ``compile`` (XLA, or a read
 from the persistent cache) and the first execution. ``first call`` is their
-sum: what the first ``step(...)`` costs (``run`` is mostly the step itself). ``init`` is building the network and
-its parameters, which ``fit`` also does before the first step.
+sum: what the first ``step(...)`` costs (``run`` is mostly the step itself).
+``init`` is building the network and its parameters, which ``fit`` also does
+before the first step; the cases of a model share a process, so a later case's
+``init`` finds the operations' programs compiled by an earlier one.
 
 The child runs twice with the same JAX compilation cache directory, set as
 ``fit`` sets it (:func:`fcnn.compilation_cache.enable`: every program is
@@ -95,14 +97,14 @@ def measure(name: str, modes: list[str], cache_dir: str) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| model | case | init s | cold: trace s | lower s | compile s | run s | first call s "
-            "| warm: trace s | lower s | compile s (cache read) | run s | first call s | hits |")
+    head = ("| model | case | cold: init s | trace s | lower s | compile s | run s | first call s "
+            "| warm: init s | trace s | lower s | compile s (cache read) | run s | first call s | hits |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     by = {(r["model"], r["case"], r["run_kind"]): r for r in rows}
     for model, case in dict.fromkeys((r["model"], r["case"]) for r in rows):
         c, w = by[model, case, "cold"], by[model, case, "warm"]
-        cells = [f"{c['init']:.1f}"] + [f"{r[k]:.2f}" for r in (c, w) for k in ("trace", "lower", "compile", "run",
-                                                                                    "first_call")]
+        cells = [f"{r[k]:.{1 if k == 'init' else 2}f}" for r in (c, w)
+                 for k in ("init", "trace", "lower", "compile", "run", "first_call")]
         lines.append(f"| {model} | {case} | " + " | ".join(cells) + f" | {w['hits']} |")
     return "\n".join(lines)
 
