@@ -1,12 +1,16 @@
 """Where a compiled train step spends its time, per XLA op: ``python -m benchmarks.profile bncnn 64``.
 
 Compiles fcnn's step (``--impl lax`` for the hand-written reference) for one
-benchmark case, runs it under ``jax.profiler`` and prints the traced XLA
+benchmark case, or for one of ``benchmarks.zoo``'s torchvision networks
+(``python -m benchmarks.profile mobilenet_v2 8 --size 96``, ``--eval`` for the
+inference forward), runs it under ``jax.profiler`` and prints the traced XLA
 operations (fusions, convolutions, YNNPACK calls), slowest first, each with
 its output shape and the JAX operation it came from. On XLA:CPU some Eigen
 convolutions run on the intra-op thread pool and are not traced as
 operations, and traced operations can overlap, so the traced time is a guide
-to where the time goes rather than a partition of the step.
+to where the time goes rather than a partition of the step. The operations
+are also summed by kind (convolutions by kernel and grouping, reductions,
+element-wise fusions, copies and transposes, scans).
 ``--hlo FILE`` also writes the optimized HLO, to look the fusions up.
 
 This is how the fifth session found the channel-first ReLU masks behind the
@@ -55,6 +59,39 @@ def compiled_step(model: str, batch: int, impl: str):
     return compiled, lambda: compiled(ts, (x, y))
 
 
+def zoo_step(model: str, batch: int, size: int, train: bool):
+    """``(compiled program, run)`` for fcnn's train step or eval forward of a ``benchmarks.zoo`` network."""
+    from benchmarks import zoo
+
+    state_dict = {k: v.detach().clone() for k, v in zoo.torch_model(model).state_dict().items()}
+    run = zoo.setup_fcnn(model, "train" if train else "eval", batch, size, state_dict)
+    jax.block_until_ready(run())
+    return run.compiled(), run
+
+
+def kind(line: str) -> str:
+    """The kind of one optimized-HLO instruction, for the per-kind summary."""
+    if " convolution(" in line or "convolution" in line.split("=", 1)[-1][:80]:
+        window = re.search(r"window=\{size=([0-9x]+)", line)
+        groups = re.search(r"feature_group_count=(\d+)", line)
+        batch_groups = re.search(r"batch_group_count=(\d+)", line)
+        tag = f"conv {window.group(1) if window else '?'}"
+        if groups:
+            tag += " grouped"
+        if batch_groups:
+            tag += " batch-grouped (weight grad)"
+        return tag
+    for word, name in (("reduce-window", "reduce-window"), ("reduce(", "reduce"), ("while(", "loop"),
+                       ("dot(", "matmul"), ("transpose(", "transpose"), ("copy(", "copy"), ("scatter(", "scatter"),
+                       ("concatenate(", "concatenate"), ("select-and-scatter", "select-and-scatter")):
+        if word in line:
+            return name
+    if "fusion" in line:
+        fused = re.search(r"calls=%?([\w.-]+)", line)
+        return "fusion " + (fused.group(1).split(".")[0] if fused else "")
+    return "other"
+
+
 def profile(run, steps: int):
     """``(per-op microseconds summed over the steps, total microseconds of the steps)`` from a profiler trace."""
     jax.block_until_ready(run())
@@ -78,15 +115,20 @@ def profile(run, steps: int):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", choices=["lenet", "bncnn", "resnet18"])
+    ap.add_argument("model", help="lenet, bncnn, resnet18, or a benchmarks.zoo network")
     ap.add_argument("batch", type=int)
+    ap.add_argument("--size", type=int, default=96, help="image size for the zoo networks")
+    ap.add_argument("--eval", action="store_true", help="the zoo network's inference forward, not its train step")
     ap.add_argument("--impl", default="fcnn", choices=["fcnn", "lax"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--hlo", default=None, help="also write the optimized HLO to this file")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    compiled, run = compiled_step(args.model, args.batch, args.impl)
+    if args.model in ("lenet", "bncnn", "resnet18"):
+        compiled, run = compiled_step(args.model, args.batch, args.impl)
+    else:
+        compiled, run = zoo_step(args.model, args.batch, args.size, not args.eval)
     text = compiled.as_text()
     if args.hlo:
         with open(args.hlo, "w") as f:
@@ -95,6 +137,14 @@ def main(argv=None):
     per_op, total = profile(run, args.steps)
     print(f"{args.impl} {args.model} b{args.batch}: {total / args.steps / 1e3:.1f} ms per step, "
           f"{sum(per_op.values()) / args.steps / 1e3:.1f} ms in traced operations")
+    kinds = collections.defaultdict(float)
+    for name, us in per_op.items():
+        line = re.search(r"\n  %" + re.escape(name) + r" = [^\n]*", entry)
+        kinds[kind(line.group(0)) if line else "untraced/other"] += us
+    print(f"{'ms/step':>8}  kind")
+    for k, us in sorted(kinds.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"{us / args.steps / 1e3:8.2f}  {k}")
+    print()
     print(f"{'ms/step':>8}  {'operation':30s} {'output':36s} from")
     for name, us in sorted(per_op.items(), key=lambda kv: -kv[1])[:args.top]:
         line = re.search(r"\n  %" + re.escape(name) + r" = [^\n]*", entry)

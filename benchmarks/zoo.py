@@ -169,7 +169,9 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
                                                          train=False)[0])
         else:
             forward = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
-        return lambda: forward(params, state, x)
+        run = lambda: forward(params, state, x)  # noqa: E731
+        run.compiled = lambda: forward.lower(params, state, x).compile()
+        return run
     opt = optim.SGD(LR, momentum=MOMENTUM)
     ts = train.create_train_state(net, opt, seed)
     ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
@@ -180,6 +182,7 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
         carry[0], metrics = step(carry[0], (x, y))
         return metrics["loss"]
 
+    run.compiled = lambda: step.lower(carry[0], (x, y)).compile()
     return run
 
 

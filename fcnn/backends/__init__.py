@@ -47,8 +47,10 @@ import jax.numpy as jnp
 class ConvPlan(NamedTuple):
     """How :mod:`fcnn.backends.xla_cpu.conv` writes one convolution.
 
-    ``forward``: ``"xla"`` (XLA's convolution) or ``"stencil"`` (a sum of
-    window products; one input channel per group only). ``weight_grad``:
+    ``forward``: ``"xla"`` (XLA's convolution), ``"stencil"`` (a sum of
+    window products; one input channel per group only) or ``"matmul"`` (one
+    matrix product over the channels; 1×1 kernels without padding or groups
+    only, differentiated by JAX, so the other two fields do not apply). ``weight_grad``:
     ``"xla"`` or ``"window"`` (one matrix product per kernel tap).
     ``channels_last``: XLA's convolution between two transposes.
     """
@@ -108,8 +110,10 @@ class Policy:
         return (self.xla_cpu and not self.eager and len(shape) in (3, 4)
                 and math.prod(shape) >= self.channels_last_min_elements)
 
-    def conv(self, x_shape, w_shape, groups: int):
+    def conv(self, x_shape, w_shape, groups: int, pads):
         """The fast convolution for an ``x_shape`` input and ``w_shape`` weight, or ``None`` for the reference.
+
+        ``pads``: the (lo, hi) zero padding of each spatial dimension.
 
         On XLA:CPU: the per-tap weight gradient for grouped and 3-D
         convolutions with at least 2 input channels per group and a small
@@ -119,17 +123,24 @@ class Policy:
         convolutions (several groups of one input channel) and for 2-D
         convolutions of one input channel to at most
         :attr:`stencil_max_outputs` outputs, where XLA:CPU's convolution
-        packs its input one float at a time; and the layout rule.
+        packs its input one float at a time; and the layout rule. A 1×1
+        convolution without padding or groups is a matrix product over the
+        channels (of every ``stride``-th pixel): written as one, XLA reads the
+        weight in torch's ``(O, I)`` layout, where its convolution would
+        transpose it on every call, which dominates inference at small batches.
         """
         if not self.xla_cpu:
             return None
+        from fcnn.backends.xla_cpu import conv
+        if (groups == 1 and all(k == 1 for k in w_shape[2:])
+                and all(p == (0, 0) for p in pads)):
+            return functools.partial(conv.conv, plan=ConvPlan("matmul"))
         small_kernel = math.prod(w_shape[2:]) <= self.small_kernel_taps
         per_tap = (groups > 1 or len(x_shape) == 5) and w_shape[1] >= 2 and small_kernel
         first_layer = len(x_shape) == 4 and w_shape[0] <= self.stencil_max_outputs
         stencil = w_shape[1] == 1 and (groups > 1 or first_layer) and small_kernel
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
                         self.channels_last(x_shape))
-        from fcnn.backends.xla_cpu import conv
         return functools.partial(conv.conv, plan=plan)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import jax
 
 from fcnn import _checks
 from fcnn.functional._compiled import compiled
@@ -34,7 +34,9 @@ def linear(input, weight, bias=None):
             f"{where}: input's last dimension ({x.shape[-1]}) must equal weight's in_features ({w.shape[1]}); "
             f"input shape {tuple(x.shape)}, weight shape {tuple(w.shape)}"
         )
-    y = jnp.matmul(x, w.T)
+    # contracting weight's in_features axis directly (rather than x @ w.T) lets
+    # XLA read the weight in torch's layout instead of transposing it per call
+    y = jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))
     if bias is not None:
         b = _checks.as_array(bias, "bias", where)
         if b.shape != (w.shape[0],):

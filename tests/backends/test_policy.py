@@ -52,7 +52,7 @@ def test_the_layout_rule_changes_the_traced_program():
 
 def test_the_policy_picks_the_convolutions_formulation():
     cpu = Policy("cpu")
-    plan = lambda x, w, groups=1: cpu.conv(x, w, groups).keywords["plan"]  # noqa: E731
+    plan = lambda x, w, groups=1, pads=((1, 1), (1, 1)): cpu.conv(x, w, groups, pads).keywords["plan"]  # noqa: E731
     assert plan((8, 16, 32, 32), (32, 16, 3, 3)) == ConvPlan("xla", "xla", True)
     assert plan((64, 1, 28, 28), (6, 1, 5, 5)) == ConvPlan("stencil", "xla", True)  # LeNet's first layer
     assert plan((8, 1, 28, 28), (16, 1, 5, 5)).forward == "xla"  # more outputs than stencil_max_outputs
@@ -60,8 +60,13 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True)  # grouped
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
-    assert Policy("gpu").conv((8, 16, 32, 32), (32, 16, 3, 3), 1) is None
-    assert Policy("cpu", fast_paths=False).conv((8, 16, 32, 32), (32, 16, 3, 3), 1) is None
+    unpadded = ((0, 0), (0, 0))
+    assert plan((8, 64, 28, 28), (128, 64, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 1x1, also strided
+    assert plan((1, 320, 7, 7), (1280, 320, 1, 1), pads=unpadded) == ConvPlan("matmul")  # under the layout threshold
+    assert plan((8, 64, 28, 28), (128, 64, 1, 1)).forward == "xla"  # padded
+    assert plan((8, 64, 28, 28), (128, 16, 1, 1), 4, unpadded).forward == "xla"  # grouped
+    assert Policy("gpu").conv((8, 16, 32, 32), (32, 16, 3, 3), 1, unpadded) is None
+    assert Policy("cpu", fast_paths=False).conv((8, 16, 32, 32), (32, 16, 1, 1), 1, unpadded) is None
 
 
 def test_an_op_alone_is_traced_under_the_eager_policy():
@@ -120,12 +125,17 @@ def test_add_and_mul_keep_the_layout_of_the_convolutions_around_them():
 
 
 @pytest.mark.parametrize("batch", [1, 2, 5])
-def test_single_channel_conv2d_takes_the_stencil_in_a_batch_loop_on_cpu(batch):
+def test_single_channel_conv2d_takes_the_stencil_materialised_on_cpu(batch):
+    """Behind an optimization barrier without derivatives; differentiated, an even batch in a two-halves loop."""
     x, w = jnp.asarray(randn((batch, 1, 9, 8), seed=20)), jnp.asarray(randn((3, 1, 3, 3), seed=21))
     f = lambda x, w: F.conv2d(x, w, None, 1, 1)  # noqa: E731
-    assert ("scan" in str(jax.make_jaxpr(f)(x, w))) == CPU
+    forward = str(jax.make_jaxpr(f)(x, w))
+    assert ("optimization_barrier" in forward) == CPU and "scan" not in forward
+    backward = str(jax.make_jaxpr(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))(x, w))
+    assert ("scan" in backward) == (CPU and batch % 2 == 0)
+    assert ("optimization_barrier" in backward) == (CPU and batch % 2 == 1)
     # more than 8 outputs: XLA's convolution (faster there)
-    assert "scan" not in str(jax.make_jaxpr(f)(x, jnp.ones((16, 1, 3, 3))))
+    assert "optimization_barrier" not in str(jax.make_jaxpr(f)(x, jnp.ones((16, 1, 3, 3))))
 
 
 @pytest.mark.skipif(not CPU, reason="XLA:CPU's Eigen convolution form")

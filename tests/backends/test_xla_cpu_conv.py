@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given, settings, strategies as st
 
 from fcnn.backends import ConvPlan
 from fcnn.backends.xla_cpu import conv as xla_cpu_conv
@@ -27,8 +27,12 @@ XLA_FORWARD = [p for p in PLANS if p.forward == "xla"]
 STENCIL = [p for p in PLANS if p.forward == "stencil"]
 
 
+MATMUL = xla_cpu_conv.MATMUL
+
+
 def _ids(plans):
-    return [f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}" for p in plans]
+    return [p.forward if p == MATMUL else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
+            for p in plans]
 
 
 def implementation(plan):
@@ -78,12 +82,39 @@ def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     _check_all(plan, cfg, seed=8)
 
 
+@st.composite
+def pointwise_configs(draw):
+    """1×1 convolutions without padding or groups, strided or not, 1-D to 3-D."""
+    n = draw(st.sampled_from([1, 2, 2, 3]))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(n))
+    size = tuple(draw(st.integers(1, 7)) for _ in range(n))
+    return (n, draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 4)), (1,) * n, stride,
+            (0,) * n, tuple(draw(st.integers(1, 2)) for _ in range(n)), 1, size)
+
+
+@pytest.mark.parametrize("plan", [MATMUL, "policy"], ids=["matmul", "policy"])
+@settings(max_examples=8)
+@given(cfg=pointwise_configs())
+def test_the_matmul_plan_matches_the_reference_and_torch(plan, cfg):
+    """1×1 convolutions as one matrix product (what the policy picks for them on XLA:CPU)."""
+    _check_all(plan, cfg, seed=12)
+
+
+def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
+    x, unpadded = jnp.ones((1, 4, 5, 5)), ((0, 0), (0, 0))
+    for w, pads, groups in ((jnp.ones((4, 4, 3, 3)), unpadded, 1), (jnp.ones((4, 4, 1, 1)), ((1, 1), (0, 0)), 1),
+                            (jnp.ones((4, 2, 1, 1)), unpadded, 2)):
+        with pytest.raises(ValueError, match="matmul plan needs a 1x1 kernel"):
+            xla_cpu_conv.conv(x, w, (1, 1), pads, (1, 1), groups, MATMUL)
+
+
 # (input shape, weight shape, stride, padding, groups): the stencil plans need one input channel per group
 HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
-                 "stencil": ((3, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2)}
+                 "stencil": ((3, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
+                 "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1)}
 
 
-@pytest.mark.parametrize("plan", PLANS + ("policy",), ids=_ids(PLANS) + ["policy"])
+@pytest.mark.parametrize("plan", PLANS + (MATMUL, "policy"), ids=_ids(PLANS) + ["matmul", "policy"])
 def test_hessian_of_every_plan_matches_torch(plan):
     """Second order through the custom JVP (forward over reverse), with a stride and asymmetric padding."""
     xs, ws, stride, padding, groups = HESSIAN_CASES["xla" if plan == "policy" else plan.forward]
@@ -102,20 +133,21 @@ def test_hessian_of_every_plan_matches_torch(plan):
                  1e-4, 1e-4)
 
 
-@pytest.mark.parametrize("plan", PLANS, ids=_ids(PLANS))
+@pytest.mark.parametrize("plan", PLANS + (MATMUL,), ids=_ids(PLANS) + ["matmul"])
 def test_per_example_gradients_under_vmap(plan):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     cin = 1 if plan.forward == "stencil" else 3
-    x, w = randn((4, cin, 6, 6), seed=10), randn((5, cin, 3, 3), seed=11)
+    k, p = (1, 0) if plan == MATMUL else (3, 1)
+    x, w = randn((4, cin, 6, 6), seed=10), randn((5, cin, k, k), seed=11)
     conv = implementation(plan)
 
     def loss(w, xi):  # xi unbatched (C, 6, 6)
-        return jnp.sum(conv(xi[None], w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1) ** 2)
+        return jnp.sum(conv(xi[None], w, (1, 1), ((p, p), (p, p)), (1, 1), 1) ** 2)
 
     grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(jnp.asarray(w), jnp.asarray(x))
     for i in range(4):
         tw = to_torch(w, requires_grad=True)
-        torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=1) ** 2).backward()
+        torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=p) ** 2).backward()
         assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
 
 

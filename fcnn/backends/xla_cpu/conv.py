@@ -1,4 +1,4 @@
-"""XLA:CPU formulations of a convolution: channels-last, per-tap weight gradient, stencil.
+"""XLA:CPU formulations of a convolution: channels-last, per-tap weight gradient, stencil, matrix product.
 
 :func:`conv` computes ``conv(x, w)`` (batched ``(N, C, *S) ⊛ (O, C/groups,
 *k)`` with explicit (lo, hi) pads, already validated) as :class:`ConvPlan`
@@ -26,14 +26,33 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 #: Every plan :func:`conv` accepts; the tests compare each with the reference convolution.
 PLANS = tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
+#: The matrix-product plan (1×1 kernels without padding or groups).
+MATMUL = ConvPlan("matmul")
 
 
 def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
     """``conv(x, w)`` as ``plan`` writes it; the same values and derivatives as XLA's convolution."""
+    if plan.forward == "matmul":
+        if groups != 1 or any(k != 1 for k in w.shape[2:]) or any(tuple(p) != (0, 0) for p in pads):
+            raise ValueError(f"conv: the matmul plan needs a 1x1 kernel without padding or groups, got weight "
+                             f"{w.shape}, pads {pads}, groups {groups}")
+        return _pointwise_conv(x, w, stride)
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
                  bool(plan.channels_last), plan.forward == "stencil")
+
+
+def _pointwise_conv(x, w, stride):
+    """A 1×1 convolution without padding: ``y[n, o, *s] = Σ_i w[o, i] · x[n, i, *(s·stride)]``.
+
+    One ``dot_general`` contracting the channels of the strided input with the
+    weight's ``in_channels`` axis, in the weight's own layout; JAX's
+    derivatives of it are matrix products too.
+    """
+    xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+    y = jax.lax.dot_general(xs, w.reshape(w.shape[:2]), (((1,), (1,)), ((), ())))  # (N, *S, O)
+    return to_channels_first(y)
 
 
 def _padded_channels_last(x, pads, kernel, stride, dilation):
@@ -163,26 +182,30 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
     return to_channels_first(y)
 
 
-def _batch_halves(fn, x):
-    """``fn(x)``, computed for the two halves of the batch in a two-step ``lax.scan``.
+def _materialised(fn, x, differentiated: bool):
+    """``fn(x)`` (a stencil), written to memory as a kernel of its own.
 
-    The loop makes XLA write ``fn``'s result to memory as a kernel of its own.
-    Without it, XLA:CPU fuses a stencil's window products into every
+    Left to itself, XLA:CPU fuses a stencil's window products into every
     consumer, such as a max-pool's arg-max reduction, batch norm's statistics
     or the ReLU mask of the backward pass, where they run as slow scalar
-    loops and are recomputed in each. An odd batch gets one zero example
-    appended, then dropped.
+    loops and are recomputed in each. An optimization barrier stops that.
+    Under differentiation, an even batch is instead computed in two halves
+    by a two-step ``lax.scan``, which also keeps the stencil's transpose (the
+    input gradient) out of its consumers and is the faster of the two in
+    training steps; without derivatives the barrier is faster (half the
+    inference time of MobileNet-V2, ``benchmarks/README.md``).
     """
     n = x.shape[0]
-    xp = jnp.pad(x, ((0, n % 2),) + ((0, 0),) * (x.ndim - 1))
-    halves = xp.reshape((2, xp.shape[0] // 2) + x.shape[1:])
+    if n % 2 or not differentiated:
+        return jax.lax.optimization_barrier(fn(x))
+    halves = x.reshape((2, n // 2) + x.shape[1:])
     _, ys = jax.lax.scan(lambda carry, xh: (carry, fn(xh)), None, halves)
-    return ys.reshape((xp.shape[0],) + ys.shape[2:])[:n]
+    return ys.reshape((n,) + ys.shape[2:])
 
 
-def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil):
+def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False):
     if stencil:
-        return _batch_halves(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x)
+        return _materialised(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x, differentiated)
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
@@ -195,10 +218,15 @@ def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, sten
 def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, primals, tangents):
     x, w = primals
     dx, dw = tangents
-    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
+    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
     eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
+    elif stencil:
+        # transposed, a sum over the batch and pixels of window_t(x) · g per tap;
+        # XLA's transpose of a grouped convolution is one that XLA:CPU expands
+        # into a dense convolution with a masked (C, C) kernel
+        weight_term = _stencil_conv(x, dw, stride, pads, dilation, groups)
     elif eigen:
         weight_term = _eigen_weight_term(x, dw, stride, pads, dilation)
     else:
@@ -206,5 +234,5 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     if eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     else:
-        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil)
+        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
     return y, input_term + weight_term
