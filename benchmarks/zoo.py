@@ -229,9 +229,14 @@ def flops(name, mode, batch, size) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = torch_model(name, device="meta")
-    x = torch.empty((batch, 3, size, size), device="meta")
-    y = torch.zeros(batch, dtype=torch.long, device="meta")
+    try:
+        device = "meta"
+        net = torch_model(name, device=device)
+    except NotImplementedError:  # an initialiser that reads its tensor (RegNet's): count on the CPU
+        device = "cpu"
+        net = torch_model(name, device=device)
+    x = torch.zeros((batch, 3, size, size), device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
     counter = FlopCounterMode(display=False)
     if mode == "eval":
         net.eval()
