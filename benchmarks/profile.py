@@ -9,8 +9,8 @@ its output shape and the JAX operation it came from. On XLA:CPU some Eigen
 convolutions run on the intra-op thread pool and are not traced as
 operations, and traced operations can overlap, so the traced time is a guide
 to where the time goes rather than a partition of the step. The operations
-are also summed by kind (convolutions by kernel and grouping, reductions,
-element-wise fusions, copies and transposes, scans).
+are also summed by kind (by the instruction's name: convolutions by kernel
+size, YNNPACK calls, loops, copies and transposes, element-wise fusions).
 ``--hlo FILE`` also writes the optimized HLO, to look the fusions up.
 
 This is how the fifth session found the channel-first ReLU masks behind the
@@ -69,27 +69,20 @@ def zoo_step(model: str, batch: int, size: int, train: bool):
     return run.compiled(), run
 
 
-def kind(line: str) -> str:
-    """The kind of one optimized-HLO instruction, for the per-kind summary."""
-    if " convolution(" in line or "convolution" in line.split("=", 1)[-1][:80]:
+def kind(name: str, line: str) -> str:
+    """The kind of one traced operation (its HLO instruction ``line``), for the per-kind summary."""
+    base = re.sub(r"\.\d+$", "", name)
+    if "convolution" in line.split(", metadata=")[0] or base.startswith("conv"):
         window = re.search(r"window=\{size=([0-9x]+)", line)
-        groups = re.search(r"feature_group_count=(\d+)", line)
-        batch_groups = re.search(r"batch_group_count=(\d+)", line)
-        tag = f"conv {window.group(1) if window else '?'}"
-        if groups:
-            tag += " grouped"
-        if batch_groups:
-            tag += " batch-grouped (weight grad)"
-        return tag
-    for word, name in (("reduce-window", "reduce-window"), ("reduce(", "reduce"), ("while(", "loop"),
-                       ("dot(", "matmul"), ("transpose(", "transpose"), ("copy(", "copy"), ("scatter(", "scatter"),
-                       ("concatenate(", "concatenate"), ("select-and-scatter", "select-and-scatter")):
-        if word in line:
-            return name
-    if "fusion" in line:
-        fused = re.search(r"calls=%?([\w.-]+)", line)
-        return "fusion " + (fused.group(1).split(".")[0] if fused else "")
-    return "other"
+        grouped = " grouped" if re.search(r"(feature|batch)_group_count=", line) else ""
+        return f"convolution {window.group(1) if window else ''}{grouped}".rstrip()
+    for prefix, what in (("ynn", "YNNPACK (matrix products, reductions)"), ("dot", "matrix product"),
+                         ("while", "loop (scan)"), ("bitcast_dynamic-update-slice", "loop (scan) output copy"),
+                         ("transpose", "transpose"), ("copy", "copy / layout change"), ("reduce", "reduction"),
+                         ("select", "select (masks, max-pool)"), ("pad", "pad")):
+        if base.startswith(prefix):
+            return what
+    return "element-wise fusion" if "fusion" in base else "other"
 
 
 def profile(run, steps: int):
@@ -140,7 +133,7 @@ def main(argv=None):
     kinds = collections.defaultdict(float)
     for name, us in per_op.items():
         line = re.search(r"\n  %" + re.escape(name) + r" = [^\n]*", entry)
-        kinds[kind(line.group(0)) if line else "untraced/other"] += us
+        kinds[kind(name, line.group(0)) if line else "not in the entry computation"] += us
     print(f"{'ms/step':>8}  kind")
     for k, us in sorted(kinds.items(), key=lambda kv: -kv[1])[:args.top]:
         print(f"{us / args.steps / 1e3:8.2f}  {k}")

@@ -60,8 +60,12 @@ def _padded_channels_last(x, pads, kernel, stride, dilation):
 
     Transposing before padding lets XLA write the padded copy in one pass.
     """
-    xt = jax.lax.pad(to_channels_last(x), jnp.zeros((), x.dtype),
-                     [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
+    return _padded(to_channels_last(x), pads, kernel, stride, dilation)
+
+
+def _padded(xt, pads, kernel, stride, dilation):
+    """Channels-last ``xt`` with the zero ``pads``, and the convolution's output spatial size."""
+    xt = jax.lax.pad(xt, jnp.zeros((), xt.dtype), [(0, 0, 0)] + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
     out_sp = tuple((p - d * (k - 1) - 1) // st + 1 for p, k, st, d in zip(xt.shape[1:-1], kernel, stride, dilation))
     return xt, out_sp
 
@@ -166,10 +170,15 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
     single input channel spends most of its time packing im2col blocks one
     float at a time.
     """
-    batch, c_in = x.shape[:2]
+    return to_channels_first(_stencil_channels_last(to_channels_last(x), w, stride, pads, dilation, groups))
+
+
+def _stencil_channels_last(xt, w, stride, pads, dilation, groups):
+    """:func:`_stencil_conv` of a channels-last ``(N, *S, C)`` input, channels-last out."""
+    batch, c_in = xt.shape[0], xt.shape[-1]
     c_out, kernel = w.shape[0], w.shape[2:]
     per_group = c_out // groups
-    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
+    xt, out_sp = _padded(xt, pads, kernel, stride, dilation)
     y = None
     for tap in itertools.product(*(range(k) for k in kernel)):
         start = tuple(t * d for t, d in zip(tap, dilation))
@@ -179,6 +188,51 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
             win = jnp.repeat(win, per_group, axis=-1)
         term = win * w[(slice(None), 0) + tap]
         y = term if y is None else y + term
+    return y
+
+
+def _stencil_input_gradient(g, w, in_spatial, stride, pads, dilation, groups):
+    """The input gradient of :func:`_stencil_channels_last` for the output gradient ``g``, as a stencil over ``g``.
+
+    Per spatial dimension (input size ``L``, pads ``lo``/``hi``, ``O``
+    outputs): ``dx[i] = Σ_t g_s[i + d·t] · w[k−1−t]``, where ``g_s`` is ``g``
+    with ``s − 1`` zeros between its values, ``d(k−1) − lo`` zeros before and
+    ``L + lo − s(O−1) − 1`` after (negative counts crop): a stride-1
+    stencil with the flipped kernel, one read per tap and output, where the
+    transpose of the forward's window slices is one padded copy of ``g`` per
+    tap. Channels-last in and out; outputs of one group are summed into their
+    input channel.
+    """
+    kernel, out_sp = w.shape[2:], g.shape[1:-1]
+    config = [(0, 0, 0)] + [(d * (k - 1) - lo, size + lo - s * (o - 1) - 1, s - 1)
+                            for k, o, s, (lo, _), d, size in zip(kernel, out_sp, stride, pads, dilation, in_spatial)]
+    gs = jax.lax.pad(g, jnp.zeros((), g.dtype), config + [(0, 0, 0)])
+    flipped = jnp.flip(w, tuple(range(2, w.ndim)))
+    n = len(kernel)
+    dx = _stencil_channels_last(gs, flipped, (1,) * n, ((0, 0),) * n, dilation, w.shape[0])
+    per_group = w.shape[0] // groups
+    return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
+
+
+def _stencil_input_term(dx, w, stride, pads, dilation, groups):
+    """``conv(dx, w)`` (the stencil's tangent in its input), written as the transpose of :func:`_stencil_input_gradient`.
+
+    Reverse mode transposes this term back, so the input gradient is that
+    gather-form stencil (materialised as the forward is); forward mode
+    evaluates the transpose itself, a sum of padded copies.
+    """
+    xt = to_channels_last(dx)
+    in_spatial = xt.shape[1:-1]
+    kernel = w.shape[2:]
+    out_sp = tuple((p + lo + hi - d * (k - 1) - 1) // s + 1
+                   for p, (lo, hi), k, s, d in zip(in_spatial, pads, kernel, stride, dilation))
+    g_struct = jax.ShapeDtypeStruct((xt.shape[0],) + out_sp + (w.shape[0],), xt.dtype)
+
+    def gradient(g):
+        return _materialised(lambda gh: _stencil_input_gradient(gh, w, in_spatial, stride, pads, dilation, groups),
+                             g, True)
+
+    (y,) = jax.linear_transpose(gradient, g_struct)(xt)
     return to_channels_first(y)
 
 
@@ -205,7 +259,11 @@ def _materialised(fn, x, differentiated: bool):
 
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False):
     if stencil:
-        return _materialised(lambda xh: _stencil_conv(xh, w, stride, pads, dilation, groups), x, differentiated)
+        # the layout changes stay outside the loop, where XLA cancels them against
+        # those of channels-last neighbours
+        y = _materialised(lambda xh: _stencil_channels_last(xh, w, stride, pads, dilation, groups),
+                          to_channels_last(x), differentiated)
+        return to_channels_first(y)
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
@@ -233,6 +291,8 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
         weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
     if eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
+    elif stencil:
+        input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups)
     else:
         input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
     return y, input_term + weight_term
