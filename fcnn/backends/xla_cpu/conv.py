@@ -246,8 +246,8 @@ def _materialised(fn, x, differentiated: bool):
     Under differentiation, an even batch is instead computed in two halves
     by a two-step ``lax.scan``, which also keeps the stencil's transpose (the
     input gradient) out of its consumers and is the faster of the two in
-    training steps; without derivatives the barrier is faster (half the
-    inference time of MobileNet-V2, ``benchmarks/README.md``).
+    training steps; without derivatives the barrier is the faster
+    (MobileNet-V2's inference, ``benchmarks/README.md``).
     """
     n = x.shape[0]
     if n % 2 or not differentiated:
