@@ -162,3 +162,26 @@ def test_conv_gradients_inside_a_loop_stay_on_eigen(n):
     assert len(labels) == 3 and set(labels) == {canonical}, labels
     for got, want in zip(grads(looped)(x, w), grads(lambda x, w: conv(x, w, padding=1))(x, w)):
         assert_close(got, want, 1e-5, 1e-4)
+
+
+@pytest.mark.skipif(not CPU, reason="XLA:CPU's stencil formulations")
+def test_depthwise_gradients_compile_to_no_grouped_convolution_also_in_a_loop():
+    """XLA:CPU expands a grouped convolution's transpose into a dense one with a masked (C, C) kernel, and runs
+    grouped convolutions inside loop bodies far slower still; fcnn's depthwise value and both gradients are
+    stencils and per-tap reductions, with no XLA convolution left, also under gradient accumulation's scan."""
+    x, w = jnp.asarray(randn((4, 16, 12, 12), seed=40)), jnp.asarray(randn((16, 1, 3, 3), seed=41))
+
+    def loss(x, w):
+        return jnp.sum(jnp.sin(F.conv2d(x, w, padding=1, groups=16)))
+
+    def looped(x, w):
+        def body(acc, xc):
+            gx, gw = jax.grad(loss, (0, 1))(xc, w)
+            return acc + gw, gx
+        return jax.lax.scan(body, jnp.zeros_like(w), x.reshape((2, 2) + x.shape[1:]))
+
+    for f in (jax.grad(loss, (0, 1)), looped):
+        text = jax.jit(f, compiler_options=fcnn.compiler_options()).lower(x, w).compile().as_text()
+        assert "convolution(" not in text
+    gw_loop = looped(x, w)[0]
+    assert_close(gw_loop, jax.grad(loss, 1)(x, w), 1e-5, 1e-5, "accumulated weight gradient")
