@@ -124,16 +124,10 @@ def main(argv=None):
         if i not in IMPLS + EXTRA_IMPLS:
             sys.exit(f"unknown implementation {i!r}; choose from {IMPLS}")
 
-    versions = {"python": platform.python_version(), "jax": jax.__version__}
-    for mod in ("jaxlib", "torch", "flax", "equinox", "haiku", "optax"):
-        try:
-            versions[mod] = importlib.import_module(mod).__version__
-        except Exception:
-            pass
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax backend {jax.default_backend()} ({jax.devices()[0].device_kind})",
-        "versions": versions,
+        "versions": versions(("jaxlib", "torch", "flax", "equinox", "haiku", "optax")),
         "load_before": os.getloadavg(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "dtype": args.dtype,
@@ -192,11 +186,29 @@ def main(argv=None):
             results.append(row)
             print(json.dumps(row), flush=True)
         del runners
+    report(meta, results, table, args.json)
+
+
+def versions(modules) -> dict:
+    """The versions of python, jax and each of ``modules`` that imports (for a benchmark's header)."""
+    import jax
+
+    found = {"python": platform.python_version(), "jax": jax.__version__}
+    for mod in modules:
+        try:
+            found[mod] = importlib.import_module(mod).__version__
+        except Exception:
+            pass
+    return found
+
+
+def report(meta, results, table, json_path=None):
+    """Print ``table(results, meta)`` with the load average at the end, and write the raw results to ``json_path``."""
     meta["load_after"] = os.getloadavg()
     print()
     print(table(results, meta))
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
 
 

@@ -56,6 +56,8 @@ import time
 
 import numpy as np
 
+from benchmarks.run import report, versions as library_versions
+
 MODELS = ["resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "densenet121",
           "regnet_y_400mf", "shufflenet_v2_x1_0"]
 MODES = ["train:8:96", "train:32:128", "eval:1:224", "eval:32:224"]
@@ -391,12 +393,7 @@ def main(argv=None):
     for m in modes:
         parse_mode(m)
     impls = [i for i in args.impls.split(",") if i]
-    versions = {"jax": jax.__version__, "torch": torch.__version__, "torchvision": _torchvision().__version__}
-    for mod in ("flax", "equinox"):
-        try:
-            versions[mod] = importlib.import_module(mod).__version__
-        except ImportError:
-            pass
+    versions = {**library_versions(("torch", "flax", "equinox")), "torchvision": _torchvision().__version__}
     meta = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                        f"jax backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
@@ -409,12 +406,7 @@ def main(argv=None):
     for name in models:
         rows += run_model(name, modes, impls, args.rounds, args.calls, args.seconds_per_case, args.dtype,
                           over=lambda frac: time.perf_counter() - start > frac * limit)
-    meta["load_after"] = os.getloadavg()
-    print()
-    print(table(rows, meta))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    report(meta, rows, table, args.json)
 
 
 if __name__ == "__main__":
