@@ -280,7 +280,7 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
-    elif stencil:
+    elif stencil and groups > 1:
         # transposed, a sum over the batch and pixels of window_t(x) · g per tap;
         # XLA's transpose of a grouped convolution is one that XLA:CPU expands
         # into a dense convolution with a masked (C, C) kernel
