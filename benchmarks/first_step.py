@@ -7,8 +7,7 @@ For each model a fresh child process builds the network (``fcnn.models.get``,
 ``model.init``; the train state through ``fcnn.train.create_train_state``) and
 takes each case's compiled function — the train step of
 ``fcnn.train.make_train_step`` (SGD with momentum, cross-entropy) or the
-eval forward ``fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])``
-— through JAX's stages, each timed: ``trace`` (Python runs the model and
+eval forward ``fcnn.freeze(net, params, state)`` — through JAX's stages, each timed: ``trace`` (Python runs the model and
 records the program), ``lower`` (to StableHLO), ``compile`` (XLA, or a read
 from the persistent cache) and the first execution. ``first call`` is their
 sum: what the first ``step(...)`` costs (``run`` is mostly the step itself).
@@ -61,7 +60,7 @@ def child(name: str, modes: list[str], cache_dir: str) -> list[dict]:
         x, y = (jnp.asarray(a) for a in data(batch, size))
         if mode == "eval":
             params, state = net.init(jax.random.key(0))
-            fn, args = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0]), (params, state, x)
+            fn, args = fcnn.freeze(net, params, state), (x,)
         else:
             opt = optim.SGD(0.01, momentum=0.9)
             ts = train.create_train_state(net, opt, 0)

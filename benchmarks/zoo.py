@@ -1,15 +1,18 @@
 """torchvision's networks, train step and inference: ``python -m benchmarks.zoo``.
 
 Run: ``python -m benchmarks.zoo [--models resnet50,mobilenet_v2] [--modes train:8:96,eval:1:224]
-[--impls fcnn,torch,lax,flax_linen,equinox] [--rounds 7] [--dtype bfloat16] [--time-limit S] [--json FILE]``.
+[--impls fcnn,fcnn_jit,torch,lax,flax_linen,equinox] [--rounds 7] [--dtype bfloat16] [--time-limit S] [--json FILE]``.
 
 Each implementation runs one case (model, mode, batch, image size) from the
 same torchvision weights and the same batch, as its users write it:
 
   ``fcnn``       ``fcnn.models.get(name)`` with torchvision's ``state_dict``
                  (``fcnn.interop.torch.load_state_dict``); training through
-                 ``fcnn.train.make_train_step``, inference through ``fcnn.jit``
-                 of ``model.apply(..., train=False)``.
+                 ``fcnn.train.make_train_step``, inference through
+                 ``fcnn.freeze`` (the weights compiled in as constants).
+  ``fcnn_jit``   inference only: ``fcnn.jit`` of ``model.apply(..., train=False)``
+                 with the weights as arguments, as a step that is handed new
+                 weights each call runs.
   ``torch``      the torchvision model, eager (``torch.no_grad`` and ``eval()``
                  for inference); on CUDA when there is one (cuDNN autotuning and
                  TF32 allowed, as XLA's default precision on that hardware), and
@@ -61,7 +64,7 @@ from benchmarks.run import report, versions as library_versions
 MODELS = ["resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny", "densenet121",
           "regnet_y_400mf", "shufflenet_v2_x1_0"]
 MODES = ["train:8:96", "train:32:128", "eval:1:224", "eval:32:224"]
-IMPLS = ["fcnn", "torch", "lax", "flax_linen", "equinox"]
+IMPLS = ["fcnn", "fcnn_jit", "torch", "lax", "flax_linen", "equinox"]
 LR, MOMENTUM = 0.01, 0.9
 
 # The two networks every hand-written peer (benchmarks/zoo_<impl>.py) builds, described once as torchvision has them.
@@ -154,7 +157,7 @@ def cast_floating(tree, dtype):
 
 # --- the two implementations every model has -------------------------------------------------------------------------
 
-def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
+def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32", frozen=True):
     import jax.numpy as jnp
 
     import fcnn
@@ -167,13 +170,18 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
     half = _bfloat16(dtype)
     if mode == "eval":
         if half:  # bfloat16 params and input, float32 BN statistics: as make_train_step's compute_dtype
-            forward = fcnn.jit(lambda p, s, x: net.apply(cast_floating(p, jnp.bfloat16), s, x.astype(jnp.bfloat16),
-                                                         train=False)[0])
+            params, x = cast_floating(params, jnp.bfloat16), x.astype(jnp.bfloat16)
+        if frozen:
+            forward = fcnn.freeze(net, params, state)
+            run = lambda: forward(x)  # noqa: E731
+            run.compiled = lambda: forward.lower(x).compile()
         else:
             forward = fcnn.jit(lambda p, s, x: net.apply(p, s, x, train=False)[0])
-        run = lambda: forward(params, state, x)  # noqa: E731
-        run.compiled = lambda: forward.lower(params, state, x).compile()
+            run = lambda: forward(params, state, x)  # noqa: E731
+            run.compiled = lambda: forward.lower(params, state, x).compile()
         return run
+    if not frozen:
+        raise NotImplementedError("inference only")
     opt = optim.SGD(LR, momentum=MOMENTUM)
     ts = train.create_train_state(net, opt, seed)
     ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
@@ -276,8 +284,8 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> di
 
 
 def _setup(impl, name, mode, batch, size, state_dict, dtype="float32"):
-    if impl == "fcnn":
-        return setup_fcnn(name, mode, batch, size, state_dict, dtype=dtype)
+    if impl in ("fcnn", "fcnn_jit"):
+        return setup_fcnn(name, mode, batch, size, state_dict, dtype=dtype, frozen=impl == "fcnn")
     if impl == "torch":
         return setup_torch(name, mode, batch, size, state_dict, dtype=dtype)
     mod = importlib.import_module(f"benchmarks.zoo_{impl}")

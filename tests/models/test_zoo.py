@@ -273,6 +273,29 @@ def test_family_member_eval_matches_torchvision(name):
     check_eval(name, shape, **kwargs)
 
 
+# fcnn.freeze compiles with the weights as constants, so XLA folds batch norm's scale and shift and the
+# convolution weights' layouts ahead of time: the values must still be torchvision's. A residual network, and
+# one with depthwise convolutions, squeeze-excitation and hard-swish.
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_frozen_inference_matches_torchvision(name):
+    import fcnn
+
+    shape, kwargs = (2, 3, 64, 64), (("num_classes", 10),)
+    m32, m64 = _torch_models(name, kwargs)
+    model, params, state = _fcnn_model(name, kwargs, m32)
+    x = _input(shape, seed=3)
+    forward = fcnn.freeze(model, params, state)
+    m32.eval()
+    with torch.no_grad():
+        t32, t64 = m32(torch.from_numpy(x)), m64.eval()(torch.from_numpy(x).double())
+    assert_as_close_as_torch(forward(x), t32, t64, f"{name} frozen eval logits")
+    # a second input shape compiles its own program from the same weights
+    x2 = _input((1, 3, 48, 48), seed=4)
+    with torch.no_grad():
+        t32, t64 = m32(torch.from_numpy(x2)), m64(torch.from_numpy(x2).double())
+    assert_as_close_as_torch(forward(x2), t32, t64, f"{name} frozen eval logits, second shape")
+
+
 @pytest.mark.parametrize("name", TRAIN_DEFAULT)
 def test_family_member_training_matches_torchvision(name):
     check_train(name, _train_shape(name), **FAMILY_MEMBERS[name][1])
