@@ -185,3 +185,26 @@ def test_depthwise_gradients_compile_to_no_grouped_convolution_also_in_a_loop():
         assert "convolution(" not in text
     gw_loop = looped(x, w)[0]
     assert_close(gw_loop, jax.grad(loss, 1)(x, w), 1e-5, 1e-5, "accumulated weight gradient")
+
+
+@pytest.mark.skipif(not CPU, reason="XLA:CPU's Eigen convolution form")
+@pytest.mark.parametrize("batch", [2, 8])
+def test_transposed_convolution_gradients_stay_on_eigen(batch):
+    """The sub-pixel transposed convolution (k4 s2 p1: a 2×2 stride-1 convolution padded by 1, whose output is
+    wider than its input) has its weight gradient in XLA:CPU's fast form, channel-first (batch 2) and in Eigen's
+    channels-last (batch 8); with the padding inside the convolution XLA swaps the operands into a
+    reversed-window convolution that XLA:CPU runs 100× slower. Its gradients equal the reference's."""
+    x, w = jnp.asarray(randn((batch, 8, 24, 24), seed=50)), jnp.asarray(randn((8, 6, 4, 4), seed=51))
+
+    def loss(x, w):
+        return jnp.sum(jnp.tanh(F.conv_transpose2d(x, w, stride=2, padding=1)))
+
+    hlo = jax.jit(jax.grad(loss, (0, 1)), compiler_options=fcnn.compiler_options()).lower(x, w).compile().as_text()
+    convolutions = re.findall(r"convolution\([^\n]*", hlo)
+    assert convolutions and not any("rhs_reversal" in c for c in convolutions), convolutions
+    if backends.policy().channels_last(x.shape):
+        assert set(re.findall(r"dim_labels=([\w>-]+)", "\n".join(convolutions))) == {"b01f_01io->b01f"}
+    with fcnn.backends.use(fcnn.backends.policy().replace(fast_paths=False)):
+        want = jax.grad(loss, (0, 1))(x, w)
+    for got, ref, what in zip(jax.grad(loss, (0, 1))(x, w), want, ("input", "weight")):
+        assert_close(got, ref, 1e-4, 1e-4, f"grad {what} against the reference")

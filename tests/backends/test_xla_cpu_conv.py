@@ -82,6 +82,34 @@ def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     _check_all(plan, cfg, seed=8)
 
 
+# Outputs wider than the inputs (padding above (kernel − 1)/2 at stride 1: the sub-pixel transposed
+# convolution's 2×2 kernel padded by 1): the Eigen weight term pads its input beforehand there.
+OVERPADDED = [(2, 2, 3, 4, (2, 2), (1, 1), (1, 1), (1, 1), 1, (5, 6)),
+              (1, 1, 2, 3, (1,), (1,), (2,), (1,), 1, (4,)),
+              (2, 3, 2, 2, (3, 2), (1, 1), (2, 1), (1, 2), 1, (4, 5))]
+EIGEN = [p for p in XLA_FORWARD if p.channels_last]
+
+
+@pytest.mark.parametrize("plan", EIGEN, ids=_ids(EIGEN))
+@pytest.mark.parametrize("cfg", OVERPADDED)
+def test_plans_with_outputs_wider_than_inputs_match_the_reference_and_torch(plan, cfg):
+    _check_all(plan, cfg, seed=21)
+
+
+@pytest.mark.parametrize("plan", EIGEN, ids=_ids(EIGEN))
+def test_hessian_with_an_output_wider_than_the_input_matches_torch(plan):
+    x, w = randn((2, 3, 5, 6), seed=22), randn((2, 3, 2, 2), seed=23) * 0.5
+
+    def loss_j(w):
+        return jnp.sum(jnp.tanh(xla_cpu_conv.conv(jnp.asarray(x), w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1, plan)) ** 2)
+
+    def loss_t(w):
+        return torch.sum(torch.tanh(torch.nn.functional.conv2d(to_torch(x), w, padding=1)) ** 2)
+
+    assert_close(jax.hessian(loss_j)(jnp.asarray(w)), torch.autograd.functional.hessian(loss_t, to_torch(w)),
+                 1e-4, 1e-4)
+
+
 @st.composite
 def pointwise_configs(draw):
     """1×1 convolutions without padding or groups, strided or not, 1-D to 3-D."""

@@ -160,6 +160,25 @@ def _eigen_weight_term(x, dw, stride, pads, dilation):
     return jnp.moveaxis(y, (n, n + 1), (0, 1))  # (*S, N, O) -> (N, O, *S)
 
 
+def _padded_for_weight_gradient(x, kernel, stride, pads, dilation):
+    """``(x, pads)`` for a weight term that XLA transposes: ``x`` zero-padded beforehand where the output is
+    wider than the input.
+
+    The transpose's "kernel" is then the output gradient; wider than the
+    unpadded input (a 2×2 kernel padded by 1, as in the sub-pixel transposed
+    convolution), XLA swaps the two operands into a reversed-window
+    convolution that XLA:CPU runs outside Eigen, 100× slower. Padded
+    beforehand, behind a barrier that keeps XLA from folding the padding back
+    into the convolution, the input is the wider of the two.
+    """
+    out_sp = [(size + lo + hi - d * (k - 1) - 1) // st + 1
+              for size, (lo, hi), k, st, d in zip(x.shape[2:], pads, kernel, stride, dilation)]
+    if all(o <= size for o, size in zip(out_sp, x.shape[2:])):
+        return x, pads
+    padded = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(lo, hi, 0) for lo, hi in pads])
+    return jax.lax.optimization_barrier(padded), ((0, 0),) * len(pads)
+
+
 def _stencil_conv(x, w, stride, pads, dilation, groups):
     """``conv(x, w)`` for one input channel per group, as a sum over taps of window × weight.
 
@@ -285,10 +304,12 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
         # XLA's transpose of a grouped convolution is one that XLA:CPU expands
         # into a dense convolution with a masked (C, C) kernel
         weight_term = _stencil_conv(x, dw, stride, pads, dilation, groups)
-    elif eigen:
-        weight_term = _eigen_weight_term(x, dw, stride, pads, dilation)
     else:
-        weight_term = _xla_conv(x, dw, stride, pads, dilation, groups, channels_last)
+        x_w, pads_w = _padded_for_weight_gradient(x, w.shape[2:], stride, pads, dilation)
+        if eigen:
+            weight_term = _eigen_weight_term(x_w, dw, stride, pads_w, dilation)
+        else:
+            weight_term = _xla_conv(x_w, dw, stride, pads_w, dilation, groups, channels_last)
     if eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     elif stencil:
