@@ -56,7 +56,10 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((8, 16, 32, 32), (32, 16, 3, 3)) == ConvPlan("xla", "xla", True)
     assert plan((64, 1, 28, 28), (6, 1, 5, 5)) == ConvPlan("stencil", "xla", True)  # LeNet's first layer
     assert plan((8, 1, 28, 28), (16, 1, 5, 5)).forward == "xla"  # more outputs than stencil_max_outputs
-    assert plan((8, 32, 56, 56), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
+    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
+    # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
+    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 8)
+    assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
     assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True)  # grouped
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps

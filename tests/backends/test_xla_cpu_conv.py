@@ -32,7 +32,7 @@ MATMUL = xla_cpu_conv.MATMUL
 
 def _ids(plans):
     return [p.forward if p == MATMUL else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
-            for p in plans]
+            + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "") for p in plans]
 
 
 def implementation(plan):
@@ -138,7 +138,7 @@ def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
 
 # (input shape, weight shape, stride, padding, groups): the stencil plans need one input channel per group
 HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
-                 "stencil": ((3, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
+                 "stencil": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
                  "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1)}
 
 
@@ -183,3 +183,16 @@ def test_stencil_needs_one_input_channel_per_group():
     x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
     with pytest.raises(ValueError, match="one input channel per group"):
         xla_cpu_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, ConvPlan(forward="stencil"))
+
+
+def test_the_chunked_stencil_under_vmap():
+    """Per-example gradients of a depthwise stencil whose weight gradient runs over batch chunks, inside vmap."""
+    x, w = randn((3, 4, 2, 6, 6), seed=20), randn((4, 1, 3, 3), seed=21)
+    pads = ((1, 1), (1, 1))
+
+    def grads(conv):
+        loss = lambda w, xi: jnp.sum(jnp.tanh(conv(xi, w, (1, 2), pads, (1, 1), 2)) ** 2)  # noqa: E731
+        return jax.vmap(jax.grad(loss, (0, 1)), in_axes=(None, 0))(jnp.asarray(w), jnp.asarray(x))
+
+    for got, want in zip(grads(implementation(ConvPlan("stencil", "xla", True, 2))), grads(C.reference_conv)):
+        assert_close(got, want, 1e-5, 1e-5)

@@ -25,7 +25,8 @@ from fcnn.backends import ConvPlan, to_channels_first, to_channels_last
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 #: Every plan :func:`conv` accepts; the tests compare each with the reference convolution.
-PLANS = tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
+PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
+         + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True)))
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 
@@ -40,7 +41,7 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
-                 bool(plan.channels_last), plan.forward == "stencil")
+                 bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks))
 
 
 def _pointwise_conv(x, w, stride):
@@ -192,6 +193,28 @@ def _stencil_conv(x, w, stride, pads, dilation, groups):
     return to_channels_first(_stencil_channels_last(to_channels_last(x), w, stride, pads, dilation, groups))
 
 
+def _stencil_weight_term(x, dw, stride, pads, dilation, groups, chunks):
+    """``conv(x, dw)`` for one input channel per group, over ``chunks`` equal chunks of the batch.
+
+    Transposed (the weight gradient), each tap's window of ``x`` is multiplied
+    by the output gradient and summed; XLA:CPU writes each window to memory
+    first. Over the whole batch of a large activation those copies go to main
+    memory; chunk by chunk, in a ``lax.scan`` whose body is rematerialised (so
+    the windows are cut in the backward pass, not kept from the forward), they
+    stay in cache.
+    """
+    if chunks == 1:
+        return _stencil_conv(x, dw, stride, pads, dilation, groups)
+    xt = to_channels_last(x)
+
+    @jax.checkpoint
+    def chunk(carry, xc):
+        return carry, _stencil_channels_last(xc, dw, stride, pads, dilation, groups)
+
+    _, ys = jax.lax.scan(chunk, None, xt.reshape((chunks, xt.shape[0] // chunks) + xt.shape[1:]))
+    return to_channels_first(ys.reshape((xt.shape[0],) + ys.shape[2:]))
+
+
 def _stencil_channels_last(xt, w, stride, pads, dilation, groups):
     """:func:`_stencil_conv` of a channels-last ``(N, *S, C)`` input, channels-last out."""
     batch, c_in = xt.shape[0], xt.shape[-1]
@@ -286,13 +309,13 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))
-def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9))
+def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks):
     return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
 
 
 @_conv.defjvp
-def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, primals, tangents):
+def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, primals, tangents):
     x, w = primals
     dx, dw = tangents
     y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
@@ -303,7 +326,7 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
         # transposed, a sum over the batch and pixels of window_t(x) · g per tap;
         # XLA's transpose of a grouped convolution is one that XLA:CPU expands
         # into a dense convolution with a masked (C, C) kernel
-        weight_term = _stencil_conv(x, dw, stride, pads, dilation, groups)
+        weight_term = _stencil_weight_term(x, dw, stride, pads, dilation, groups, chunks)
     else:
         x_w, pads_w = _padded_for_weight_gradient(x, w.shape[2:], stride, pads, dilation)
         if eigen:
