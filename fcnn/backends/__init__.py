@@ -19,7 +19,8 @@ What the policy decides, each by a named field:
   channel-first;
 - the **convolution's formulation** (:meth:`Policy.conv`): XLA's convolution,
   or the XLA:CPU formulations of :mod:`fcnn.backends.xla_cpu.conv`;
-- the **pooling window scan** (:attr:`Policy.window_scan_taps`).
+- the **pooling window scan** (:attr:`Policy.window_scan_taps`);
+- the **exact GELU's formula** (:attr:`Policy.gelu_erf`).
 
 An op called on concrete arrays outside any transformation is compiled as a
 program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
@@ -57,11 +58,15 @@ class ConvPlan(NamedTuple):
     reductions) runs over this many equal chunks of the batch, one after the
     other (the greatest common divisor with the batch size, where it does not
     divide it).
+    ``row_halves``: a stencil without derivatives, or of an odd batch, is
+    computed as a two-step loop over the halves of its output rows (when
+    their number is even) instead of behind an optimization barrier.
     """
     forward: str = "xla"
     weight_grad: str = "xla"
     channels_last: bool = False
     batch_chunks: int = 1
+    row_halves: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +94,15 @@ class Policy:
         this it runs over batch chunks of at most this many (the fewest that
         divide the batch), so that each chunk's windows stay in cache
         (MobileNet-V2 at batch 32, 128×128).
+      stencil_row_halves_min_taps: :attr:`ConvPlan.row_halves` for the
+        depthwise stencils of at least this many kernel taps. XLA:CPU removes
+        optimization barriers before it fuses, so a stencil behind one is
+        recomputed in each of its consumers (ConvNeXt's LayerNorm reads its
+        7×7 stencil three times); a loop's output is written once. A 3×3
+        stencil with one consumer (MobileNet-V2) is faster recomputed.
+      gelu_erf: the exact GELU computes ``x/2·(1 + erf(x/√2))`` (torch's
+        formula; :mod:`fcnn.backends.xla_cpu.activation`), which XLA:CPU
+        evaluates faster than the reference's ``erfc``.
       window_scan_taps: max and average pooling (on every platform) compute
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
@@ -102,6 +116,8 @@ class Policy:
     stencil_max_outputs: int = 8
     stencil_chunk_elements: int = 2**19
     window_scan_taps: int = 32
+    stencil_row_halves_min_taps: int = 49
+    gelu_erf: bool = True
 
     def replace(self, **changes) -> "Policy":
         return dataclasses.replace(self, **changes)
@@ -155,7 +171,8 @@ class Policy:
             chunks = next((d for d in range(1, batch) if batch % d == 0 and batch // d * math.prod(x_shape[1:])
                            <= self.stencil_chunk_elements), batch)
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
-                        self.channels_last(x_shape), chunks)
+                        self.channels_last(x_shape), chunks,
+                        stencil and groups > 1 and math.prod(w_shape[2:]) >= self.stencil_row_halves_min_taps)
         return functools.partial(conv.conv, plan=plan)
 
 

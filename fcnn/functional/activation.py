@@ -117,6 +117,9 @@ def gelu(input, approximate: str = "none"):
     ``'tanh'`` is ``x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``."""
     x = _input(input, "gelu")
     _checks.one_of(approximate, ("none", "tanh"), "approximate", "gelu")
+    if approximate == "none" and backends.policy().xla_cpu and backends.policy().gelu_erf:
+        from fcnn.backends.xla_cpu import activation
+        return backends.pointwise(activation.gelu, x)
     return backends.pointwise(lambda x: jax.nn.gelu(x, approximate=approximate == "tanh"), x)
 
 

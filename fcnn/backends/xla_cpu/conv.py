@@ -26,7 +26,8 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 #: Every plan :func:`conv` accepts; the tests compare each with the reference convolution.
 PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
-         + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True)))
+         + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True))
+         + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window")))
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 
@@ -41,7 +42,8 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
-                 bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks))
+                 bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks),
+                 bool(plan.row_halves))
 
 
 def _pointwise_conv(x, w, stride):
@@ -289,7 +291,10 @@ def _materialised(fn, x, differentiated: bool):
     by a two-step ``lax.scan``, which also keeps the stencil's transpose (the
     input gradient) out of its consumers and is the faster of the two in
     training steps; without derivatives the barrier is the faster
-    (MobileNet-V2's inference, ``benchmarks/README.md``).
+    (MobileNet-V2's inference, ``benchmarks/README.md``). XLA:CPU removes the
+    barrier before it fuses, though, so a stencil with several consumers is
+    recomputed in each: :func:`_stencil_row_halves` avoids that for depthwise
+    stencils (``ConvPlan.row_halves``).
     """
     n = x.shape[0]
     if n % 2 or not differentiated:
@@ -299,7 +304,27 @@ def _materialised(fn, x, differentiated: bool):
     return ys.reshape((n,) + ys.shape[2:])
 
 
-def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False):
+def _stencil_row_halves(xt, w, stride, pads, dilation, groups):
+    """:func:`_stencil_channels_last` computed as a two-step ``lax.scan`` over the two halves of the output rows
+    (an even number), each from its rows of the padded input: written to memory once, as the batch halves of
+    :func:`_materialised` are, for any batch."""
+    kernel = w.shape[2:]
+    xp, out_sp = _padded(xt, pads, kernel, stride, dilation)
+    half = out_sp[0] // 2
+    rows = stride[0] * (half - 1) + dilation[0] * (kernel[0] - 1) + 1
+    halves = jnp.stack([jax.lax.slice_in_dim(xp, s, s + rows, axis=1) for s in (0, stride[0] * half)])
+    none = ((0, 0),) * len(kernel)
+    _, ys = jax.lax.scan(lambda c, h: (c, _stencil_channels_last(h, w, stride, none, dilation, groups)), None, halves)
+    ys = jnp.moveaxis(ys, 0, 1)  # (N, 2, half, ...)
+    return ys.reshape((ys.shape[0], 2 * half) + ys.shape[3:])
+
+
+def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False,
+                  row_halves=False):
+    if stencil and row_halves and (x.shape[0] % 2 or not differentiated):
+        out_rows = (x.shape[2] + sum(pads[0]) - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
+        if out_rows % 2 == 0:
+            return to_channels_first(_stencil_row_halves(to_channels_last(x), w, stride, pads, dilation, groups))
     if stencil:
         # the layout changes stay outside the loop, where XLA cancels them against
         # those of channels-last neighbours
@@ -309,16 +334,18 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9))
-def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks):
-    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10))
+def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves):
+    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, row_halves=row_halves)
 
 
 @_conv.defjvp
-def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, primals, tangents):
+def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, primals,
+              tangents):
     x, w = primals
     dx, dw = tangents
-    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
+    y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
+                      row_halves=row_halves)
     eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
