@@ -122,6 +122,16 @@ def learning_rate(value: Any, where: str, name: str = "lr") -> float:
     return lr
 
 
+def dim_index(dim: Any, ndim: int, name: str, where: str) -> int:
+    """A possibly negative ``dim`` of an ``ndim``-dimensional array wrapped as torch wraps it (0-d counts as 1-d)."""
+    if not is_int(dim):
+        raise TypeError(f"{where}: {name} must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{where}: {name} out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
 def positive(values: tuple[int, ...], name: str, where: str) -> None:
     if any(v <= 0 for v in values):
         raise ValueError(f"{where}: {name} must be positive, got {values if len(values) > 1 else values[0]!r}")

@@ -13,7 +13,7 @@ primitive by primitive; inside a ``jit`` it is inlined into the caller's program
 from fcnn.functional.conv import conv1d, conv2d, conv3d
 from fcnn.functional.padding import pad
 from fcnn.functional.linear import linear
-from fcnn.functional.elementwise import add, mul
+from fcnn.functional.elementwise import add, cat, mul
 from fcnn.functional.activation import (
     celu, elu, gelu, glu, hardshrink, hardsigmoid, hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish, prelu,
     relu, relu6, selu, sigmoid, silu, softmax, softplus, softshrink, softsign, tanh, tanhshrink, threshold,

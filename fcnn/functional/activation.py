@@ -158,12 +158,7 @@ def _softmax_dim(dim, ndim: int, where: str) -> int:
         raise TypeError(
             f"{where}: dim must be given (torch's implicit choice of dim is deprecated, so fcnn requires it)"
         )
-    if not _checks.is_int(dim):
-        raise TypeError(f"{where}: dim must be an int, got {dim!r}")
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"{where}: dim out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
-    return dim % n
+    return _checks.dim_index(dim, ndim, "dim", where)
 
 
 def _softmax_input(input, dim, dtype, where):

@@ -7,9 +7,8 @@ import re
 from collections import OrderedDict
 from typing import Mapping, Sequence
 
-import jax.numpy as jnp
-
 from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.models._util import batched, flatten
 
 # torchvision's DenseNet init: kaiming_normal_ with its defaults (fan_in, gain √2), Linear bias 0.
@@ -34,7 +33,7 @@ class DenseLayer(nn.Module):
             self.dropout = nn.Dropout(drop_rate)
 
     def forward(self, ctx, features: list):
-        out = ctx.conv1(ctx.relu1(ctx.norm1(jnp.concatenate(features, axis=1))))
+        out = ctx.conv1(ctx.relu1(ctx.norm1(F.cat(features, 1))))
         out = ctx.conv2(ctx.relu2(ctx.norm2(out)))
         return ctx.dropout(out) if "dropout" in self.children() else out
 
@@ -52,7 +51,7 @@ class DenseBlock(nn.Module):
         features = [x]
         for name in self.children():
             features.append(ctx(name, features))
-        return jnp.concatenate(features, axis=1)
+        return F.cat(features, 1)
 
 
 class Transition(nn.Sequential):

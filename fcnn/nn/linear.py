@@ -81,12 +81,7 @@ class Identity(Layer):
 
 def _dim_index(dim: int, ndim: int, name: str, where: str) -> int:
     """Wrap a possibly negative dim as torch does (a 0-d tensor counts as 1-d here)."""
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(
-            f"{where}: {name} out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})"
-        )
-    return dim % n
+    return _checks.dim_index(dim, ndim, name, where)
 
 
 def _int_arg(value, name: str, where: str) -> int:
