@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from fcnn import _checks, nn
 from fcnn import functional as F
@@ -46,7 +45,7 @@ class Inception(nn.Module):
                                      _conv(in_channels, pool_proj, 1))
 
     def forward(self, ctx, x):
-        return jnp.concatenate([ctx.branch1(x), ctx.branch2(x), ctx.branch3(x), ctx.branch4(x)], axis=1)
+        return F.cat([ctx.branch1(x), ctx.branch2(x), ctx.branch3(x), ctx.branch4(x)], 1)
 
 
 class InceptionAux(nn.Module):

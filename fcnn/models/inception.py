@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from fcnn import _checks, nn
 from fcnn import functional as F
@@ -64,7 +63,7 @@ def _conv(cin: int, cout: int, kernel_size, **kwargs) -> BasicConv2d:
 
 
 def _cat(*branches):
-    return jnp.concatenate(branches, axis=1)
+    return F.cat(branches, 1)
 
 
 class InceptionA(nn.Module):

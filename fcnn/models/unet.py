@@ -9,9 +9,8 @@ an odd size was halved, the up-sampled map is zero-padded to its skip's size.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from fcnn import _checks, nn
+from fcnn import functional as F
 from fcnn.functional import pad
 from fcnn.models._util import batched
 
@@ -42,7 +41,7 @@ class Up(nn.Module):
         dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
         if dh or dw:
             x = pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-        return ctx.conv(jnp.concatenate([skip, x], axis=1))
+        return ctx.conv(F.cat([skip, x], 1))
 
 
 class Stages(nn.ModuleList):
