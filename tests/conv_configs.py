@@ -31,10 +31,11 @@ def transposed(draw, n, groups_from, max_size):
 
 
 @st.composite
-def forward_configs(draw, one_channel_per_group=False):
-    """A convolution's geometry: ``(n, batch, cin, cout, kernel, stride, padding, dilation, groups, size)``."""
-    n = draw(st.sampled_from([1, 2, 2, 3]))
-    groups = draw(st.integers(1, 3) if one_channel_per_group else st.sampled_from([1, 1, 2]))
+def forward_configs(draw, one_channel_per_group=False, dims=(1, 2, 2, 3), groups_from=(1, 1, 2)):
+    """A convolution's geometry: ``(n, batch, cin, cout, kernel, stride, padding, dilation, groups, size)``;
+    ``n`` drawn from ``dims``, ``groups`` from ``groups_from`` (unless one channel per group)."""
+    n = draw(st.sampled_from(list(dims)))
+    groups = draw(st.integers(1, 3) if one_channel_per_group else st.sampled_from(list(groups_from)))
     cin = groups * (1 if one_channel_per_group else draw(st.integers(1, 3)))
     cout = groups * draw(st.integers(1, 2))
     k = tuple(draw(st.integers(1, 3)) for _ in range(n))

@@ -49,9 +49,12 @@ class ConvPlan(NamedTuple):
     """How :mod:`fcnn.backends.xla_cpu.conv` writes one convolution.
 
     ``forward``: ``"xla"`` (XLA's convolution), ``"stencil"`` (a sum of
-    window products; one input channel per group only) or ``"matmul"`` (one
+    window products; one input channel per group only), ``"matmul"`` (one
     matrix product over the channels; 1×1 kernels without padding or groups
-    only, differentiated by JAX, so the other fields do not apply). ``weight_grad``:
+    only) or ``"patches"`` (XLA's convolution channels-last, differentiated as
+    one matrix product of the input's patches with the weight; one group
+    only). JAX differentiates the last two, so the other fields do not apply
+    to them. ``weight_grad``:
     ``"xla"`` or ``"window"`` (one matrix product per kernel tap).
     ``channels_last``: XLA's convolution between two transposes.
     ``batch_chunks``: a grouped stencil's weight gradient (its per-tap window
@@ -103,6 +106,17 @@ class Policy:
       gelu_erf: the exact GELU computes ``x/2·(1 + erf(x/√2))`` (torch's
         formula; :mod:`fcnn.backends.xla_cpu.activation`), which XLA:CPU
         evaluates faster than the reference's ``erfc``.
+      patches_max_rows, patches_max_ratio: a 2-D convolution of one group
+        with at most ``patches_max_rows`` output pixels over the batch (counted
+        at stride 1), whose input patches (those pixels × in_channels × taps)
+        have at most ``patches_max_ratio`` times the weight's elements, is
+        differentiated as one matrix product of its patches with the weight
+        (``ConvPlan("patches")``): deep layers at small spatial sizes, such as
+        ResNet-50's last two stages at batch 8 and 96². XLA's convolution
+        relayouts the weight three times per training step (forward, input
+        gradient, weight gradient), which costs more than the products there;
+        with more rows (ResNet-50's last stage at batch 32 and 128²: 512) Eigen's
+        convolution is the faster.
       window_scan_taps: max and average pooling (on every platform) compute
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
@@ -116,6 +130,8 @@ class Policy:
     stencil_max_outputs: int = 8
     stencil_chunk_elements: int = 2**19
     window_scan_taps: int = 32
+    patches_max_rows: int = 320
+    patches_max_ratio: float = 5.0
     stencil_row_halves_min_taps: int = 49
     gelu_erf: bool = True
 
@@ -155,6 +171,9 @@ class Policy:
         channels (of every ``stride``-th pixel): written as one, XLA reads the
         weight in torch's ``(O, I)`` layout, where its convolution would
         transpose it on every call, which dominates inference at small batches.
+        For the same reason a convolution of few output pixels
+        (:attr:`patches_max_rows`) is differentiated as a matrix product of its
+        patches.
         """
         if not self.xla_cpu:
             return None
@@ -162,7 +181,15 @@ class Policy:
         if (groups == 1 and all(k == 1 for k in w_shape[2:])
                 and all(p == (0, 0) for p in pads)):
             return functools.partial(conv.conv, plan=ConvPlan("matmul"))
-        small_kernel = math.prod(w_shape[2:]) <= self.small_kernel_taps
+        taps = math.prod(w_shape[2:])
+        if groups == 1 and taps > 1 and len(x_shape) == 4 and self.channels_last(x_shape):
+            # the output of a stride-1 convolution: an upper bound for strided ones
+            out = [size + lo + hi - k + 1 for size, (lo, hi), k in zip(x_shape[2:], pads, w_shape[2:])]
+            rows = x_shape[0] * math.prod(out)
+            if (rows <= self.patches_max_rows
+                    and rows * x_shape[1] * taps <= self.patches_max_ratio * math.prod(w_shape)):
+                return functools.partial(conv.conv, plan=ConvPlan("patches"))
+        small_kernel = taps <= self.small_kernel_taps
         per_tap = (groups > 1 or len(x_shape) == 5) and w_shape[1] >= 2 and small_kernel
         first_layer = len(x_shape) == 4 and w_shape[0] <= self.stencil_max_outputs
         stencil = w_shape[1] == 1 and (groups > 1 or first_layer) and small_kernel

@@ -56,6 +56,11 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((8, 16, 32, 32), (32, 16, 3, 3)) == ConvPlan("xla", "xla", True)
     assert plan((64, 1, 28, 28), (6, 1, 5, 5)) == ConvPlan("stencil", "xla", True)  # LeNet's first layer
     assert plan((8, 1, 28, 28), (16, 1, 5, 5)).forward == "xla"  # more outputs than stencil_max_outputs
+    assert plan((8, 512, 3, 3), (512, 512, 3, 3)) == ConvPlan("patches")  # 72 output pixels, 0.14 × the weight
+    assert plan((8, 256, 6, 6), (256, 256, 3, 3)) == ConvPlan("patches")  # 288 pixels, 1.125 ×
+    assert plan((32, 512, 4, 4), (512, 512, 3, 3)).forward == "xla"  # 512 pixels
+    assert plan((4, 64, 8, 8), (32, 64, 3, 3)).forward == "xla"  # 256 pixels, 8 × the weight
+    assert plan((1, 64, 7, 7), (64, 64, 3, 3)).forward == "xla"  # under the layout threshold
     assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
     assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 8)

@@ -28,10 +28,11 @@ STENCIL = [p for p in PLANS if p.forward == "stencil"]
 
 
 MATMUL = xla_cpu_conv.MATMUL
+PATCHES = xla_cpu_conv.PATCHES
 
 
 def _ids(plans):
-    return [p.forward if p == MATMUL else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
+    return [p.forward if p in (MATMUL, PATCHES) else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
             + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "") for p in plans]
 
 
@@ -128,6 +129,18 @@ def test_the_matmul_plan_matches_the_reference_and_torch(plan, cfg):
     _check_all(plan, cfg, seed=12)
 
 
+@settings(max_examples=8)
+@given(cfg=forward_configs(dims=(2,), groups_from=(1,)))
+def test_the_patches_plan_matches_the_reference_and_torch(cfg):
+    """XLA's convolution differentiated as a matrix product of the input's patches (one group)."""
+    _check_all(PATCHES, cfg, seed=14)
+
+
+def test_the_patches_plan_refuses_groups():
+    with pytest.raises(ValueError, match="patches plan needs groups=1"):
+        xla_cpu_conv.conv(jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3)), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, PATCHES)
+
+
 def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
     x, unpadded = jnp.ones((1, 4, 5, 5)), ((0, 0), (0, 0))
     for w, pads, groups in ((jnp.ones((4, 4, 3, 3)), unpadded, 1), (jnp.ones((4, 4, 1, 1)), ((1, 1), (0, 0)), 1),
@@ -139,10 +152,11 @@ def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
 # (input shape, weight shape, stride, padding, groups): the stencil plans need one input channel per group
 HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
                  "stencil": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
-                 "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1)}
+                 "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1),
+                 "patches": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1)}
 
 
-@pytest.mark.parametrize("plan", PLANS + (MATMUL, "policy"), ids=_ids(PLANS) + ["matmul", "policy"])
+@pytest.mark.parametrize("plan", PLANS + (MATMUL, PATCHES, "policy"), ids=_ids(PLANS) + ["matmul", "patches", "policy"])
 def test_hessian_of_every_plan_matches_torch(plan):
     """Second order through the custom JVP (forward over reverse), with a stride and asymmetric padding."""
     xs, ws, stride, padding, groups = HESSIAN_CASES["xla" if plan == "policy" else plan.forward]
@@ -161,7 +175,7 @@ def test_hessian_of_every_plan_matches_torch(plan):
                  1e-4, 1e-4)
 
 
-@pytest.mark.parametrize("plan", PLANS + (MATMUL,), ids=_ids(PLANS) + ["matmul"])
+@pytest.mark.parametrize("plan", PLANS + (MATMUL, PATCHES), ids=_ids(PLANS) + ["matmul", "patches"])
 def test_per_example_gradients_under_vmap(plan):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     cin = 1 if plan.forward == "stencil" else 3

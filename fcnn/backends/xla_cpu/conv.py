@@ -1,4 +1,4 @@
-"""XLA:CPU formulations of a convolution: channels-last, per-tap weight gradient, stencil, matrix product.
+"""XLA:CPU formulations of a convolution: channels-last, per-tap weight gradient, stencil, matrix products.
 
 :func:`conv` computes ``conv(x, w)`` (batched ``(N, C, *S) ⊛ (O, C/groups,
 *k)`` with explicit (lo, hi) pads, already validated) as :class:`ConvPlan`
@@ -30,6 +30,8 @@ PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla",
          + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window")))
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
+#: XLA's convolution differentiated as patches times the weight (one group).
+PATCHES = ConvPlan("patches")
 
 
 def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
@@ -39,6 +41,10 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
             raise ValueError(f"conv: the matmul plan needs a 1x1 kernel without padding or groups, got weight "
                              f"{w.shape}, pads {pads}, groups {groups}")
         return _pointwise_conv(x, w, stride)
+    if plan.forward == "patches":
+        if groups != 1:
+            raise ValueError(f"conv: the patches plan needs groups=1, got groups {groups}")
+        return _patches_conv(x, w, tuple(stride), tuple(pads), tuple(dilation))
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
@@ -56,6 +62,45 @@ def _pointwise_conv(x, w, stride):
     xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
     y = jax.lax.dot_general(xs, w.reshape(w.shape[:2]), (((1,), (1,)), ((), ())))  # (N, *S, O)
     return to_channels_first(y)
+
+
+def _patch_matmul_conv(x, w, stride, pads, dilation):
+    """``conv(x, w)`` (one group) as one matrix product of the input's patches with the weight in torch's layout.
+
+    The patches ``(N, *S_out, C·taps)`` are the channels-last input's window
+    slices stacked tap-minor, the order of the weight's ``(O, C, *k)``
+    flattened to ``(O, C·taps)``, which the product reads in place. JAX's
+    derivatives are matrix products too, the weight gradient again in
+    torch's layout. Where the patches are few, this saves the weight
+    relayouts XLA's convolution makes in each of its three uses in a training
+    step.
+    """
+    batch, c_in = x.shape[:2]
+    kernel = w.shape[2:]
+    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
+    windows = []
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = tuple(t * d for t, d in zip(tap, dilation))
+        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
+        windows.append(jax.lax.slice(xt, (0,) + start + (0,), (batch,) + limit + (c_in,), (1,) + stride + (1,)))
+    patches = jnp.stack(windows, axis=-1).reshape((batch,) + out_sp + (-1,))
+    y = jax.lax.dot_general(patches, w.reshape(w.shape[0], -1), (((patches.ndim - 1,), (1,)), ((), ())))
+    return to_channels_first(y)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _patches_conv(x, w, stride, pads, dilation):
+    """XLA's convolution (channels-last), differentiated as :func:`_patch_matmul_conv`.
+
+    Inference keeps XLA's convolution, which is as fast or faster there (and
+    under :func:`fcnn.freeze` lays its weight out once).
+    """
+    return _xla_conv(x, w, stride, pads, dilation, 1, True)
+
+
+@_patches_conv.defjvp
+def _patches_conv_jvp(stride, pads, dilation, primals, tangents):
+    return jax.jvp(lambda x, w: _patch_matmul_conv(x, w, stride, pads, dilation), primals, tangents)
 
 
 def _padded_channels_last(x, pads, kernel, stride, dilation):
