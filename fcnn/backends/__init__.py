@@ -199,7 +199,7 @@ class Policy:
                            <= self.stencil_chunk_elements), batch)
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
                         self.channels_last(x_shape), chunks,
-                        stencil and groups > 1 and math.prod(w_shape[2:]) >= self.stencil_row_halves_min_taps)
+                        stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps)
         return functools.partial(conv.conv, plan=plan)
 
 

@@ -79,11 +79,6 @@ class Identity(Layer):
         return x, state
 
 
-def _dim_index(dim: int, ndim: int, name: str, where: str) -> int:
-    """Wrap a possibly negative dim as torch does (a 0-d tensor counts as 1-d here)."""
-    return _checks.dim_index(dim, ndim, name, where)
-
-
 def _int_arg(value, name: str, where: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{where}: {name} must be an int, got {value!r}")
@@ -107,8 +102,8 @@ class Flatten(Layer):
     def apply(self, params, state, x, *, train=False, rng=None):
         where = type(self).__name__
         x = _checks.as_array(x, "input", where)
-        start = _dim_index(self.start_dim, x.ndim, "start_dim", where)
-        end = _dim_index(self.end_dim, x.ndim, "end_dim", where)
+        start = _checks.dim_index(self.start_dim, x.ndim, "start_dim", where)
+        end = _checks.dim_index(self.end_dim, x.ndim, "end_dim", where)
         if start > end:
             raise ValueError(
                 f"{where}: flatten() has invalid args: start_dim cannot come after end_dim "
@@ -150,7 +145,7 @@ class Unflatten(Layer):
         x = _checks.as_array(x, "input", where)
         if x.ndim == 0:
             raise ValueError(f"{where}: cannot unflatten a 0-d input")
-        d = _dim_index(self.dim, x.ndim, "dim", where)
+        d = _checks.dim_index(self.dim, x.ndim, "dim", where)
         size = list(self.unflattened_size)
         known = math.prod(s for s in size if s != -1)
         if -1 in size:

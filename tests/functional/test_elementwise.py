@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F
 
@@ -46,9 +47,9 @@ CAT_CASES = [([(2, 3, 4, 5), (2, 1, 4, 5)], 1), ([(2, 8, 32, 32), (2, 16, 32, 32
              ([(2, 3, 4, 5), (2, 3, 4, 2)], -1), ([(4, 8, 300), (4, 2, 300)], 1), ([(3,), (5,)], 0)]
 
 
-@pytest.mark.parametrize("shapes, dim", CAT_CASES)
-def test_cat_values_and_gradients_match_torch(shapes, dim):
-    rs = np.random.RandomState(len(shapes) + 3 * dim + 11)
+def _check_cat(shapes, dim, seed):
+    """F.cat's values and gradients equal torch.cat's exactly."""
+    rs = np.random.RandomState(seed)
     arrays = [rs.standard_normal(s).astype(np.float32) for s in shapes]
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
     ty = torch.cat(tensors, dim)
@@ -58,6 +59,11 @@ def test_cat_values_and_gradients_match_torch(shapes, dim):
     np.testing.assert_array_equal(np.asarray(y), ty.detach().numpy())
     for got, t in zip(vjp(jnp.asarray(g)), tensors):
         np.testing.assert_array_equal(np.asarray(got), t.grad.numpy())
+
+
+@pytest.mark.parametrize("shapes, dim", CAT_CASES)
+def test_cat_values_and_gradients_match_torch(shapes, dim):
+    _check_cat(shapes, dim, len(shapes) + 3 * dim + 11)
 
 
 def test_cat_promotes_dtypes_as_torch():
@@ -98,3 +104,23 @@ def test_cat_along_channels_is_computed_channels_last_inside_a_trace():
     assert "concatenate" in jaxpr and "dimension=3" in jaxpr
     with backends.use(backends.policy().replace(fast_paths=False)):
         assert "dimension=1" in str(jax.make_jaxpr(lambda *xs: F.cat(list(xs), 1))(*xs))
+
+
+@st.composite
+def _cat_configs(draw):
+    """``(shapes, dim)`` torch.cat accepts: 1 to 4 arrays of 1 to 4 dimensions, equal but in ``dim`` (which may be
+    negative), sometimes large enough along the channels of 3-D/4-D maps to be joined channels-last."""
+    ndim = draw(st.integers(1, 4))
+    base = [draw(st.integers(1, 4)) for _ in range(ndim)]
+    if ndim >= 3 and draw(st.booleans()):  # 4 maps of 1024 pixels
+        base[0], base[2:] = 4, [32, 32] if ndim == 4 else [1024]
+    dim = draw(st.integers(-ndim, ndim - 1))
+    shapes = [tuple(draw(st.integers(0, 5)) if d == dim % ndim else b for d, b in enumerate(base))
+              for _ in range(draw(st.integers(1, 4)))]
+    return shapes, dim
+
+
+@settings(max_examples=20)
+@given(cfg=_cat_configs(), seed=st.integers(0, 2**16))
+def test_cat_over_generated_configurations_matches_torch(cfg, seed):
+    _check_cat(*cfg, seed)

@@ -75,15 +75,9 @@ def _patch_matmul_conv(x, w, stride, pads, dilation):
     relayouts XLA's convolution makes in each of its three uses in a training
     step.
     """
-    batch, c_in = x.shape[:2]
-    kernel = w.shape[2:]
-    xt, out_sp = _padded_channels_last(x, pads, kernel, stride, dilation)
-    windows = []
-    for tap in itertools.product(*(range(k) for k in kernel)):
-        start = tuple(t * d for t, d in zip(tap, dilation))
-        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
-        windows.append(jax.lax.slice(xt, (0,) + start + (0,), (batch,) + limit + (c_in,), (1,) + stride + (1,)))
-    patches = jnp.stack(windows, axis=-1).reshape((batch,) + out_sp + (-1,))
+    xt, out_sp = _padded_channels_last(x, pads, w.shape[2:], stride, dilation)
+    windows = [win for _, win in _tap_windows(xt, w.shape[2:], stride, dilation, out_sp)]
+    patches = jnp.stack(windows, axis=-1).reshape((x.shape[0],) + out_sp + (-1,))
     y = jax.lax.dot_general(patches, w.reshape(w.shape[0], -1), (((patches.ndim - 1,), (1,)), ((), ())))
     return to_channels_first(y)
 
@@ -264,20 +258,26 @@ def _stencil_weight_term(x, dw, stride, pads, dilation, groups, chunks):
 
 def _stencil_channels_last(xt, w, stride, pads, dilation, groups):
     """:func:`_stencil_conv` of a channels-last ``(N, *S, C)`` input, channels-last out."""
-    batch, c_in = xt.shape[0], xt.shape[-1]
-    c_out, kernel = w.shape[0], w.shape[2:]
-    per_group = c_out // groups
+    kernel = w.shape[2:]
+    per_group = w.shape[0] // groups
     xt, out_sp = _padded(xt, pads, kernel, stride, dilation)
     y = None
-    for tap in itertools.product(*(range(k) for k in kernel)):
-        start = tuple(t * d for t, d in zip(tap, dilation))
-        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
-        win = jax.lax.slice(xt, (0,) + start + (0,), (batch,) + limit + (c_in,), (1,) + tuple(stride) + (1,))
+    for tap, win in _tap_windows(xt, kernel, stride, dilation, out_sp):
         if per_group > 1:  # input channel g feeds outputs g·per_group … (g+1)·per_group − 1
             win = jnp.repeat(win, per_group, axis=-1)
         term = win * w[(slice(None), 0) + tap]
         y = term if y is None else y + term
     return y
+
+
+def _tap_windows(xt, kernel, stride, dilation, out_sp):
+    """``(tap, window)`` per kernel tap of a padded channels-last ``(N, *S, C)`` input: the ``(N, *out_sp, C)``
+    input values that tap multiplies, one strided slice each."""
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        start = tuple(t * d for t, d in zip(tap, dilation))
+        limit = tuple(a + st * (o - 1) + 1 for a, st, o in zip(start, stride, out_sp))
+        yield tap, jax.lax.slice(xt, (0,) + start + (0,), (xt.shape[0],) + limit + (xt.shape[-1],),
+                                 (1,) + tuple(stride) + (1,))
 
 
 def _stencil_input_gradient(g, w, in_spatial, stride, pads, dilation, groups):
