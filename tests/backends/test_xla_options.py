@@ -86,3 +86,28 @@ def test_train_step_compiles_with_the_options():
     assert _ynnpack_convolutions(jax.jit(train.train_step_fn(model, nn.CrossEntropyLoss(), optax.sgd(0.1)))
                                  .lower(ts, batch).compile()) >= 1
     assert _ynnpack_convolutions(step.lower(ts, batch).compile()) == 0
+
+
+def _parameter_copies(compiled) -> int:
+    """How many entry parameters the program copies before using them."""
+    entry = compiled.as_text().split("\nENTRY", 1)[1]
+    params = set(re.findall(r"%([\w.\-]+) = \S+ parameter\(", entry))
+    return sum(name in params for name in re.findall(r" copy\(%([\w.\-]+)\)", entry))
+
+
+def test_donated_train_step_updates_weights_in_place():
+    if jax.default_backend() != "cpu" or not xla.compiler_options():
+        pytest.skip("the options only exist for XLA:CPU with a jaxlib that knows them")
+    # the second Linear's weight is read by the input gradient, which its own update does not wait for
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4))
+    opt = optax.sgd(0.1, momentum=0.9)
+    ts = train.create_train_state(model, opt, 0)
+    batch = (jnp.asarray(randn((8, 16), seed=3)), jnp.arange(8) % 4)
+    default = jax.jit(train.train_step_fn(model, nn.CrossEntropyLoss(), opt), donate_argnums=0)
+    assert _parameter_copies(default.lower(ts, batch).compile()) >= 1  # otherwise the option has nothing to do
+    step = train.make_train_step(model, nn.CrossEntropyLoss(), opt)
+    assert _parameter_copies(step.lower(ts, batch).compile()) == 0
+    expected = jax.jit(train.train_step_fn(model, nn.CrossEntropyLoss(), opt))(ts, batch)
+    new, metrics = step(ts, batch)
+    for a, b in zip(jax.tree.leaves((new.params, metrics)), jax.tree.leaves((expected[0].params, expected[1]))):
+        assert_close(a, b, 0, 0, "donated step")
