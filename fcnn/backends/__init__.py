@@ -53,9 +53,11 @@ class ConvPlan(NamedTuple):
     matrix product over the channels; 1×1 kernels without padding or groups
     only) or ``"patches"`` (XLA's convolution channels-last, differentiated as
     one matrix product of the input's patches with the weight; one group
-    only). JAX differentiates the last two, so the other fields do not apply
-    to them. ``weight_grad``:
-    ``"xla"`` or ``"window"`` (one matrix product per kernel tap).
+    only). JAX differentiates the last two, so the fields below but
+    ``weight_grad`` do not apply to them. ``weight_grad``:
+    ``"xla"`` or ``"window"`` (one matrix product per kernel tap); for the
+    matrix-product plan, ``"xla"`` (JAX's) or ``"per_example"`` (a sum of
+    per-example products).
     ``channels_last``: XLA's convolution between two transposes.
     ``batch_chunks``: a grouped stencil's weight gradient (its per-tap window
     reductions) runs over this many equal chunks of the batch, one after the
@@ -117,6 +119,18 @@ class Policy:
         gradient, weight gradient), which costs more than the products there;
         with more rows (ResNet-50's last stage at batch 32 and 128²: 512) Eigen's
         convolution is the faster.
+      pointwise_per_example_min_elements, pointwise_per_example_pixels_per_channel:
+        a 1×1 convolution's weight gradient is a sum of per-example matrix
+        products when its output gradient has at least
+        ``pointwise_per_example_min_elements`` elements and each example at
+        least ``pointwise_per_example_pixels_per_channel`` pixels per input
+        channel (both counted at stride 1). As one product over the batch,
+        XLA:CPU first transposes the whole output gradient, which for large
+        maps leaves the cache (MobileNet-V2's expansions at batch 32, 128×128);
+        per example the transposes stay in it, but each example's product
+        writes a whole weight-sized partial sum, which costs more than it
+        saves where the maps are small against the channels (ResNet-50's
+        last stages).
       window_scan_taps: max and average pooling (on every platform) compute
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
@@ -132,6 +146,8 @@ class Policy:
     window_scan_taps: int = 32
     patches_max_rows: int = 320
     patches_max_ratio: float = 5.0
+    pointwise_per_example_min_elements: int = 2**20
+    pointwise_per_example_pixels_per_channel: int = 16
     stencil_row_halves_min_taps: int = 49
     gelu_erf: bool = True
 
@@ -180,7 +196,10 @@ class Policy:
         from fcnn.backends.xla_cpu import conv
         if (groups == 1 and all(k == 1 for k in w_shape[2:])
                 and all(p == (0, 0) for p in pads)):
-            return functools.partial(conv.conv, plan=ConvPlan("matmul"))
+            pixels = math.prod(x_shape[2:])
+            per_example = (x_shape[0] * pixels * w_shape[0] >= self.pointwise_per_example_min_elements
+                           and pixels >= self.pointwise_per_example_pixels_per_channel * w_shape[1])
+            return functools.partial(conv.conv, plan=ConvPlan("matmul", "per_example" if per_example else "xla"))
         taps = math.prod(w_shape[2:])
         if groups == 1 and taps > 1 and len(x_shape) == 4 and self.channels_last(x_shape):
             # the output of a stride-1 convolution: an upper bound for strided ones

@@ -71,6 +71,12 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
     unpadded = ((0, 0), (0, 0))
     assert plan((8, 64, 28, 28), (128, 64, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 1x1, also strided
+    # the weight gradient per example from pointwise_per_example_min_elements output-gradient elements and
+    # pointwise_per_example_pixels_per_channel
+    assert plan((8, 16, 48, 48), (96, 16, 1, 1), pads=unpadded) == ConvPlan("matmul", "per_example")
+    assert plan((8, 96, 48, 48), (24, 96, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 442,368 elements
+    assert plan((32, 192, 32, 32), (32, 192, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 5.3 pixels a channel
+    assert plan((32, 512, 4, 4), (2048, 512, 1, 1), pads=unpadded) == ConvPlan("matmul")
     assert plan((1, 320, 7, 7), (1280, 320, 1, 1), pads=unpadded) == ConvPlan("matmul")  # under the layout threshold
     assert plan((8, 64, 28, 28), (128, 64, 1, 1)).forward == "xla"  # padded
     assert plan((8, 64, 28, 28), (128, 16, 1, 1), 4, unpadded).forward == "xla"  # grouped

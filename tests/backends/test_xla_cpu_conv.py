@@ -28,7 +28,11 @@ STENCIL = [p for p in PLANS if p.forward == "stencil"]
 
 
 MATMUL = xla_cpu_conv.MATMUL
+MATMUL_PER_EXAMPLE = xla_cpu_conv.MATMUL_PER_EXAMPLE
 PATCHES = xla_cpu_conv.PATCHES
+#: the plans JAX or a JVP rule of their own differentiates, beside PLANS
+PRODUCTS = (MATMUL, MATMUL_PER_EXAMPLE, PATCHES)
+PRODUCT_IDS = ["matmul", "matmul-per_example", "patches"]
 
 
 def _ids(plans):
@@ -121,7 +125,7 @@ def pointwise_configs(draw):
             (0,) * n, tuple(draw(st.integers(1, 2)) for _ in range(n)), 1, size)
 
 
-@pytest.mark.parametrize("plan", [MATMUL, "policy"], ids=["matmul", "policy"])
+@pytest.mark.parametrize("plan", [MATMUL, MATMUL_PER_EXAMPLE, "policy"], ids=["matmul", "per_example", "policy"])
 @settings(max_examples=8)
 @given(cfg=pointwise_configs())
 def test_the_matmul_plan_matches_the_reference_and_torch(plan, cfg):
@@ -149,6 +153,29 @@ def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
             xla_cpu_conv.conv(x, w, (1, 1), pads, (1, 1), groups, MATMUL)
 
 
+def _dot_batch_dims(jaxpr):
+    """The batch dimensions of every ``dot_general`` in ``jaxpr`` and the jaxprs it calls."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append(eqn.params["dimension_numbers"][1])
+        for sub in jax.core.jaxprs_in_params(eqn.params):
+            found += _dot_batch_dims(sub)
+    return found
+
+
+def test_the_per_example_plan_differentiates_into_a_batched_product():
+    """Its weight gradient is one product per example (summed), the plain plan's one product over the batch."""
+    x, w = jnp.asarray(randn((4, 3, 5, 5), seed=22)), jnp.asarray(randn((6, 3, 1, 1), seed=23))
+
+    def batch_dims(plan):
+        loss = lambda w: jnp.sum(xla_cpu_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 1, plan) ** 2)  # noqa: E731
+        return _dot_batch_dims(jax.make_jaxpr(jax.grad(loss))(w).jaxpr)
+
+    assert ((0,), (0,)) in batch_dims(MATMUL_PER_EXAMPLE)
+    assert all(dims == ((), ()) for dims in batch_dims(MATMUL))
+
+
 # (input shape, weight shape, stride, padding, groups): the stencil plans need one input channel per group
 HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
                  "stencil": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
@@ -156,7 +183,7 @@ HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
                  "patches": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1)}
 
 
-@pytest.mark.parametrize("plan", PLANS + (MATMUL, PATCHES, "policy"), ids=_ids(PLANS) + ["matmul", "patches", "policy"])
+@pytest.mark.parametrize("plan", PLANS + PRODUCTS + ("policy",), ids=_ids(PLANS) + PRODUCT_IDS + ["policy"])
 def test_hessian_of_every_plan_matches_torch(plan):
     """Second order through the custom JVP (forward over reverse), with a stride and asymmetric padding."""
     xs, ws, stride, padding, groups = HESSIAN_CASES["xla" if plan == "policy" else plan.forward]
@@ -175,11 +202,11 @@ def test_hessian_of_every_plan_matches_torch(plan):
                  1e-4, 1e-4)
 
 
-@pytest.mark.parametrize("plan", PLANS + (MATMUL, PATCHES), ids=_ids(PLANS) + ["matmul", "patches"])
+@pytest.mark.parametrize("plan", PLANS + PRODUCTS, ids=_ids(PLANS) + PRODUCT_IDS)
 def test_per_example_gradients_under_vmap(plan):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     cin = 1 if plan.forward == "stencil" else 3
-    k, p = (1, 0) if plan == MATMUL else (3, 1)
+    k, p = (1, 0) if plan.forward == "matmul" else (3, 1)
     x, w = randn((4, cin, 6, 6), seed=10), randn((5, cin, k, k), seed=11)
     conv = implementation(plan)
 
