@@ -20,7 +20,10 @@ What the policy decides, each by a named field:
 - the **convolution's formulation** (:meth:`Policy.conv`): XLA's convolution,
   or the XLA:CPU formulations of :mod:`fcnn.backends.xla_cpu.conv`;
 - the **pooling window scan** (:attr:`Policy.window_scan_taps`);
-- the **exact GELU's formula** (:attr:`Policy.gelu_erf`).
+- the **exact GELU's formula** (:attr:`Policy.gelu_erf`);
+- **DenseNet's transitions**: tiled average pooling as a reduction
+  (:attr:`Policy.avg_pool_tiles`), and the pool before the 1×1 convolution
+  (:attr:`Policy.transition_pool_first`).
 
 An op called on concrete arrays outside any transformation is compiled as a
 program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
@@ -135,6 +138,17 @@ class Policy:
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
         are reduced by ``lax.reduce_window``.
+      avg_pool_tiles: average pooling whose windows tile the input (stride
+        equal to the kernel, no padding: DenseNet's transitions) sums each
+        window as one reduction over the window axes of a reshaped view, in
+        the layout rule's layout. Its gradient is then one broadcast; the
+        window scan's is one padded copy per tap, and XLA:CPU recomputes the
+        gradient's producer (DenseNet's sum over every later layer) in each.
+      transition_pool_first: DenseNet's transitions average-pool before their
+        1×1 convolution instead of after it (torchvision's order). Both are
+        linear and the convolution has no bias, so the values agree to float
+        rounding; the convolution and its two gradients run on a quarter of
+        the pixels.
     """
     platform: str
     eager: bool = False
@@ -150,6 +164,8 @@ class Policy:
     pointwise_per_example_pixels_per_channel: int = 16
     stencil_row_halves_min_taps: int = 49
     gelu_erf: bool = True
+    avg_pool_tiles: bool = True
+    transition_pool_first: bool = True
 
     def replace(self, **changes) -> "Policy":
         return dataclasses.replace(self, **changes)

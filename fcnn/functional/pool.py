@@ -3,7 +3,8 @@
 One N-dimensional implementation per kind of pooling; the public
 ``*_pool1d/2d/3d`` functions only fix the number of spatial dimensions.
 Inputs are channel-first, ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``;
-Max pooling may compute channels-last inside (:meth:`fcnn.backends.Policy.channels_last`).
+Max pooling, and average pooling over windows that tile the input, may compute channels-last inside
+(:meth:`fcnn.backends.Policy.channels_last`).
 
 Torch semantics reproduced exactly (and tested against torch):
 
@@ -735,6 +736,18 @@ def _window_sum(x, kernel, stride, out, pads):
     )
 
 
+def _tiled_sum(x, kernel, out):
+    """The sum of each window of windows that tile ``x`` (:func:`_tiles`): one reduction over the window axes
+    of a reshaped view, in the layout the backend picks (:attr:`fcnn.backends.Policy.avg_pool_tiles`)."""
+    view, channel, restore = backends.channel_layout(x)
+    first = 1 if channel == view.ndim - 1 else 2  # the first spatial axis
+    lead, tail = view.shape[:first], view.shape[first + len(kernel):]
+    crop = view[(slice(None),) * first + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
+    # (..., o1, k1, ..., on, kn, ...): the window axes are every second one
+    blocks = crop.reshape(lead + tuple(v for o, k in zip(out, kernel) for v in (o, k)) + tail)
+    return restore(jnp.sum(blocks, axis=tuple(first + 1 + 2 * i for i in range(len(kernel)))))
+
+
 @compiled
 def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, n, where):
     x, unbatched = pool_input(input, n, where)
@@ -743,7 +756,12 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     count_include_pad = _checks.boolean(count_include_pad, "count_include_pad", where)
     out = checked_output_size(x, kernel, stride, padding, dilation, ceil_mode, where)
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
-    total = _window_sum(x, kernel, stride, out, pads)
+    geom = _Windows(kernel, stride, padding, dilation, out, pads, False)
+    p = backends.policy()
+    if p.xla_cpu and p.avg_pool_tiles and _tiles(geom, x.shape[2:]):
+        total = _tiled_sum(x, kernel, out)
+    else:
+        total = _window_sum(x, kernel, stride, out, pads)
     if divisor_override is not None:
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)):
             raise TypeError(f"{where}: divisor_override must be an int or None, got {divisor_override!r}")

@@ -7,7 +7,7 @@ import re
 from collections import OrderedDict
 from typing import Mapping, Sequence
 
-from fcnn import _checks, nn
+from fcnn import _checks, backends, nn
 from fcnn import functional as F
 from fcnn.models._util import batched, flatten
 
@@ -55,13 +55,25 @@ class DenseBlock(nn.Module):
 
 
 class Transition(nn.Sequential):
-    """BN → ReLU → 1×1 conv → 2×2 average pool, halving the channels and the resolution."""
+    """BN → ReLU → 1×1 conv → 2×2 average pool, halving the channels and the resolution.
+
+    Where the backend's :attr:`fcnn.backends.Policy.transition_pool_first`
+    holds, the pool runs before the convolution: both are linear and the
+    convolution has no bias, so only the float rounding differs, and the
+    convolution sees a quarter of the pixels.
+    """
 
     def __init__(self, num_input_features: int, num_output_features: int):
         super().__init__(OrderedDict(
             norm=nn.BatchNorm2d(num_input_features), relu=nn.ReLU(),
             conv=nn.Conv2d(num_input_features, num_output_features, 1, bias=False, weight_init=_CONV_INIT),
             pool=nn.AvgPool2d(2, 2)))
+
+    def forward(self, ctx, x):
+        p = backends.policy()
+        if not (p.xla_cpu and p.transition_pool_first):
+            return super().forward(ctx, x)
+        return ctx.conv(ctx.pool(ctx.relu(ctx.norm(x))))
 
 
 class DenseNet(nn.Module):
