@@ -2,7 +2,8 @@
 
 Nothing is computed on real data: the model is traced once with
 ``jax.eval_shape`` through :func:`fcnn.nn.apply_with_hook`, which reports
-every layer's inputs and output under its state_dict name (``layer1.0.conv1``).
+every layer's inputs and output under its state_dict name (``layer1.0.conv1``),
+in the reference formulation (no backend fast path, :mod:`fcnn.backends`).
 
 Conventions
 -----------
@@ -64,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnn import _checks
+from fcnn import _checks, backends
 from fcnn.nn.module import Layer, Module, apply_with_hook
 
 # rule(layer, in_size, out_size, axis) -> (ratio, deps) with deps(o) -> (lo, hi) or None
@@ -479,7 +480,9 @@ def summary(model: Layer, input_shape: Sequence[int], dtype=jnp.float32, *, batc
         out, _ = apply_with_hook(model, p, s, x, train=train, rng=jax.random.key(0) if train else None, hook=hook)
         return out
 
-    output = jax.eval_shape(run, jax.ShapeDtypeStruct(full_shape, dtype))
+    # the reference formulation: a backend fast path may reorder layers (DenseNet's transitions pool first)
+    with backends.use(backends.policy().replace(fast_paths=False)):
+        output = jax.eval_shape(run, jax.ShapeDtypeStruct(full_shape, dtype))
 
     # hooks fire after a layer finishes (children before parents); show parents first
     order: list[dict] = []

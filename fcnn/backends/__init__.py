@@ -139,11 +139,13 @@ class Policy:
         is faster than ``lax.reduce_window`` for small windows; larger windows
         are reduced by ``lax.reduce_window``.
       avg_pool_tiles: average pooling whose windows tile the input (stride
-        equal to the kernel, no padding: DenseNet's transitions) sums each
-        window as one reduction over the window axes of a reshaped view, in
-        the layout rule's layout. Its gradient is then one broadcast; the
-        window scan's is one padded copy per tap, and XLA:CPU recomputes the
-        gradient's producer (DenseNet's sum over every later layer) in each.
+        equal to the kernel, no padding: DenseNet's transitions), where the
+        layout rule picks channels-last, sums each window as one reduction
+        over the window axes of a reshaped channels-last view. Its gradient is
+        then one broadcast; the window scan's is one padded copy per tap, and
+        XLA:CPU recomputes the gradient's producer (DenseNet's sum over every
+        later layer) in each. Small channel-first inputs keep the scan, which
+        is the faster there.
       transition_pool_first: DenseNet's transitions average-pool before their
         1×1 convolution instead of after it (torchvision's order). Both are
         linear and the convolution has no bias, so the values agree to float

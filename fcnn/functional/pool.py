@@ -737,15 +737,13 @@ def _window_sum(x, kernel, stride, out, pads):
 
 
 def _tiled_sum(x, kernel, out):
-    """The sum of each window of windows that tile ``x`` (:func:`_tiles`): one reduction over the window axes
-    of a reshaped view, in the layout the backend picks (:attr:`fcnn.backends.Policy.avg_pool_tiles`)."""
-    view, channel, restore = backends.channel_layout(x)
-    first = 1 if channel == view.ndim - 1 else 2  # the first spatial axis
-    lead, tail = view.shape[:first], view.shape[first + len(kernel):]
-    crop = view[(slice(None),) * first + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
-    # (..., o1, k1, ..., on, kn, ...): the window axes are every second one
-    blocks = crop.reshape(lead + tuple(v for o, k in zip(out, kernel) for v in (o, k)) + tail)
-    return restore(jnp.sum(blocks, axis=tuple(first + 1 + 2 * i for i in range(len(kernel)))))
+    """The sum of each window of windows that tile ``x`` (:func:`_tiles`), computed channels-last: one
+    reduction over the window axes of a reshaped view (:attr:`fcnn.backends.Policy.avg_pool_tiles`)."""
+    n = len(kernel)
+    xt = backends.to_channels_last(x)[(slice(None),) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
+    # (N, o1, k1, ..., on, kn, C): the window axes are every second one
+    blocks = xt.reshape(x.shape[:1] + tuple(v for o, k in zip(out, kernel) for v in (o, k)) + x.shape[1:2])
+    return backends.to_channels_first(jnp.sum(blocks, axis=tuple(2 + 2 * i for i in range(n))))
 
 
 @compiled
@@ -758,7 +756,7 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     pads = _pads(x.shape[2:], out, kernel, stride, padding, dilation)
     geom = _Windows(kernel, stride, padding, dilation, out, pads, False)
     p = backends.policy()
-    if p.xla_cpu and p.avg_pool_tiles and _tiles(geom, x.shape[2:]):
+    if p.avg_pool_tiles and p.channels_last(x.shape) and _tiles(geom, x.shape[2:]):
         total = _tiled_sum(x, kernel, out)
     else:
         total = _window_sum(x, kernel, stride, out, pads)

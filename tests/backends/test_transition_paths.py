@@ -1,9 +1,9 @@
 """DenseNet's transition fast paths against the reference formulation and torch.
 
 :attr:`fcnn.backends.Policy.avg_pool_tiles` sums the windows of an average
-pooling that tile its input as one reduction of a reshaped view (channels-last
-where the layout rule says so); :attr:`~fcnn.backends.Policy.transition_pool_first`
-pools DenseNet's transitions before their 1×1 convolution. Each is held here to
+pooling that tile its channels-last input as one reduction of a reshaped view;
+:attr:`~fcnn.backends.Policy.transition_pool_first` pools DenseNet's
+transitions before their 1×1 convolution. Each is held here to
 the reference (the policy with the field off) and to torch: values, gradients,
 the JVP, the Hessian and per-example gradients under ``vmap``.
 """
@@ -21,11 +21,10 @@ from fcnn import functional as F
 from fcnn.models import densenet
 from oracle import assert_close, check_layer, randn, to_torch
 
-# the channels-last layout everywhere, the default layout rule, and the reference
+# the tiled sum (channels-last, which it needs, for any size) and the reference
 POLICIES = {
-    "tiles-last": backends.Policy("cpu", channels_last_min_elements=0),
-    "tiles": backends.Policy("cpu"),
-    "reference": backends.Policy("cpu", avg_pool_tiles=False),
+    "tiles": backends.Policy("cpu", channels_last_min_elements=0),
+    "reference": backends.Policy("cpu", channels_last_min_elements=0, avg_pool_tiles=False),
 }
 AVG = {1: (F.avg_pool1d, torch.nn.functional.avg_pool1d), 2: (F.avg_pool2d, torch.nn.functional.avg_pool2d),
        3: (F.avg_pool3d, torch.nn.functional.avg_pool3d)}
