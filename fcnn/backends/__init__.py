@@ -23,7 +23,8 @@ What the policy decides, each by a named field:
 - the **exact GELU's formula** (:attr:`Policy.gelu_erf`);
 - **DenseNet's transitions**: tiled average pooling as a reduction
   (:attr:`Policy.avg_pool_tiles`), and the pool before the 1×1 convolution
-  (:attr:`Policy.transition_pool_first`).
+  (:attr:`Policy.transition_pool_first`);
+- **batch norm's training output** (:attr:`Policy.batch_norm_multiply_add`).
 
 An op called on concrete arrays outside any transformation is compiled as a
 program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
@@ -111,6 +112,10 @@ class Policy:
       gelu_erf: the exact GELU computes ``x/2·(1 + erf(x/√2))`` (torch's
         formula; :mod:`fcnn.backends.xla_cpu.activation`), which XLA:CPU
         evaluates faster than the reference's ``erfc``.
+      batch_norm_multiply_add: batch norm in training computes its output as
+        one multiply-add of the shifted input with per-channel coefficients
+        (:mod:`fcnn.backends.xla_cpu.norm`), so that its backward pass reads
+        the input instead of a centred copy written for it.
       patches_max_rows, patches_max_ratio: a 2-D convolution of one group
         with at most ``patches_max_rows`` output pixels over the batch (counted
         at stride 1), whose input patches (those pixels × in_channels × taps)
@@ -168,6 +173,7 @@ class Policy:
     gelu_erf: bool = True
     avg_pool_tiles: bool = True
     transition_pool_first: bool = True
+    batch_norm_multiply_add: bool = True
 
     def replace(self, **changes) -> "Policy":
         return dataclasses.replace(self, **changes)
