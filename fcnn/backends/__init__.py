@@ -102,7 +102,10 @@ class Policy:
         window of its input per kernel tap; for inputs of more elements than
         this it runs over batch chunks of at most this many (the fewest that
         divide the batch), so that each chunk's windows stay in cache
-        (MobileNet-V2 at batch 32, 128×128).
+        (MobileNet-V2 at batch 32, 128×128). The loop also writes its input
+        to memory once: fused into each tap's window instead, its producer
+        (ConvNeXt's LayerNorm, a batch norm and activation) is recomputed per
+        tap.
       stencil_row_halves_min_taps: :attr:`ConvPlan.row_halves` for the
         depthwise stencils of at least this many kernel taps. XLA:CPU removes
         optimization barriers before it fuses, so a stencil behind one is
@@ -163,7 +166,7 @@ class Policy:
     channels_last_min_elements: int = 2**14
     small_kernel_taps: int = 49
     stencil_max_outputs: int = 8
-    stencil_chunk_elements: int = 2**19
+    stencil_chunk_elements: int = 2**16
     window_scan_taps: int = 32
     patches_max_rows: int = 320
     patches_max_ratio: float = 5.0

@@ -61,9 +61,10 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((32, 512, 4, 4), (512, 512, 3, 3)).forward == "xla"  # 512 pixels
     assert plan((4, 64, 8, 8), (32, 64, 3, 3)).forward == "xla"  # 256 pixels, 8 × the weight
     assert plan((1, 64, 7, 7), (64, 64, 3, 3)).forward == "xla"  # under the layout threshold
-    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
+    assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
-    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 8)
+    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4)
+    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32)
     assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
     assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True)
     assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True)  # grouped
