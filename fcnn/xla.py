@@ -54,7 +54,7 @@ def _cpu_options_supported() -> bool:
     return True
 
 
-def compiler_options(platform: str | None = None) -> dict[str, str]:
+def compiler_options(platform: str | None = None) -> dict[str, str | bool]:
     """The XLA options fcnn compiles with on ``platform`` (default: JAX's default backend).
 
     Returns a new dict each call: on ``"cpu"`` the option that routes

@@ -245,9 +245,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
       ``(output, new_running_mean, new_running_var)`` (deliberate difference:
       torch updates them in place).
 
-    The backend may normalise channels-last inside, and in training write the
-    output as one multiply-add per element (:mod:`fcnn.backends`); only the
-    order of the sums and products differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
     """
     where = "instance_norm"
     use_input_stats = _checks.static_bool(use_input_stats, "use_input_stats", where)
@@ -313,9 +312,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 
     As ``torch.nn.functional.group_norm``: input ``(N, C, *)``, ``C`` divisible
     by ``num_groups``; per-channel affine ``weight``, ``bias`` of shape ``(C,)``.
-    The backend may normalise channels-last inside, and in training write the
-    output as one multiply-add per element (:mod:`fcnn.backends`); only the
-    order of the sums and products differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
     """
     where = "group_norm"
     x = _channel_input(input, where)
