@@ -1,4 +1,4 @@
-"""Batch norm's multiply-add training output (``Policy.batch_norm_multiply_add``) against the reference and torch."""
+"""Batch norm's multiply-add training output (``Policy.batch_norm_multiply_add``, opt-in) against the reference and torch."""
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +10,8 @@ from fcnn import backends
 from fcnn import functional as F
 from oracle import assert_close, randn, to_torch
 
-MULTIPLY_ADD = backends.Policy("cpu")
-REFERENCE = backends.Policy("cpu", batch_norm_multiply_add=False)
+MULTIPLY_ADD = backends.Policy("cpu", batch_norm_multiply_add=True)
+REFERENCE = backends.Policy("cpu")
 
 
 def _bn(x, w, b):
