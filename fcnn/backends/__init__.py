@@ -23,8 +23,7 @@ What the policy decides, each by a named field:
 - the **exact GELU's formula** (:attr:`Policy.gelu_erf`);
 - **DenseNet's transitions**: tiled average pooling as a reduction
   (:attr:`Policy.avg_pool_tiles`), and the pool before the 1×1 convolution
-  (:attr:`Policy.transition_pool_first`);
-- **batch norm's training output** (:attr:`Policy.batch_norm_multiply_add`, off by default).
+  (:attr:`Policy.transition_pool_first`).
 
 An op called on concrete arrays outside any transformation is compiled as a
 program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
@@ -115,15 +114,6 @@ class Policy:
       gelu_erf: the exact GELU computes ``x/2·(1 + erf(x/√2))`` (torch's
         formula; :mod:`fcnn.backends.xla_cpu.activation`), which XLA:CPU
         evaluates faster than the reference's ``erfc``.
-      batch_norm_multiply_add: batch norm in training computes its output as
-        one multiply-add of the shifted input with per-channel coefficients
-        (:mod:`fcnn.backends.xla_cpu.norm`), so that its backward pass reads
-        the input instead of a centred copy written for it: 1–2 % faster
-        training steps. Off by default: its gradients subtract two sums where
-        the centred form sums centred values, and lose digits in float32 where
-        a channel's statistics come from few, close values (a converted
-        RegNet-X-400MF trained at 32×32: 36× torch's own float32 gradient
-        error against float64, 2.9× in the centred form).
       patches_max_rows, patches_max_ratio: a 2-D convolution of one group
         with at most ``patches_max_rows`` output pixels over the batch (counted
         at stride 1), whose input patches (those pixels × in_channels × taps)
@@ -181,7 +171,6 @@ class Policy:
     gelu_erf: bool = True
     avg_pool_tiles: bool = True
     transition_pool_first: bool = True
-    batch_norm_multiply_add: bool = False
 
     def replace(self, **changes) -> "Policy":
         return dataclasses.replace(self, **changes)

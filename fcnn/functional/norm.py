@@ -42,17 +42,6 @@ def moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bool = Tru
     digits that ``x − mean`` would lose when ``|mean| ≫ std``), ``count`` the
     global number of elements per statistic (a Python int).
     """
-    d, m1, shift, var, count = shifted_moments(x, axes, axis_name=axis_name, single_pass=single_pass)
-    return d - m1, shift + m1, var, count
-
-
-def shifted_moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bool = True):
-    """:func:`moments` before its last subtractions: ``(d, m1, shift, var, count)``.
-
-    ``d = x − shift`` (``shift`` one sample per reduced group, as a constant),
-    ``m1`` the mean of ``d``, so the mean is ``shift + m1`` and ``x − mean``
-    is ``d − m1``.
-    """
     xf = x.astype(_acc_dtype(x.dtype))
     count = math.prod(x.shape[a] for a in axes)
     if axis_name is not None:
@@ -75,7 +64,7 @@ def shifted_moments(x, axes: tuple[int, ...], *, axis_name=None, single_pass: bo
         var = jnp.maximum(total(d * d) / count - m1 * m1, 0.0)
     else:
         var = total(jnp.square(d - m1)) / count
-    return d, m1, shift, var, count
+    return d - m1, shift + m1, var, count
 
 
 def _running_centred(x, running_mean, running_var, shape):
@@ -162,9 +151,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Normalisation uses the biased batch variance; ``running_var`` is updated
     with the unbiased one, ``var·n/(n−1)`` with ``n = N·prod(spatial)``.
 
-    The backend may normalise channels-last inside, and in training write the
-    output as one multiply-add per element (:mod:`fcnn.backends`); only the
-    order of the sums and products differs.
+    The backend may normalise channels-last inside (:mod:`fcnn.backends`);
+    only the order of the sums differs.
 
     Returns:
       ``(output, new_running_mean, new_running_var)``; the last two are the
@@ -199,8 +187,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x, channel, shape, restore = _per_channel(x)
     axes = tuple(a for a in range(x.ndim) if a != channel)
     if training:
-        d, m1, shift, var, n = shifted_moments(x, axes, axis_name=axis_name, single_pass=single_pass)
-        mean = shift + m1
+        centred, mean, var, n = moments(x, axes, axis_name=axis_name, single_pass=single_pass)
         if n == 1:
             raise ValueError(
                 f"{where}: Expected more than 1 value per channel when training, got input size {list(x.shape)}"
@@ -216,14 +203,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     # per-channel scale first: one full-size multiply instead of two (about 20 % faster fwd+bwd on CPU)
     scale = jax.lax.rsqrt(var + eps)
     scale = scale if weight is None else scale * weight.reshape(shape).astype(scale.dtype)
-    if not training:
-        y = _affine(centred * scale, None, bias, shape)
-    elif backends.policy().xla_cpu and backends.policy().batch_norm_multiply_add:
-        from fcnn.backends.xla_cpu import norm
-        y = norm.normalise(d, m1, scale, None if bias is None else bias.reshape(shape))
-    else:
-        y = _affine((d - m1) * scale, None, bias, shape)
-    return restore(y.astype(x.dtype)), running_mean, running_var
+    y = _affine(centred * scale, None, bias, shape).astype(x.dtype)
+    return restore(y), running_mean, running_var
 
 
 @compiled
