@@ -69,12 +69,16 @@ class ConvPlan(NamedTuple):
     ``row_halves``: a stencil without derivatives, or of an odd batch, is
     computed as a two-step loop over the halves of its output rows (when
     their number is even) instead of behind an optimization barrier.
+    ``groups_per_block``: XLA's forward and its input gradient convolve this
+    many consecutive groups as one, with a block-diagonal kernel (zero
+    between the groups): fewer, wider groups.
     """
     forward: str = "xla"
     weight_grad: str = "xla"
     channels_last: bool = False
     batch_chunks: int = 1
     row_halves: bool = False
+    groups_per_block: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +141,22 @@ class Policy:
         writes a whole weight-sized partial sum, which costs more than it
         saves where the maps are small against the channels (ResNet-50's
         last stages).
+      grouped_block_min_rows, grouped_block_channels, grouped_dense_max_channels:
+        a 2-D grouped convolution (channels-last) of several input channels per
+        group and at least ``grouped_block_min_rows`` output pixels over the
+        batch convolves blocks of consecutive groups as one group with a
+        block-diagonal kernel, in its forward and input gradient
+        (:attr:`ConvPlan.groups_per_block`): XLA:CPU's Eigen convolution runs
+        each group as a convolution of its own that reads the whole input, so
+        at RegNet-Y-400MF's 8 channels per group and large maps the passes over
+        the input cost more than the zero products of the block-diagonal
+        kernel. A block holds the most groups that divide the group count in at
+        most ``grouped_block_channels`` input channels; a strided convolution
+        of at most ``grouped_dense_max_channels`` input channels, whose input
+        gradient XLA writes as a convolution of the zero-dilated output
+        gradient, is one dense convolution. With fewer pixels the extra
+        products cost more than they save (RegNet-Y-400MF's last stage at
+        batch 8, 96²).
       window_scan_taps: max and average pooling (on every platform) compute
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
@@ -163,6 +183,9 @@ class Policy:
     stencil_max_outputs: int = 8
     stencil_chunk_elements: int = 2**16
     window_scan_taps: int = 32
+    grouped_block_min_rows: int = 512
+    grouped_block_channels: int = 48
+    grouped_dense_max_channels: int = 128
     patches_max_rows: int = 320
     patches_max_ratio: float = 5.0
     pointwise_per_example_min_elements: int = 2**20
@@ -190,10 +213,11 @@ class Policy:
         return (self.xla_cpu and not self.eager and len(shape) in (3, 4)
                 and math.prod(shape) >= self.channels_last_min_elements)
 
-    def conv(self, x_shape, w_shape, groups: int, pads):
+    def conv(self, x_shape, w_shape, groups: int, pads, stride=None):
         """The fast convolution for an ``x_shape`` input and ``w_shape`` weight, or ``None`` for the reference.
 
-        ``pads``: the (lo, hi) zero padding of each spatial dimension.
+        ``pads``: the (lo, hi) zero padding of each spatial dimension;
+        ``stride``: the strides (default 1).
 
         On XLA:CPU: the per-tap weight gradient for grouped and 3-D
         convolutions with at least 2 input channels per group and a small
@@ -210,7 +234,9 @@ class Policy:
         transpose it on every call, which dominates inference at small batches.
         For the same reason a convolution of few output pixels
         (:attr:`patches_max_rows`) is differentiated as a matrix product of its
-        patches.
+        patches. A 2-D grouped convolution of several input channels per group
+        and many output pixels convolves blocks of groups as one
+        (:attr:`grouped_block_min_rows`).
         """
         if not self.xla_cpu:
             return None
@@ -231,6 +257,7 @@ class Policy:
                 return functools.partial(conv.conv, plan=ConvPlan("patches"))
         small_kernel = taps <= self.small_kernel_taps
         per_tap = (groups > 1 or len(x_shape) == 5) and w_shape[1] >= 2 and small_kernel
+        per_block = self._groups_per_block(x_shape, w_shape, groups, pads, stride) if per_tap else 1
         first_layer = len(x_shape) == 4 and w_shape[0] <= self.stencil_max_outputs
         stencil = w_shape[1] == 1 and (groups > 1 or first_layer) and small_kernel
         chunks, batch = 1, x_shape[0]
@@ -239,8 +266,20 @@ class Policy:
                            <= self.stencil_chunk_elements), batch)
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
                         self.channels_last(x_shape), chunks,
-                        stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps)
+                        stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block)
         return functools.partial(conv.conv, plan=plan)
+
+    def _groups_per_block(self, x_shape, w_shape, groups, pads, stride):
+        """:attr:`ConvPlan.groups_per_block` for a grouped convolution (see :attr:`grouped_block_min_rows`)."""
+        if len(x_shape) != 4 or not self.channels_last(x_shape):
+            return 1
+        stride = (1,) * len(pads) if stride is None else tuple(stride)
+        out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(x_shape[2:], pads, w_shape[2:], stride)]
+        if x_shape[0] * math.prod(out) < self.grouped_block_min_rows:
+            return 1
+        if any(s > 1 for s in stride) and x_shape[1] <= self.grouped_dense_max_channels:
+            return groups
+        return max(k for k in range(1, groups + 1) if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels)
 
 
 @functools.cache

@@ -23,6 +23,7 @@ from oracle import assert_close, check_conv_against_torch, randn, to_torch
 TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
 
 PLANS = xla_cpu_conv.PLANS
+BLOCKS = xla_cpu_conv.BLOCKS
 XLA_FORWARD = [p for p in PLANS if p.forward == "xla"]
 STENCIL = [p for p in PLANS if p.forward == "stencil"]
 
@@ -37,7 +38,8 @@ PRODUCT_IDS = ["matmul", "matmul-per_example", "patches"]
 
 def _ids(plans):
     return [p.forward if p in (MATMUL, PATCHES) else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
-            + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "") for p in plans]
+            + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "")
+            + (f"-blocks{p.groups_per_block}" if p.groups_per_block > 1 else "") for p in plans]
 
 
 def implementation(plan):
@@ -85,6 +87,38 @@ def test_every_plan_matches_the_reference_and_torch(plan, cfg):
 def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     """The window-product forward (depthwise and single-channel convolutions)."""
     _check_all(plan, cfg, seed=8)
+
+
+@st.composite
+def blocked_configs(draw):
+    """A grouped convolution's geometry (:func:`forward_configs`) and a number of groups per block dividing its
+    groups."""
+    cfg = draw(forward_configs(groups_from=(2, 4, 6)))
+    groups = cfg[8]
+    return cfg, draw(st.sampled_from([k for k in range(2, groups + 1) if groups % k == 0]))
+
+
+@pytest.mark.parametrize("plan", BLOCKS, ids=_ids(BLOCKS))
+@settings(max_examples=6)
+@given(case=blocked_configs())
+def test_block_diagonal_groups_match_the_reference_and_torch(plan, case):
+    """XLA's forward and input gradient convolving blocks of groups as one, with a block-diagonal kernel."""
+    cfg, per_block = case
+    _check_all(plan._replace(groups_per_block=per_block), cfg, seed=30)
+
+
+def test_block_diagonal_groups_keep_a_non_finite_weight_in_its_group():
+    """The kernel is zero between groups by selection: an infinite weight reaches only its group's outputs."""
+    x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3)).at[0, 0, 1, 1].set(jnp.inf)
+    got = xla_cpu_conv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 2, BLOCKS[0])
+    want = C.reference_conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 2)
+    assert jnp.array_equal(jnp.isnan(got), jnp.isnan(want)) and jnp.array_equal(jnp.isinf(got), jnp.isinf(want))
+
+
+def test_block_diagonal_groups_need_a_divisor_of_groups_and_xla_forward():
+    x, w = jnp.ones((1, 6, 5, 5)), jnp.ones((6, 2, 3, 3))
+    with pytest.raises(ValueError, match="groups_per_block 2 needs XLA's forward and must divide groups 3"):
+        xla_cpu_conv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 3, BLOCKS[0])
 
 
 # Outputs wider than the inputs (padding above (kernel − 1)/2 at stride 1: the sub-pixel transposed
@@ -180,13 +214,21 @@ def test_the_per_example_plan_differentiates_into_a_batched_product():
 HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
                  "stencil": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
                  "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1),
-                 "patches": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1)}
+                 "patches": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
+                 "blocks": ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), 2)}
 
 
-@pytest.mark.parametrize("plan", PLANS + PRODUCTS + ("policy",), ids=_ids(PLANS) + PRODUCT_IDS + ["policy"])
+def _hessian_case(plan):
+    if plan == "policy":
+        return "xla"
+    return "blocks" if plan.groups_per_block > 1 else plan.forward
+
+
+@pytest.mark.parametrize("plan", PLANS + BLOCKS + PRODUCTS + ("policy",),
+                         ids=_ids(PLANS + BLOCKS) + PRODUCT_IDS + ["policy"])
 def test_hessian_of_every_plan_matches_torch(plan):
     """Second order through the custom JVP (forward over reverse), with a stride and asymmetric padding."""
-    xs, ws, stride, padding, groups = HESSIAN_CASES["xla" if plan == "policy" else plan.forward]
+    xs, ws, stride, padding, groups = HESSIAN_CASES[_hessian_case(plan)]
     x, w = randn(xs, seed=18), randn(ws, seed=19) * 0.5
     conv = implementation(plan)
     pads = tuple((p, p) for p in padding)
@@ -202,21 +244,22 @@ def test_hessian_of_every_plan_matches_torch(plan):
                  1e-4, 1e-4)
 
 
-@pytest.mark.parametrize("plan", PLANS + PRODUCTS, ids=_ids(PLANS) + PRODUCT_IDS)
+@pytest.mark.parametrize("plan", PLANS + BLOCKS + PRODUCTS, ids=_ids(PLANS + BLOCKS) + PRODUCT_IDS)
 def test_per_example_gradients_under_vmap(plan):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
-    cin = 1 if plan.forward == "stencil" else 3
+    groups = plan.groups_per_block
+    cin = 1 if plan.forward == "stencil" else 3 * groups
     k, p = (1, 0) if plan.forward == "matmul" else (3, 1)
-    x, w = randn((4, cin, 6, 6), seed=10), randn((5, cin, k, k), seed=11)
+    x, w = randn((4, cin, 6, 6), seed=10), randn((5 * groups, cin // groups, k, k), seed=11)
     conv = implementation(plan)
 
     def loss(w, xi):  # xi unbatched (C, 6, 6)
-        return jnp.sum(conv(xi[None], w, (1, 1), ((p, p), (p, p)), (1, 1), 1) ** 2)
+        return jnp.sum(conv(xi[None], w, (1, 1), ((p, p), (p, p)), (1, 1), groups) ** 2)
 
     grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(jnp.asarray(w), jnp.asarray(x))
     for i in range(4):
         tw = to_torch(w, requires_grad=True)
-        torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=p) ** 2).backward()
+        torch.sum(torch.nn.functional.conv2d(to_torch(x[i]), tw, padding=p, groups=groups) ** 2).backward()
         assert_close(grads[i], tw.grad, 1e-4, 1e-3, f"example {i}")
 
 

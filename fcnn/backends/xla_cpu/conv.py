@@ -28,6 +28,8 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
          + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True))
          + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window")))
+#: XLA's forward convolving two groups as one, block-diagonal (for an even number of groups).
+BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=2) for g in ("xla", "window") for last in (False, True))
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 #: The matrix-product plan with its weight gradient summed over per-example products.
@@ -51,9 +53,12 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
         return _patches_conv(x, w, tuple(stride), tuple(pads), tuple(dilation))
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
+    if groups % plan.groups_per_block or (plan.groups_per_block > 1 and plan.forward != "xla"):
+        raise ValueError(f"conv: groups_per_block {plan.groups_per_block} needs XLA's forward and must divide "
+                         f"groups {groups}, got forward {plan.forward!r}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
                  bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks),
-                 bool(plan.row_halves))
+                 bool(plan.row_halves), plan.groups_per_block)
 
 
 def _pointwise_product(xs, w2):
@@ -389,8 +394,23 @@ def _stencil_row_halves(xt, w, stride, pads, dilation, groups):
     return ys.reshape((ys.shape[0], 2 * half) + ys.shape[3:])
 
 
+def _block_diagonal(w, groups, per_block):
+    """The ``(O, C/groups, *k)`` weight of ``groups`` groups as that of ``groups/per_block`` groups.
+
+    Each new group's kernel is block-diagonal in ``per_block`` old groups:
+    ``(O, per_block·C/groups, *k)``, zero between old groups (selected, not
+    multiplied, so that a non-finite weight stays in its group).
+    """
+    out, c_group = w.shape[:2]
+    blocks = w.reshape((groups // per_block, per_block, out // groups, 1, c_group) + w.shape[2:])
+    same = (jnp.arange(per_block)[:, None] == jnp.arange(per_block))[:, None, :, None]
+    same = same.reshape(same.shape + (1,) * (w.ndim - 2))
+    wide = jnp.where(same, blocks, jnp.zeros((), w.dtype))  # (blocks, per_block, O/groups, per_block, C/groups, *k)
+    return wide.reshape((out, per_block * c_group) + w.shape[2:])
+
+
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False,
-                  row_halves=False):
+                  row_halves=False, per_block=1):
     if stencil and row_halves and (x.shape[0] % 2 or not differentiated):
         out_rows = (x.shape[2] + sum(pads[0]) - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
         if out_rows % 2 == 0:
@@ -401,21 +421,25 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
         y = _materialised(lambda xh: _stencil_channels_last(xh, w, stride, pads, dilation, groups),
                           to_channels_last(x), differentiated)
         return to_channels_first(y)
+    if per_block > 1:
+        # XLA:CPU convolves each group on its own, one pass over the whole input per group
+        w, groups = _block_diagonal(w, groups, per_block), groups // per_block
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10))
-def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves):
-    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, row_halves=row_halves)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11))
+def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block):
+    return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, row_halves=row_halves,
+                         per_block=per_block)
 
 
 @_conv.defjvp
-def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, primals,
-              tangents):
+def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block,
+              primals, tangents):
     x, w = primals
     dx, dw = tangents
     y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
-                      row_halves=row_halves)
+                      row_halves=row_halves, per_block=per_block)
     eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
@@ -435,5 +459,6 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     elif stencil:
         input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups)
     else:
-        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True)
+        input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
+                                   per_block=per_block)
     return y, input_term + weight_term
