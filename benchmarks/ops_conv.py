@@ -1,6 +1,6 @@
 """Convolution forward+backward: fcnn's weight-gradient formulations against XLA's and torch's.
 
-Run: ``python -m benchmarks.ops_conv [--repeats 7] [--batch-scale 1] [--cases bncnn,lenet,resnet,other]``.
+Run: ``python -m benchmarks.ops_conv [--repeats 7] [--batch-scale 1] [--cases bncnn,lenet,resnet,other,regnet]``.
 
 For each layer shape of the benchmarked networks (and a few others) it times,
 interleaved in one process, one jitted forward+backward (gradients for input
@@ -58,6 +58,16 @@ CASES = {
         ("alexnet stem 3→64 224² k11 s4", 4, 3, 64, (224, 224), 11, 4, 2, 1),
         ("conv1d 64→64 L1024 k5", 16, 64, 64, (1024,), 5, 1, 2, 1),
         ("conv3d 16→16 16³", 4, 16, 16, (16, 16, 16), 3, 1, 1, 1),
+    ],
+    # RegNet-Y-400MF's grouped 3×3 convolutions (8 channels per group) in its train b32 128² step
+    "regnet": [
+        ("regnet 48 g6 64² s2", 32, 48, 48, (64, 64), 3, 2, 1, 6),
+        ("regnet 104 g13 32² s2", 32, 104, 104, (32, 32), 3, 2, 1, 13),
+        ("regnet 104 g13 16²", 32, 104, 104, (16, 16), 3, 1, 1, 13),
+        ("regnet 208 g26 16² s2", 32, 208, 208, (16, 16), 3, 2, 1, 26),
+        ("regnet 208 g26 8²", 32, 208, 208, (8, 8), 3, 1, 1, 26),
+        ("regnet 440 g55 8² s2", 32, 440, 440, (8, 8), 3, 2, 1, 55),
+        ("regnet 440 g55 4²", 32, 440, 440, (4, 4), 3, 1, 1, 55),
     ],
 }
 
@@ -139,7 +149,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ops_conv", description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--batch-scale", type=int, default=1, help="multiply every batch size (e.g. 32 on a GPU)")
-    ap.add_argument("--cases", default="bncnn,lenet,resnet,other")
+    ap.add_argument("--cases", default="bncnn,lenet,resnet,other,regnet")
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args(argv)
     torch_mod = None

@@ -141,22 +141,23 @@ class Policy:
         writes a whole weight-sized partial sum, which costs more than it
         saves where the maps are small against the channels (ResNet-50's
         last stages).
-      grouped_block_min_rows, grouped_block_channels, grouped_dense_max_channels:
+      grouped_block_rows_per_group, grouped_block_channels, grouped_dense_max_channels:
         a 2-D grouped convolution (channels-last) of several input channels per
-        group and at least ``grouped_block_min_rows`` output pixels over the
-        batch convolves blocks of consecutive groups as one group with a
+        group convolves blocks of ``k`` consecutive groups as one group with a
         block-diagonal kernel, in its forward and input gradient
-        (:attr:`ConvPlan.groups_per_block`): XLA:CPU's Eigen convolution runs
-        each group as a convolution of its own that reads the whole input, so
-        at RegNet-Y-400MF's 8 channels per group and large maps the passes over
-        the input cost more than the zero products of the block-diagonal
-        kernel. A block holds the most groups that divide the group count in at
-        most ``grouped_block_channels`` input channels; a strided convolution
-        of at most ``grouped_dense_max_channels`` input channels, whose input
-        gradient XLA writes as a convolution of the zero-dilated output
-        gradient, is one dense convolution. With fewer pixels the extra
-        products cost more than they save (RegNet-Y-400MF's last stage at
-        batch 8, 96²).
+        (:attr:`ConvPlan.groups_per_block`), when it has at least
+        ``k · grouped_block_rows_per_group`` output pixels over the batch.
+        XLA:CPU's Eigen convolution runs each group as a convolution of its
+        own that reads the whole input, so at RegNet-Y-400MF's 8 channels per
+        group and large maps the passes over the input cost more than the ``k``
+        times as many products (most of them by the kernel's zeros); with
+        fewer pixels the products cost more than they save (RegNet-Y-400MF's
+        last stage at batch 8, 96²; its second stage's strided block at batch
+        1, 224²). A block holds the most groups that divide the group count in
+        at most ``grouped_block_channels`` input channels; a strided
+        convolution of at most ``grouped_dense_max_channels`` input channels,
+        whose input gradient XLA writes as a convolution of the zero-dilated
+        output gradient, is one dense convolution (one block).
       window_scan_taps: max and average pooling (on every platform) compute
         windows of at most this many taps as one strided slice per tap, which
         is faster than ``lax.reduce_window`` for small windows; larger windows
@@ -183,7 +184,7 @@ class Policy:
     stencil_max_outputs: int = 8
     stencil_chunk_elements: int = 2**16
     window_scan_taps: int = 32
-    grouped_block_min_rows: int = 512
+    grouped_block_rows_per_group: int = 64
     grouped_block_channels: int = 48
     grouped_dense_max_channels: int = 128
     patches_max_rows: int = 320
@@ -236,7 +237,7 @@ class Policy:
         (:attr:`patches_max_rows`) is differentiated as a matrix product of its
         patches. A 2-D grouped convolution of several input channels per group
         and many output pixels convolves blocks of groups as one
-        (:attr:`grouped_block_min_rows`).
+        (:attr:`grouped_block_rows_per_group`).
         """
         if not self.xla_cpu:
             return None
@@ -270,16 +271,17 @@ class Policy:
         return functools.partial(conv.conv, plan=plan)
 
     def _groups_per_block(self, x_shape, w_shape, groups, pads, stride):
-        """:attr:`ConvPlan.groups_per_block` for a grouped convolution (see :attr:`grouped_block_min_rows`)."""
+        """:attr:`ConvPlan.groups_per_block` for a grouped convolution (see :attr:`grouped_block_rows_per_group`)."""
         if len(x_shape) != 4 or not self.channels_last(x_shape):
             return 1
         stride = (1,) * len(pads) if stride is None else tuple(stride)
         out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(x_shape[2:], pads, w_shape[2:], stride)]
-        if x_shape[0] * math.prod(out) < self.grouped_block_min_rows:
-            return 1
         if any(s > 1 for s in stride) and x_shape[1] <= self.grouped_dense_max_channels:
-            return groups
-        return max(k for k in range(1, groups + 1) if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels)
+            per_block = groups
+        else:
+            per_block = max(k for k in range(1, groups + 1)
+                            if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels)
+        return per_block if x_shape[0] * math.prod(out) >= per_block * self.grouped_block_rows_per_group else 1
 
 
 @functools.cache

@@ -68,7 +68,7 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
     assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True)
     assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True, groups_per_block=4)  # grouped
-    assert plan((1, 64, 16, 16), (64, 8, 3, 3), 8) == ConvPlan("xla", "window", True)  # under grouped_block_min_rows
+    assert plan((1, 128, 12, 12), (128, 8, 3, 3), 16) == ConvPlan("xla", "window", True)  # 144 pixels for 4 groups
     # RegNet-Y-400MF's 8 channels per group, batch 32 at 224²: the groups per block
     per_block = lambda x, g, stride=(1, 1): cpu.conv(  # noqa: E731
         x, (x[1], 8, 3, 3), g, ((1, 1), (1, 1)), stride).keywords["plan"].groups_per_block
@@ -77,7 +77,10 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert per_block((32, 104, 28, 28), 13) == 1  # 13 groups: no block of 2-6 groups
     assert per_block((32, 208, 28, 28), 26, (2, 2)) == 2  # wider than grouped_dense_max_channels
     assert per_block((32, 440, 7, 7), 55) == 5  # 40 channels a block
-    assert per_block((8, 440, 3, 3), 55) == 1  # 72 output pixels
+    # at least grouped_block_rows_per_group output pixels per group in a block
+    assert per_block((8, 440, 3, 3), 55) == 1  # 72 output pixels for 5 groups
+    assert per_block((8, 208, 6, 6), 26) == 2  # 288 for 2
+    assert per_block((1, 104, 56, 56), 13, (2, 2)) == 1  # 784 for 13
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
     unpadded = ((0, 0), (0, 0))
