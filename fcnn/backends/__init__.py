@@ -71,7 +71,8 @@ class ConvPlan(NamedTuple):
     their number is even) instead of behind an optimization barrier.
     ``groups_per_block``: XLA's forward and its input gradient convolve this
     many consecutive groups as one, with a block-diagonal kernel (zero
-    between the groups): fewer, wider groups.
+    between the groups): fewer, wider groups. A group count it does not
+    divide is padded with groups of zeros to a multiple of it.
     """
     forward: str = "xla"
     weight_grad: str = "xla"
@@ -141,7 +142,7 @@ class Policy:
         writes a whole weight-sized partial sum, which costs more than it
         saves where the maps are small against the channels (ResNet-50's
         last stages).
-      grouped_block_rows_per_group, grouped_block_channels, grouped_dense_max_channels:
+      grouped_block_rows_per_group, grouped_block_channels, grouped_pad_block_channels, grouped_dense_max_channels:
         a 2-D grouped convolution (channels-last) of several input channels per
         group convolves blocks of ``k`` consecutive groups as one group with a
         block-diagonal kernel, in its forward and input gradient
@@ -154,7 +155,9 @@ class Policy:
         fewer pixels the products cost more than they save (RegNet-Y-400MF's
         last stage at batch 8, 96²; its second stage's strided block at batch
         1, 224²). A block holds the most groups that divide the group count in
-        at most ``grouped_block_channels`` input channels; a strided
+        at most ``grouped_block_channels`` input channels, or, where no count
+        from 2 divides it (RegNet-Y-400MF's 13 groups), ``grouped_pad_block_channels``
+        input channels, the group count padded with groups of zeros; a strided
         convolution of at most ``grouped_dense_max_channels`` input channels,
         whose input gradient XLA writes as a convolution of the zero-dilated
         output gradient, is one dense convolution (one block).
@@ -186,6 +189,7 @@ class Policy:
     window_scan_taps: int = 32
     grouped_block_rows_per_group: int = 64
     grouped_block_channels: int = 48
+    grouped_pad_block_channels: int = 32
     grouped_dense_max_channels: int = 128
     patches_max_rows: int = 320
     patches_max_ratio: float = 5.0
@@ -281,6 +285,8 @@ class Policy:
         else:
             per_block = max(k for k in range(1, groups + 1)
                             if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels)
+            if per_block == 1:
+                per_block = max(1, min(groups, self.grouped_pad_block_channels // w_shape[1]))
         return per_block if x_shape[0] * math.prod(out) >= per_block * self.grouped_block_rows_per_group else 1
 
 

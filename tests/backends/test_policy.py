@@ -74,7 +74,7 @@ def test_the_policy_picks_the_convolutions_formulation():
         x, (x[1], 8, 3, 3), g, ((1, 1), (1, 1)), stride).keywords["plan"].groups_per_block
     assert per_block((32, 48, 112, 112), 6, (2, 2)) == 6  # strided, at most grouped_dense_max_channels: dense
     assert per_block((32, 104, 56, 56), 13, (2, 2)) == 13
-    assert per_block((32, 104, 28, 28), 13) == 1  # 13 groups: no block of 2-6 groups
+    assert per_block((32, 104, 28, 28), 13) == 4  # no block of 2-6 dividing 13: 16 groups, 3 of them zeros
     assert per_block((32, 208, 28, 28), 26, (2, 2)) == 2  # wider than grouped_dense_max_channels
     assert per_block((32, 440, 7, 7), 55) == 5  # 40 channels a block
     # at least grouped_block_rows_per_group output pixels per group in a block

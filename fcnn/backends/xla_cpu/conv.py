@@ -28,8 +28,9 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
          + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True))
          + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window")))
-#: XLA's forward convolving two groups as one, block-diagonal (for an even number of groups).
-BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=2) for g in ("xla", "window") for last in (False, True))
+#: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third).
+BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "window") for last in (False, True)
+               for k in (2, 3))
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 #: The matrix-product plan with its weight gradient summed over per-example products.
@@ -53,9 +54,9 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
         return _patches_conv(x, w, tuple(stride), tuple(pads), tuple(dilation))
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
-    if groups % plan.groups_per_block or (plan.groups_per_block > 1 and plan.forward != "xla"):
-        raise ValueError(f"conv: groups_per_block {plan.groups_per_block} needs XLA's forward and must divide "
-                         f"groups {groups}, got forward {plan.forward!r}")
+    if plan.groups_per_block > 1 and plan.forward != "xla":
+        raise ValueError(f"conv: groups_per_block {plan.groups_per_block} needs XLA's forward, got forward "
+                         f"{plan.forward!r}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
                  bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks),
                  bool(plan.row_halves), plan.groups_per_block)
@@ -409,6 +410,17 @@ def _block_diagonal(w, groups, per_block):
     return wide.reshape((out, per_block * c_group) + w.shape[2:])
 
 
+def _zero_groups(x, w, groups, extra):
+    """``x``, ``w`` and the group count with ``extra`` groups of zero input channels and zero kernels appended
+    (their outputs are zero)."""
+    if not extra:
+        return x, w, groups
+    x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, extra * (x.shape[1] // groups), 0)]
+                    + [(0, 0, 0)] * (x.ndim - 2))
+    w = jax.lax.pad(w, jnp.zeros((), w.dtype), [(0, extra * (w.shape[0] // groups), 0)] + [(0, 0, 0)] * (w.ndim - 1))
+    return x, w, groups + extra
+
+
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False,
                   row_halves=False, per_block=1):
     if stencil and row_halves and (x.shape[0] % 2 or not differentiated):
@@ -423,7 +435,10 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
         return to_channels_first(y)
     if per_block > 1:
         # XLA:CPU convolves each group on its own, one pass over the whole input per group
+        out = w.shape[0]
+        x, w, groups = _zero_groups(x, w, groups, -groups % per_block)
         w, groups = _block_diagonal(w, groups, per_block), groups // per_block
+        return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)[:, :out]
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
