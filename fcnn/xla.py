@@ -17,16 +17,25 @@ convolutions back to Eigen. A second option has XLA:CPU's copy insertion
 analyse live ranges by region: a train step that donates its state updates
 each weight in place once its last reader has run, where XLA's default
 analysis copies every weight read in the backward pass (MobileNet-V3-Large:
-116 weight copies per step). On GPU and TPU there is nothing to change and
+116 weight copies per step). A third has XLA:CPU order each program's
+operations to keep the fewest buffers alive (its memory-optimized scheduler):
+for large programs XLA's default picks the schedule that lets independent
+operations run at once, which on a few cores gains little and spreads a step
+over more memory than the caches hold, and more fresh pages to fault in on
+every call (MobileNet-V2's train step at batch 32, 128×128: 11 % less CPU
+time; ``benchmarks/README.md``). On GPU and TPU there is nothing to change and
 the options are empty.
 
 These are per-compilation options (``jax.jit(..., compiler_options=)``), not
 process-wide flags: nothing else in the process is affected. A jaxlib that
-does not know them gets empty options (checked once, by compiling a tiny
-function), so fcnn keeps working, with XLA's defaults, across JAX versions.
-The process-wide equivalent, for code fcnn does not compile, is
+does not know one of them leaves that one out (each is checked once, by
+compiling a tiny function), so fcnn keeps working, with XLA's defaults for
+what it lacks, across JAX versions. The process-wide equivalent, for code fcnn
+does not compile, is
 ``XLA_FLAGS="--xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce
---xla_cpu_copy_insertion_use_region_analysis=true"`` set before JAX starts.
+--xla_cpu_copy_insertion_use_region_analysis=true
+--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"`` set before JAX
+starts.
 """
 
 from __future__ import annotations
@@ -39,19 +48,23 @@ import numpy as np
 # jaxlib 0.10's default YNNPACK fusion list is (individual dot, individual
 # convolution, reduce); the first option keeps it minus the convolutions.
 _CPU = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
-        "xla_cpu_copy_insertion_use_region_analysis": True}
+        "xla_cpu_copy_insertion_use_region_analysis": True,
+        "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 
 @functools.cache
-def _cpu_options_supported() -> bool:
-    """Whether this jaxlib accepts :data:`_CPU` (compiles a scalar function once per process)."""
+def _supported_cpu_options() -> tuple[tuple[str, str | bool], ...]:
+    """The items of :data:`_CPU` this jaxlib accepts (compiles a scalar function per option, once per process)."""
     cpu = jax.devices("cpu")[0]
-    try:
-        fn = jax.jit(lambda v: v + 1, compiler_options=_CPU)
-        fn.lower(jax.ShapeDtypeStruct((), np.float32, sharding=jax.sharding.SingleDeviceSharding(cpu))).compile()
-    except Exception:  # an unknown option or enum value: keep XLA's defaults
-        return False
-    return True
+    scalar = jax.ShapeDtypeStruct((), np.float32, sharding=jax.sharding.SingleDeviceSharding(cpu))
+    supported = []
+    for key, value in _CPU.items():
+        try:
+            jax.jit(lambda v: v + 1, compiler_options={key: value}).lower(scalar).compile()
+        except Exception:  # an unknown option or enum value: keep XLA's default for it
+            continue
+        supported.append((key, value))
+    return tuple(supported)
 
 
 def compiler_options(platform: str | None = None) -> dict[str, str | bool]:
@@ -63,8 +76,8 @@ def compiler_options(platform: str | None = None) -> dict[str, str | bool]:
     ``{}``. Pass it as ``jax.jit(fn, compiler_options=...)``.
     """
     platform = jax.default_backend() if platform is None else platform
-    if platform == "cpu" and _cpu_options_supported():
-        return dict(_CPU)
+    if platform == "cpu":
+        return dict(_supported_cpu_options())
     return {}
 
 
