@@ -54,10 +54,12 @@ class ConvPlan(NamedTuple):
     ``forward``: ``"xla"`` (XLA's convolution), ``"stencil"`` (a sum of
     window products; one input channel per group only), ``"matmul"`` (one
     matrix product over the channels; 1×1 kernels without padding or groups
-    only) or ``"patches"`` (XLA's convolution channels-last, differentiated as
+    only), ``"patches"`` (XLA's convolution channels-last, differentiated as
     one matrix product of the input's patches with the weight; one group
-    only). JAX differentiates the last two, so the fields below but
-    ``weight_grad`` do not apply to them. ``weight_grad``:
+    only) or ``"toeplitz"`` (one matrix product per channel with the kernel's
+    Toeplitz matrix; one input channel per group only). JAX differentiates
+    the last three, so the fields below but ``weight_grad`` and
+    ``matrix_axes`` do not apply to them. ``weight_grad``:
     ``"xla"`` or ``"window"`` (one matrix product per kernel tap); for the
     matrix-product plan, ``"xla"`` (JAX's) or ``"per_example"`` (a sum of
     per-example products).
@@ -73,6 +75,10 @@ class ConvPlan(NamedTuple):
     many consecutive groups as one, with a block-diagonal kernel (zero
     between the groups): fewer, wider groups. A group count it does not
     divide is padded with groups of zeros to a multiple of it.
+    ``matrix_axes``: the ``"toeplitz"`` forward (one input channel per
+    group; JAX differentiates it) multiplies each channel by its kernel's
+    Toeplitz matrix over the last ``matrix_axes`` spatial axes, or over
+    every axis when 0, the other axes cut into one window per kernel tap.
     """
     forward: str = "xla"
     weight_grad: str = "xla"
@@ -80,6 +86,7 @@ class ConvPlan(NamedTuple):
     batch_chunks: int = 1
     row_halves: bool = False
     groups_per_block: int = 1
+    matrix_axes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +123,17 @@ class Policy:
         recomputed in each of its consumers (ConvNeXt's LayerNorm reads its
         7×7 stencil three times); a loop's output is written once. A 3×3
         stencil with one consumer (MobileNet-V2) is faster recomputed.
+      toeplitz_min_taps, toeplitz_max_pixels_per_tap, toeplitz_min_batch: a
+        depthwise convolution (one input channel per group, several groups)
+        of at least ``toeplitz_min_taps`` kernel taps, on inputs of at most
+        ``toeplitz_max_pixels_per_tap`` pixels per tap and batches of at least
+        ``toeplitz_min_batch``, is one matrix product per channel with its
+        kernel's Toeplitz matrix over every spatial axis
+        (``ConvPlan("toeplitz")``): ConvNeXt's 7×7 depthwise convolutions at
+        8×8 and smaller. The product does ``pixels / taps`` times the
+        stencil's multiply-adds, at matrix-product speed and in a few ops
+        where the stencil and its gradients are one op per tap. At batch 1
+        writing the matrices costs as much as the product.
       gelu_erf: the exact GELU computes ``x/2·(1 + erf(x/√2))`` (torch's
         formula; :mod:`fcnn.backends.xla_cpu.activation`), which XLA:CPU
         evaluates faster than the reference's ``erfc``.
@@ -196,6 +214,10 @@ class Policy:
     pointwise_per_example_min_elements: int = 2**20
     pointwise_per_example_pixels_per_channel: int = 16
     stencil_row_halves_min_taps: int = 49
+    toeplitz_min_taps: int = 49
+    toeplitz_max_pixels_per_tap: float = 1.5
+    toeplitz_min_batch: int = 2
+    toeplitz_last_axis_max_width: int = 0
     gelu_erf: bool = True
     avg_pool_tiles: bool = True
     transition_pool_first: bool = True
@@ -241,7 +263,8 @@ class Policy:
         (:attr:`patches_max_rows`) is differentiated as a matrix product of its
         patches. A 2-D grouped convolution of several input channels per group
         and many output pixels convolves blocks of groups as one
-        (:attr:`grouped_block_rows_per_group`).
+        (:attr:`grouped_block_rows_per_group`). A large depthwise kernel on a small
+        map is one matrix product per channel (:attr:`toeplitz_min_taps`).
         """
         if not self.xla_cpu:
             return None
@@ -266,6 +289,12 @@ class Policy:
         first_layer = len(x_shape) == 4 and w_shape[0] <= self.stencil_max_outputs
         stencil = w_shape[1] == 1 and (groups > 1 or first_layer) and small_kernel
         chunks, batch = 1, x_shape[0]
+        if (stencil and groups > 1 and taps >= self.toeplitz_min_taps and batch >= self.toeplitz_min_batch
+                and math.prod(x_shape[2:]) <= self.toeplitz_max_pixels_per_tap * taps):
+            return functools.partial(conv.conv, plan=ConvPlan("toeplitz"))
+        if (stencil and groups > 1 and taps >= self.toeplitz_min_taps and batch >= self.toeplitz_min_batch
+                and x_shape[-1] <= self.toeplitz_last_axis_max_width):
+            return functools.partial(conv.conv, plan=ConvPlan("toeplitz", matrix_axes=1))
         if stencil and groups > 1:
             chunks = next((d for d in range(1, batch) if batch % d == 0 and batch // d * math.prod(x_shape[1:])
                            <= self.stencil_chunk_elements), batch)

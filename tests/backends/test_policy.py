@@ -67,6 +67,18 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32)
     assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
     assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True)
+    # ConvNeXt's 7×7 depthwise convolutions: Toeplitz products up to toeplitz_max_pixels_per_tap pixels per tap
+    pad3 = ((3, 3), (3, 3))
+    assert plan((8, 384, 6, 6), (384, 1, 7, 7), 384, pad3) == ConvPlan("toeplitz")
+    assert plan((32, 384, 8, 8), (384, 1, 7, 7), 384, pad3) == ConvPlan("toeplitz")  # 64 pixels, 1.3 a tap
+    assert plan((32, 768, 7, 7), (768, 1, 7, 7), 768, pad3) == ConvPlan("toeplitz")
+    assert plan((32, 192, 16, 16), (192, 1, 7, 7), 192, pad3).forward == "stencil"  # 256 pixels
+    assert plan((1, 768, 7, 7), (768, 1, 7, 7), 768, pad3).forward == "stencil"  # under toeplitz_min_batch
+    assert plan((8, 576, 3, 3), (576, 1, 3, 3), 576).forward == "stencil"  # under toeplitz_min_taps
+    # the matrix over the last axis only, up to toeplitz_last_axis_max_width (0: off)
+    assert plan((8, 192, 12, 12), (192, 1, 7, 7), 192, pad3).forward == "stencil"
+    last_axis = cpu.replace(toeplitz_last_axis_max_width=12).conv((8, 192, 12, 12), (192, 1, 7, 7), 192, pad3)
+    assert last_axis.keywords["plan"] == ConvPlan("toeplitz", matrix_axes=1)
     assert plan((8, 32, 56, 56), (32, 8, 3, 3), 4) == ConvPlan("xla", "window", True, groups_per_block=4)  # grouped
     assert plan((1, 128, 12, 12), (128, 8, 3, 3), 16) == ConvPlan("xla", "window", True)  # 144 pixels for 4 groups
     # RegNet-Y-400MF's 8 channels per group, batch 32 at 224²: the groups per block

@@ -31,9 +31,12 @@ STENCIL = [p for p in PLANS if p.forward == "stencil"]
 MATMUL = xla_cpu_conv.MATMUL
 MATMUL_PER_EXAMPLE = xla_cpu_conv.MATMUL_PER_EXAMPLE
 PATCHES = xla_cpu_conv.PATCHES
+TOEPLITZ = (xla_cpu_conv.TOEPLITZ, xla_cpu_conv.TOEPLITZ_LAST_AXIS, ConvPlan("toeplitz", matrix_axes=2))
+TOEPLITZ_IDS = ["toeplitz-every-axis", "toeplitz-last-axis", "toeplitz-last-two-axes"]
 #: the plans JAX or a JVP rule of their own differentiates, beside PLANS
-PRODUCTS = (MATMUL, MATMUL_PER_EXAMPLE, PATCHES)
-PRODUCT_IDS = ["matmul", "matmul-per_example", "patches"]
+PRODUCTS = (MATMUL, MATMUL_PER_EXAMPLE, PATCHES) + TOEPLITZ
+PRODUCT_IDS = ["matmul", "matmul-per_example", "patches"] + TOEPLITZ_IDS
+ONE_CHANNEL_PER_GROUP = ("stencil", "toeplitz")
 
 
 def _ids(plans):
@@ -118,6 +121,28 @@ def test_block_diagonal_groups_need_xla_forward():
     x, w = jnp.ones((1, 6, 5, 5)), jnp.ones((6, 1, 3, 3))
     with pytest.raises(ValueError, match="groups_per_block 2 needs XLA's forward, got forward 'stencil'"):
         xla_cpu_conv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 6, ConvPlan("stencil", groups_per_block=2))
+
+
+@pytest.mark.parametrize("plan", TOEPLITZ, ids=TOEPLITZ_IDS)
+@settings(max_examples=8)
+@given(cfg=forward_configs(one_channel_per_group=True))
+def test_every_toeplitz_plan_matches_the_reference_and_torch(plan, cfg):
+    """Depthwise and single-channel convolutions as products with the kernel's Toeplitz matrices, 1-D to 3-D
+    (matrices over every axis, the last one, or the last two with windows over the others)."""
+    _check_all(plan, cfg, seed=30)
+
+
+@pytest.mark.parametrize("plan", TOEPLITZ, ids=TOEPLITZ_IDS)
+def test_the_toeplitz_plans_on_convnext_depthwise_layers(plan):
+    """ConvNeXt's 7×7 depthwise convolution (padding 3) on maps smaller than the kernel and as large as it."""
+    for size in ((3, 3), (7, 7), (4, 6)):
+        _check_all(plan, (2, 2, 4, 4, (7, 7), (1, 1), (3, 3), (1, 1), 4, size), seed=31)
+
+
+def test_the_toeplitz_plan_needs_one_input_channel_per_group():
+    x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="toeplitz plan needs one input channel per group"):
+        xla_cpu_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, xla_cpu_conv.TOEPLITZ)
 
 
 # Outputs wider than the inputs (padding above (kernel − 1)/2 at stride 1: the sub-pixel transposed
@@ -214,7 +239,8 @@ HESSIAN_CASES = {"xla": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
                  "stencil": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2),
                  "matmul": ((2, 3, 7, 6), (4, 3, 1, 1), (2, 3), (0, 0), 1),
                  "patches": ((2, 3, 7, 6), (2, 3, 3, 2), (2, 1), (1, 0), 1),
-                 "blocks": ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), 2)}
+                 "blocks": ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), 2),
+                 "toeplitz": ((4, 2, 7, 6), (4, 1, 3, 2), (1, 2), (1, 0), 2)}
 
 
 def _hessian_case(plan):
@@ -247,7 +273,7 @@ def test_hessian_of_every_plan_matches_torch(plan):
 def test_per_example_gradients_under_vmap(plan):
     """vmap(grad) through the custom JVP equals torch's per-example gradients (one backward each)."""
     groups = 2 if plan.groups_per_block > 1 else 1
-    cin = 1 if plan.forward == "stencil" else 3 * groups
+    cin = 1 if plan.forward in ONE_CHANNEL_PER_GROUP else 3 * groups
     k, p = (1, 0) if plan.forward == "matmul" else (3, 1)
     x, w = randn((4, cin, 6, 6), seed=10), randn((5 * groups, cin // groups, k, k), seed=11)
     conv = implementation(plan)

@@ -19,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fcnn.backends import ConvPlan, to_channels_first, to_channels_last
 
@@ -37,6 +38,10 @@ MATMUL = ConvPlan("matmul")
 MATMUL_PER_EXAMPLE = ConvPlan("matmul", "per_example")
 #: XLA's convolution differentiated as patches times the weight (one group).
 PATCHES = ConvPlan("patches")
+#: Depthwise convolutions as per-channel products with the kernel's Toeplitz matrix over every spatial axis,
+#: or over the last one with windows over the others (one input channel per group).
+TOEPLITZ = ConvPlan("toeplitz")
+TOEPLITZ_LAST_AXIS = ConvPlan("toeplitz", matrix_axes=1)
 
 
 def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
@@ -52,6 +57,10 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
         if groups != 1:
             raise ValueError(f"conv: the patches plan needs groups=1, got groups {groups}")
         return _patches_conv(x, w, tuple(stride), tuple(pads), tuple(dilation))
+    if plan.forward == "toeplitz":
+        if w.shape[1] != 1:
+            raise ValueError(f"conv: the toeplitz plan needs one input channel per group, got weight {w.shape}")
+        return _toeplitz_conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.matrix_axes)
     if plan.forward == "stencil" and w.shape[1] != 1:
         raise ValueError(f"conv: the stencil forward needs one input channel per group, got weight {w.shape}")
     if plan.groups_per_block > 1 and plan.forward != "xla":
@@ -126,6 +135,77 @@ def _patches_conv(x, w, stride, pads, dilation):
 @_patches_conv.defjvp
 def _patches_conv_jvp(stride, pads, dilation, primals, tangents):
     return jax.jvp(lambda x, w: _patch_matmul_conv(x, w, stride, pads, dilation), primals, tangents)
+
+
+def _axis_taps(kernel, size, out, stride, lo, dilation, dtype):
+    """``A[t, i, o] = 1`` where input ``i`` of one spatial axis meets kernel tap ``t`` for output ``o``, else 0.
+
+    ``i = stride·o + dilation·t − lo``; inputs in the zero padding have no row.
+    """
+    taps = np.zeros((kernel, size, out), dtype)
+    for t in range(kernel):
+        for o in range(out):
+            i = stride * o + dilation * t - lo
+            if 0 <= i < size:
+                taps[t, i, o] = 1
+    return taps
+
+
+def _toeplitz_conv(x, w, stride, pads, dilation, groups, matrix_axes):
+    """``conv(x, w)`` for one input channel per group as one matrix product per channel.
+
+    Along one spatial axis, a convolution is a product with a banded
+    (Toeplitz) matrix built from the kernel: ``sum_t w[t] · A[t]`` with
+    :func:`_axis_taps`' 0/1 matrices, which also place the stride, dilation
+    and zero padding. Over the last ``matrix_axes`` spatial axes (every axis
+    when 0), each output channel's kernel becomes one matrix of
+    ``in_pixels × out_pixels``, the sum over its taps of the weight times the
+    Kronecker product of the axes' 0/1 matrices; the
+    other, leading axes are cut into one window per kernel tap along them,
+    stacked into the product's contraction. Each channel is then one matrix
+    product over the batch's rows, a batched ``dot_general`` over the groups,
+    where the stencil is a sum of one window product per tap. The product
+    does ``in_pixels / taps`` times the stencil's multiply-adds (over the
+    matrix axes), at matrix-product speed and in a handful of ops. JAX
+    differentiates it: the input gradient is the product with the
+    transposed matrices, the weight gradient one product over the batch
+    contracted with the constant 0/1 matrices.
+    """
+    batch, n = x.shape[0], x.ndim - 2
+    m = n if matrix_axes == 0 else min(matrix_axes, n)
+    lead, trail = n - m, slice(n - m, n)
+    kernel, spatial = w.shape[2:], x.shape[2:]
+    out_sp = tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
+                   for size, (lo, hi), k, s, d in zip(spatial, pads, kernel, stride, dilation))
+    # the Toeplitz matrix of each output channel: (O, *k_lead, *in_trail, *out_trail)
+    t = w[:, 0]
+    for size, out, k, s, (lo, _), d in zip(spatial[trail], out_sp[trail], kernel[trail], stride[trail],
+                                           pads[trail], dilation[trail]):
+        t = jnp.tensordot(t, _axis_taps(k, size, out, s, lo, d, w.dtype), axes=((1 + lead,), (0,)))
+    # tensordot appends (in, out) per axis: order them as (O, *k_lead, *in_trail, *out_trail)
+    first = 1 + lead
+    t = jnp.transpose(t, tuple(range(first)) + tuple(first + 2 * j for j in range(m))
+                      + tuple(first + 2 * j + 1 for j in range(m)))
+    c_out, per_group = w.shape[0], w.shape[0] // groups
+    p_out = math.prod(out_sp[trail])
+    t = t.reshape(groups, per_group, -1, p_out)
+    # the input's windows along the leading axes: (N, G, *out_lead, *k_lead, *in_trail)
+    if lead:
+        xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0)] * 2 + [(lo, hi, 0) for lo, hi in pads[:lead]]
+                         + [(0, 0, 0)] * m)
+        windows = []
+        for tap in itertools.product(*(range(k) for k in kernel[:lead])):
+            start = tuple(tk * d for tk, d in zip(tap, dilation))
+            limit = tuple(a + s * (o - 1) + 1 for a, s, o in zip(start, stride, out_sp))
+            windows.append(jax.lax.slice(xp, (0, 0) + start + (0,) * m, xp.shape[:2] + limit + spatial[trail],
+                                         (1, 1) + stride[:lead] + (1,) * m))
+        rows = jnp.stack(windows, axis=2 + lead)
+    else:
+        rows = x
+    rows = rows.reshape(batch, groups, math.prod(out_sp[:lead]), -1)
+    y = jax.lax.dot_general(rows, t, (((3,), (2,)), ((1,), (0,))))  # (G, N, rows, per_group, p_out)
+    y = jnp.transpose(y, (1, 0, 3, 2, 4))
+    return y.reshape((batch, c_out) + out_sp)
 
 
 def _padded_channels_last(x, pads, kernel, stride, dilation):
