@@ -312,8 +312,9 @@ class Policy:
         if any(s > 1 for s in stride) and x_shape[1] <= self.grouped_dense_max_channels:
             per_block = groups
         else:
-            per_block = max(k for k in range(1, groups + 1)
-                            if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels)
+            # groups wider than a block (ResNeXt-101 32x8d's 64 channels, RegNet-X-8GF's 120) stay apart
+            per_block = max((k for k in range(1, groups + 1)
+                             if groups % k == 0 and k * w_shape[1] <= self.grouped_block_channels), default=1)
             if per_block == 1:
                 per_block = max(1, min(groups, self.grouped_pad_block_channels // w_shape[1]))
         return per_block if x_shape[0] * math.prod(out) >= per_block * self.grouped_block_rows_per_group else 1

@@ -93,6 +93,10 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert per_block((8, 440, 3, 3), 55) == 1  # 72 output pixels for 5 groups
     assert per_block((8, 208, 6, 6), 26) == 2  # 288 for 2
     assert per_block((1, 104, 56, 56), 13, (2, 2)) == 1  # 784 for 13
+    # groups wider than grouped_block_channels and grouped_pad_block_channels (ResNeXt-101 32x8d, RegNet-X-8GF)
+    wide = lambda x, w, g, stride=(1, 1): cpu.conv(x, w, g, ((1, 1), (1, 1)), stride).keywords["plan"]  # noqa: E731
+    assert wide((8, 2048, 14, 14), (2048, 64, 3, 3), 32) == ConvPlan("xla", "window", True)
+    assert wide((8, 720, 28, 28), (720, 120, 3, 3), 6, (2, 2)) == ConvPlan("xla", "window", True)
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
     unpadded = ((0, 0), (0, 0))
