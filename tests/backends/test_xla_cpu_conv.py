@@ -9,6 +9,7 @@ and the Hessian (forward over reverse), which a custom VJP would forbid.
 """
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import pytest
 import torch
@@ -217,7 +218,7 @@ def _dot_batch_dims(jaxpr):
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "dot_general":
             found.append(eqn.params["dimension_numbers"][1])
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             found += _dot_batch_dims(sub)
     return found
 
