@@ -405,7 +405,8 @@ def main(argv=None):
     meta = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                        f"jax backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-                       f"torch on {torch_device().type}, torch threads {torch.get_num_threads()}",
+                       f"torch on {torch_device().type}, torch threads {torch.get_num_threads()}, "
+                       f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}",
             "versions": versions, "dtype": args.dtype, "load_before": os.getloadavg(),
             "matmul_gflops": matmul_gflops(dtype=args.dtype)}
     print(json.dumps(meta), flush=True)

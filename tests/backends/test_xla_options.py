@@ -1,6 +1,10 @@
 """fcnn.xla: the compiler options fcnn's compiled steps use, and fcnn.jit."""
 
+import os
+import platform
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -138,3 +142,98 @@ def test_donated_train_step_updates_weights_in_place():
     new, metrics = step(ts, batch)
     for a, b in zip(jax.tree.leaves((new.params, metrics)), jax.tree.leaves((expected[0].params, expected[1]))):
         assert_close(a, b, 0, 0, "donated step")
+
+
+def _thp_file(tmp_path, text):
+    path = tmp_path / "enabled"
+    path.write_text(text + "\n")
+    return str(path)
+
+
+def _glibc_with_hugetlb() -> bool:
+    libc, version = platform.libc_ver()
+    return sys.platform.startswith("linux") and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35)
+
+
+@pytest.mark.skipif(not _glibc_with_hugetlb(), reason="glibc.malloc.hugetlb needs Linux with glibc 2.35 or later")
+def test_huge_page_environment_asks_where_huge_pages_are_granted_on_request(tmp_path):
+    on_request = _thp_file(tmp_path, "always [madvise] never")
+    assert xla.huge_page_environment({}, thp_file=on_request) == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    # the user's tunables are kept, and their own hugetlb choice (0 included) is left alone
+    assert xla.huge_page_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, thp_file=on_request) == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    assert xla.huge_page_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, thp_file=on_request) == {}
+    # always granted, never granted, or no such file: nothing to ask for
+    assert xla.huge_page_environment({}, thp_file=_thp_file(tmp_path, "[always] madvise never")) == {}
+    assert xla.huge_page_environment({}, thp_file=_thp_file(tmp_path, "always madvise [never]")) == {}
+    assert xla.huge_page_environment({}, thp_file=str(tmp_path / "missing")) == {}
+
+
+def test_huge_page_environment_is_empty_off_glibc(monkeypatch, tmp_path):
+    on_request = _thp_file(tmp_path, "always [madvise] never")
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
+    assert xla.huge_page_environment({}, thp_file=on_request) == {}
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.34"))
+    assert xla.huge_page_environment({}, thp_file=on_request) == {}
+
+
+_FAULTS = """
+import resource, jax, jax.numpy as jnp, numpy as np
+import fcnn
+x, w = jnp.ones((8192, 256), jnp.float32), jnp.ones((256, 1024), jnp.float32)
+# the product (32 MiB) is a temporary of the program: allocated and freed on every call
+f = fcnn.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w)) + jnp.sum(jnp.sin(x @ w)))
+f(x, w).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    f(x, w).block_until_ready()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4)
+"""
+
+
+def _faults_per_call(environ) -> int:
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=environ, capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def test_huge_pages_cut_the_page_faults_of_a_programs_temporaries():
+    small_pages = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    extra = xla.huge_page_environment({k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"})
+    if not extra:
+        pytest.skip("this system grants huge pages always or never: nothing to ask for")
+    default = _faults_per_call(small_pages)
+    huge = _faults_per_call({**os.environ, **extra})
+    assert default >= 4000  # every 4 KiB page of the 32 MiB temporary, on every call
+    assert huge * 20 <= default
+
+
+def test_fcnn_train_restarts_itself_with_huge_pages(monkeypatch):
+    from fcnn import cli
+
+    class Restarted(Exception):
+        pass
+
+    calls = []
+
+    def execve(path, args, env):
+        calls.append((path, args, env))
+        raise Restarted
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr(sys, "argv", ["fcnn", "train", "--epochs", "1"])
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-m", "fcnn", "train", "--epochs", "1"])
+    extra = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    monkeypatch.setattr(xla, "huge_page_environment", lambda: dict(extra))
+    with pytest.raises(Restarted):
+        cli.main()
+    path, args, env = calls[0]
+    assert (path, args) == (sys.executable, [sys.executable, "-m", "fcnn", "train", "--epochs", "1"])
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1" and env["PATH"] == os.environ["PATH"]
+    # nothing to add, or main() called from Python with its arguments: no restart
+    calls.clear()
+    extra.clear()
+    monkeypatch.setattr(cli, "COMMANDS", {**cli.COMMANDS, "train": (*cli.COMMANDS["train"][:2], lambda args: 0)})
+    assert cli.main() == 0
+    extra["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    assert cli.main(["train", "--epochs", "1"]) == 0
+    assert calls == []
