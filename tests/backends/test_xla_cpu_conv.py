@@ -295,6 +295,34 @@ def test_stencil_needs_one_input_channel_per_group():
         xla_cpu_conv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 2, ConvPlan(forward="stencil"))
 
 
+def _loop_operand_shapes(jaxpr):
+    """The operand shapes of every ``scan`` in ``jaxpr`` and the jaxprs it calls, one list per loop."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append([tuple(v.aval.shape) for v in eqn.invars])
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _loop_operand_shapes(sub)
+    return found
+
+
+def test_the_stencil_loops_take_their_weights_tap_major():
+    """The stencils' loops (the halves of a training step's forward and input gradient, the row halves of a 7×7
+    inference) never take the weight in torch's ``(C, 1, *k)`` layout: sliced from it inside the loop, each tap's
+    weights lie ``prod(k)`` floats apart and XLA:CPU gathers them element by element."""
+    x, w = jnp.asarray(randn((4, 6, 8, 8), seed=24)), jnp.asarray(randn((6, 1, 3, 3), seed=25))
+    train = ConvPlan("stencil", "xla", True, 2)
+    loss = lambda x, w: jnp.sum(jnp.tanh(xla_cpu_conv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 6, train)) ** 2)  # noqa: E731
+    loops = _loop_operand_shapes(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, w).jaxpr)
+    assert len(loops) >= 3 and all(w.shape not in shapes for shapes in loops), loops
+
+    w7 = jnp.asarray(randn((6, 1, 7, 7), seed=26))
+    rows = ConvPlan("stencil", "xla", True, 1, True)
+    forward = lambda x, w: xla_cpu_conv.conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6, rows)  # noqa: E731
+    loops = _loop_operand_shapes(jax.make_jaxpr(forward)(x, w7).jaxpr)
+    assert len(loops) == 1 and (7, 7, 6) in loops[0] and w7.shape not in loops[0], loops
+
+
 def test_the_chunked_stencil_under_vmap():
     """Per-example gradients of a depthwise stencil whose weight gradient runs over batch chunks, inside vmap."""
     x, w = randn((3, 4, 2, 6, 6), seed=20), randn((4, 1, 3, 3), seed=21)
