@@ -388,10 +388,16 @@ def main(argv=None):
     ap.add_argument("--time-limit", type=float, default=None,
                     help="seconds for the whole run: no new setup after 60%% of it, no new round after it "
                          "(for runs on a lent machine; what was measured is still reported)")
+    ap.add_argument("--inline-dispatch", action="store_true",
+                    help="run XLA:CPU's programs on the calling thread (jax_cpu_enable_async_dispatch off), as "
+                         "`fcnn train` does; see fcnn.xla.host_memory_environment")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import jax
     import torch
+
+    if args.inline_dispatch:  # before JAX creates its CPU client, which reads the flag once
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
 
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]
@@ -406,7 +412,8 @@ def main(argv=None):
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                        f"jax backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
                        f"torch on {torch_device().type}, torch threads {torch.get_num_threads()}, "
-                       f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}",
+                       f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, "
+                       f"async dispatch {'off' if args.inline_dispatch else 'on'}",
             "versions": versions, "dtype": args.dtype, "load_before": os.getloadavg(),
             "matmul_gflops": matmul_gflops(dtype=args.dtype)}
     print(json.dumps(meta), flush=True)

@@ -42,15 +42,25 @@ its temp size, afresh for every call and frees them after it (glibc's malloc
 maps a block that large with ``mmap`` and returns it to the kernel). The
 kernel then faults each 4 KiB page of the block in again on every call: for
 MobileNet-V2's train step at batch 32, 128×128, 160,000 page faults and about
-0.3 s of kernel time per step. With transparent huge pages (2 MiB) the faults
-are 100 times fewer. Where Linux grants huge pages only to memory that asks
-for them (``/sys/kernel/mm/transparent_hugepage/enabled`` reads
-``[madvise]``), glibc's malloc asks for them when the process starts with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc 2.35 and later); it reads
-its tunables only at start-up, so a running process cannot change this.
-:func:`huge_page_environment` says what to add; ``fcnn train`` restarts
-itself with it. ``benchmarks/README.md`` measures the difference: most
-training steps at batch 32 15–36 % shorter, a few longer.
+0.3 s of kernel time per step. Two settings of glibc's malloc, read only when
+a process starts (``GLIBC_TUNABLES``), avoid that:
+
+- ``glibc.malloc.hugetlb=1`` (glibc 2.35 and later) has malloc ask for 2 MiB
+  transparent huge pages where Linux grants them only on request
+  (``/sys/kernel/mm/transparent_hugepage/enabled`` reads ``[madvise]``): the
+  faults are 100 times fewer (:func:`huge_page_environment`).
+- ``glibc.malloc.mmap_max=0`` and a large ``glibc.malloc.trim_threshold``
+  keep large blocks in malloc's heap instead of mapping and unmapping them:
+  the next call reuses the same, already faulted-in pages. This works only
+  for memory allocated on the process's main thread (glibc's other arenas
+  map large blocks regardless), so it also needs JAX to run CPU programs on
+  the calling thread: ``jax.config.update("jax_cpu_enable_async_dispatch",
+  False)`` before JAX's first computation. The cost is that the process keeps
+  its peak heap: freed memory goes back to malloc, not to the kernel.
+
+:func:`host_memory_environment` returns both, where they apply; ``fcnn
+train`` restarts itself with them and runs its programs on the calling
+thread. ``benchmarks/README.md`` measures them on torchvision's networks.
 """
 
 from __future__ import annotations
@@ -141,3 +151,39 @@ def huge_page_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> dict
     if not granted_on_request:
         return {}
     return {"GLIBC_TUNABLES": f"{tunables}:{_HUGETLB}=1" if tunables else f"{_HUGETLB}=1"}
+
+
+# Large blocks from malloc's heap, never unmapped (mmap_max=0), and a freed block at the heap's top kept, not
+# returned to the kernel (any trim threshold above the largest program's temporaries; 1 TiB).
+_KEEP_MAPPED = {"glibc.malloc.mmap_max": "0", "glibc.malloc.trim_threshold": str(1 << 40)}
+
+
+def host_memory_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> dict[str, str]:
+    """The environment variables under which XLA:CPU's temporaries stay mapped from call to call, or ``{}``.
+
+    ``{"GLIBC_TUNABLES": …}`` on Linux with glibc 2.26 or later: the tunables
+    already in ``environ`` (default ``os.environ``), then
+    ``glibc.malloc.mmap_max=0`` and ``glibc.malloc.trim_threshold=2**40``
+    unless ``environ`` sets them (any value), then what
+    :func:`huge_page_environment` adds. ``{}`` on other systems and where
+    nothing would be added. Start a process with these variables and run
+    ``jax.config.update("jax_cpu_enable_async_dispatch", False)`` in it
+    before JAX's first computation: the module docstring says why both are
+    needed, and that the process then keeps its peak heap.
+    """
+    environ = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return {}
+    libc, version = platform.libc_ver()
+    try:
+        if libc != "glibc" or tuple(int(v) for v in version.split(".")[:2]) < (2, 26):
+            return {}
+    except ValueError:
+        return {}
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    named = {item.split("=", 1)[0] for item in tunables.split(":") if item}
+    items = [tunables] if tunables else []
+    items += [f"{name}={value}" for name, value in _KEEP_MAPPED.items() if name not in named]
+    huge = huge_page_environment({**environ, "GLIBC_TUNABLES": ":".join(items)}, thp_file=thp_file)
+    merged = huge.get("GLIBC_TUNABLES", ":".join(items))
+    return {"GLIBC_TUNABLES": merged} if merged != tunables else {}

@@ -24,9 +24,11 @@ data files readable; a bad value is a usage error, exit status 2, never a
 traceback or a run that diverges to NaN.
 
 Run as a program on Linux, ``fcnn train`` starts itself again with glibc's
-malloc asking for transparent huge pages where the system grants them on
-request (:func:`fcnn.xla.huge_page_environment`): XLA:CPU's steps then spend
-far less time in page faults.
+malloc keeping large blocks mapped and asking for transparent huge pages
+where the system grants them on request
+(:func:`fcnn.xla.host_memory_environment`), and has JAX run its CPU programs
+on the calling thread: XLA:CPU's steps then reuse their temporaries' pages
+instead of faulting them in on every call.
 
 ``fcnn summary --model resnet18 --input 3,224,224 [--markdown]`` prints
 :func:`fcnn.summary`'s table (:mod:`fcnn.cli.summary`).
@@ -531,23 +533,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _restart_with_huge_pages() -> None:
-    """Replace this process by its own command line under :func:`fcnn.xla.huge_page_environment`, where that adds
-    anything.
+def _restart_with_host_memory_environment() -> None:
+    """Replace this process by its own command line under :func:`fcnn.xla.host_memory_environment`, where that
+    adds anything.
 
     glibc reads its tunables only when a process starts (:mod:`fcnn.xla` says
-    why training steps want huge pages), so ``fcnn train`` run as a program
-    starts itself again with them. ``GLIBC_TUNABLES=glibc.malloc.hugetlb=0``
-    in the environment keeps 4 KiB pages.
+    why training steps want them), so ``fcnn train`` run as a program starts
+    itself again with them. Tunables already in ``GLIBC_TUNABLES`` are kept:
+    ``glibc.malloc.hugetlb=0`` keeps 4 KiB pages, ``glibc.malloc.mmap_max``
+    set to any value keeps that value.
     """
     from fcnn import xla
 
-    extra = xla.huge_page_environment()
+    extra = xla.host_memory_environment()
     if extra:
         try:
             os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **extra})
-        except OSError:  # could not start again: train with 4 KiB pages
+        except OSError:  # could not start again: train with malloc's defaults
             pass
+
+
+def _run_programs_inline() -> None:
+    """Have JAX run CPU programs on the calling thread, where XLA:CPU's temporaries come from the heap that
+    :func:`_restart_with_host_memory_environment` keeps mapped (:mod:`fcnn.xla`).
+
+    JAX reads the flag when it creates its CPU client, so this runs before
+    anything computes: only for ``fcnn train`` run as a program, never in a
+    process that called :func:`main` from Python.
+    """
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if argv is None and args.command == "train":
-        _restart_with_huge_pages()
+        _restart_with_host_memory_environment()
+        _run_programs_inline()
     try:
         return COMMANDS[args.command][2](args)
     except (CLIError, FileNotFoundError) as e:
