@@ -124,6 +124,17 @@ _THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 _HUGETLB = "glibc.malloc.hugetlb"
 
 
+def _linux_glibc_at_least(major: int, minor: int) -> bool:
+    """Whether this process runs on Linux with glibc ``major.minor`` or later."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc, version = platform.libc_ver()
+    try:
+        return libc == "glibc" and tuple(int(v) for v in version.split(".")[:2]) >= (major, minor)
+    except ValueError:
+        return False
+
+
 def huge_page_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> dict[str, str]:
     """The environment variables that have glibc's malloc ask for transparent huge pages, or ``{}``.
 
@@ -138,15 +149,12 @@ def huge_page_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> dict
     """
     environ = os.environ if environ is None else environ
     tunables = environ.get("GLIBC_TUNABLES", "")
-    if not sys.platform.startswith("linux") or _HUGETLB in tunables:
+    if _HUGETLB in tunables or not _linux_glibc_at_least(2, 35):
         return {}
-    libc, version = platform.libc_ver()
     try:
-        if libc != "glibc" or tuple(int(v) for v in version.split(".")[:2]) < (2, 35):
-            return {}
         with open(thp_file) as f:
             granted_on_request = "[madvise]" in f.read()
-    except (OSError, ValueError):
+    except OSError:
         return {}
     if not granted_on_request:
         return {}
@@ -172,13 +180,7 @@ def host_memory_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> di
     needed, and that the process then keeps its peak heap.
     """
     environ = os.environ if environ is None else environ
-    if not sys.platform.startswith("linux"):
-        return {}
-    libc, version = platform.libc_ver()
-    try:
-        if libc != "glibc" or tuple(int(v) for v in version.split(".")[:2]) < (2, 26):
-            return {}
-    except ValueError:
+    if not _linux_glibc_at_least(2, 26):  # glibc's tunables
         return {}
     tunables = environ.get("GLIBC_TUNABLES", "")
     named = {item.split("=", 1)[0] for item in tunables.split(":") if item}
