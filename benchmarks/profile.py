@@ -12,9 +12,6 @@ to where the time goes rather than a partition of the step. The operations
 are also summed by kind (by the instruction's name: convolutions by kernel
 size, YNNPACK calls, loops, copies and transposes, element-wise fusions).
 ``--hlo FILE`` also writes the optimized HLO, to look the fusions up.
-
-This is how the fifth session found the channel-first ReLU masks behind the
-slow relayouts of BN-CNN's weight-gradient convolutions (``README.md``).
 """
 
 from __future__ import annotations

@@ -232,6 +232,7 @@ def _faults_per_call(environ) -> int:
     return int(out.stdout.split()[-1])
 
 
+@pytest.mark.sweep  # three JAX processes each: 12-25 s of a worker
 def test_huge_pages_cut_the_page_faults_of_a_programs_temporaries():
     small_pages = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
     extra = xla.huge_page_environment({k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"})
@@ -243,6 +244,7 @@ def test_huge_pages_cut_the_page_faults_of_a_programs_temporaries():
     assert huge * 20 <= default
 
 
+@pytest.mark.sweep
 @pytest.mark.skipif(not _glibc_with_hugetlb(), reason="the tunables need Linux with glibc 2.35 or later")
 def test_kept_mapped_temporaries_are_not_faulted_in_again_when_programs_run_inline():
     base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FCNN_TEST_INLINE")}
