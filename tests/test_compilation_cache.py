@@ -12,6 +12,7 @@ import pytest
 from fcnn import compilation_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a zstd frame's first four bytes
 
 # A process that trains a tiny network (fit, or `fcnn train` with "cli") and reports JAX's cache events.
 WORKER = r"""
@@ -57,6 +58,11 @@ def test_a_new_process_reads_the_compiled_steps_from_the_default_directory(tmp_p
     written = entries(directory)
     # every program is cached, the tiny network's steps and the operations run outside jit alike
     assert cold["dir"] == directory and cold["min_time"] == 0 and cold["hits"] == 0 and written
+    # compressed with zstd (fcnn depends on zstandard), which JAX writes and reads several times faster than zlib
+    for name in written:
+        if name.endswith("-cache"):
+            with open(os.path.join(directory, name), "rb") as entry:
+                assert entry.read(4) == ZSTD_MAGIC, name
     warm = run_worker(tmp_path, "default")
     # every program the second process needed was in the cache: it hit them all and wrote nothing new
     assert warm["dir"] == directory and warm["hits"] >= len(written)
