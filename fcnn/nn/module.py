@@ -41,7 +41,9 @@ Every ``apply`` checks its arguments before anything is traced: ``train`` must
 be a Python bool, ``rng`` ``None`` or a PRNG key, and ``params``/``state`` must
 have exactly the keys, shapes and dtype kinds of the layer's own
 :meth:`Layer.param_spec` — by default ``jax.eval_shape(layer.init, key)``,
-computed once per layer. A mismatch raises a ``ValueError`` that lists each
+computed once per layer, or read off what the layer's ``init`` returned when
+it has run (the abstract trace of ``init`` costs 0.1–0.2 s for the
+torchvision-sized networks). A mismatch raises a ``ValueError`` that lists each
 missing, unexpected or misshapen entry by its dotted state_dict name (and, in
 a composite, the child layer it belongs to), instead of running with another
 layer's parameters. Dtypes are compared by kind (floating, integer, bool,
@@ -94,6 +96,8 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if "apply" in cls.__dict__:
             cls.apply = _checked_apply(cls.__dict__["apply"])
+        if "init" in cls.__dict__:
+            cls.init = _spec_recording_init(cls.__dict__["init"])
 
     def param_spec(self):
         """The ``(params, state)`` that :meth:`apply` accepts, as trees of ``jax.ShapeDtypeStruct``.
@@ -182,6 +186,29 @@ def _layer_spec(layer: Layer):
     flat = None if spec is None else (_flat_spec(spec[0]), _flat_spec(spec[1]))
     object.__setattr__(layer, "_fcnn_param_spec", (token, flat))
     return flat
+
+
+def _spec_recording_init(init):
+    """``init`` that also caches the layer's flat spec from its result, as :func:`_layer_spec` would compute it.
+
+    Only the outermost ``init`` of the layer's class records (a ``super().init``
+    inside does not), and only where the class keeps the default
+    :meth:`Layer.param_spec`, which is the shapes of what ``init`` returns.
+    """
+
+    @functools.wraps(init)
+    def recording(self, key):
+        out = init(self, key)
+        if type(self).init is recording and type(self).param_spec is Layer.param_spec:
+            try:
+                params, state = out
+                flat = (_flat_spec(params), _flat_spec(state))
+            except (TypeError, ValueError, AttributeError):
+                return out  # not dicts of arrays: apply's check reports it, param_spec computes the spec then
+            object.__setattr__(self, "_fcnn_param_spec", (_spec_token(self), flat))
+        return out
+
+    return recording
 
 
 def _leaf_shape_kind(leaf):

@@ -220,6 +220,30 @@ def test_the_spec_follows_children_added_after_the_first_apply():
     assert layer.apply(params, state, jnp.ones((2, 4)))[0].shape == (2, 2)
 
 
+@pytest.mark.parametrize("make,shape", [LAYERS[0], LAYERS[-1]])
+def test_init_records_the_spec_that_param_spec_computes(make, shape, monkeypatch):
+    layer = make()
+    params, state = layer.init(jax.random.key(0))
+    recorded = layer.__dict__["_fcnn_param_spec"]
+    traced = []
+    real = jax.eval_shape
+    monkeypatch.setattr(jax, "eval_shape", lambda *a, **k: (traced.append(a[0]), real(*a, **k))[1])
+    layer.apply(params, state, jnp.ones(shape))
+    assert traced == []  # apply's check read the spec init recorded
+    object.__delattr__(layer, "_fcnn_param_spec")
+    layer.apply(params, state, jnp.ones(shape))
+    assert len(traced) == 1 and layer.__dict__["_fcnn_param_spec"] == recorded
+
+
+def test_a_model_built_from_blocks_records_the_spec_of_its_whole_tree():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.ReLU(), nn.Conv2d(4, 2, 1)))
+    model.init(jax.random.key(0))
+    recorded = model.__dict__["_fcnn_param_spec"]
+    spec = model.param_spec()
+    assert recorded == (fmodule._spec_token(model), (fmodule._flat_spec(spec[0]), fmodule._flat_spec(spec[1])))
+    assert ("2", "1", "weight") in recorded[1][0] and ("1", "running_mean") in recorded[1][1]
+
+
 class Scaled(nn.Layer):
     """A layer whose parameter's shape is not known to init: it declares its spec itself."""
 
@@ -249,6 +273,9 @@ class ScaledTwice(Scaled):
 def test_a_layer_declares_its_own_spec_and_super_apply_checks_once(monkeypatch):
     x = jnp.ones((3, 4))
     assert Scaled().apply({"scale": jnp.ones((4,))}, {}, x)[0].shape == (3, 4)
+    scaled = Scaled(4)
+    scaled.init(jax.random.key(0))  # records nothing: the layer's own param_spec states its spec
+    assert "_fcnn_param_spec" not in scaled.__dict__
     with pytest.raises(ValueError, match="'scale' has shape \\(3,\\), expected \\(4,\\)"):
         Scaled(4).apply({"scale": jnp.ones((3,))}, {}, x)
     seen = []
