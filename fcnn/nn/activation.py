@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks
 from fcnn.functional import activation as _F
+from fcnn.nn import init as _init
 from fcnn.nn.module import Layer
 
 
@@ -160,8 +161,7 @@ class PReLU(Layer):
         self.dtype = dtype
 
     def init(self, key):
-        del key
-        return {"weight": jnp.full((self.num_parameters,), self.init_value, self.dtype)}, {}
+        return {"weight": _init.filled(key, (self.num_parameters,), self.init_value, self.dtype)}, {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _F.prelu(x, params["weight"]), state

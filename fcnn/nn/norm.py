@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from fcnn import _checks
 from fcnn.functional import norm as _F
+from fcnn.nn import init as _init
 from fcnn.nn.module import Layer
 
 
@@ -21,18 +22,18 @@ def _count_dtype():
     return jax.dtypes.canonicalize_dtype(jnp.int64)
 
 
-def _affine_params(shape, affine, bias, dtype):
+def _affine_params(key, shape, affine, bias, dtype):
     if not affine:
         return {}
-    params = {"weight": jnp.ones(shape, dtype)}
+    params = {"weight": _init.ones(key, shape, dtype)}
     if bias:
-        params["bias"] = jnp.zeros(shape, dtype)
+        params["bias"] = _init.zeros(key, shape, dtype)
     return params
 
 
-def _running_state(c, dtype):
-    return {"running_mean": jnp.zeros((c,), dtype), "running_var": jnp.ones((c,), dtype),
-            "num_batches_tracked": jnp.zeros((), _count_dtype())}
+def _running_state(key, c, dtype):
+    return {"running_mean": _init.zeros(key, (c,), dtype), "running_var": _init.ones(key, (c,), dtype),
+            "num_batches_tracked": _init.zeros(key, (), _count_dtype())}
 
 
 class _NormBase(Layer):
@@ -50,9 +51,8 @@ class _NormBase(Layer):
         self.dtype = dtype
 
     def init(self, key):
-        del key
-        state = _running_state(self.num_features, self.dtype) if self.track_running_stats else {}
-        return _affine_params((self.num_features,), self.affine, self.bias, self.dtype), state
+        state = _running_state(key, self.num_features, self.dtype) if self.track_running_stats else {}
+        return _affine_params(key, (self.num_features,), self.affine, self.bias, self.dtype), state
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -254,8 +254,7 @@ class GroupNorm(Layer):
         self.dtype = dtype
 
     def init(self, key):
-        del key
-        return _affine_params((self.num_channels,), self.affine, self.bias, self.dtype), {}
+        return _affine_params(key, (self.num_channels,), self.affine, self.bias, self.dtype), {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         where = type(self).__name__
@@ -289,8 +288,7 @@ class LayerNorm(Layer):
         self.dtype = dtype
 
     def init(self, key):
-        del key
-        return _affine_params(self.normalized_shape, self.elementwise_affine, self.bias, self.dtype), {}
+        return _affine_params(key, self.normalized_shape, self.elementwise_affine, self.bias, self.dtype), {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _F.layer_norm(x, self.normalized_shape, params.get("weight"), params.get("bias"), self.eps), state

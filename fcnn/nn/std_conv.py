@@ -16,9 +16,9 @@ elements, ``eps`` inside the square root (timm computes it with
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from fcnn import _checks
+from fcnn.nn import init as _init
 from fcnn.nn.conv import Conv2d
 from fcnn.nn.same_padding import pad_same, timm_padding
 
@@ -114,7 +114,7 @@ class ScaledStdConv2d(_StdConv):
 
     def init(self, key):
         params, state = super().init(key)
-        params["gain"] = jnp.full((self.out_channels, 1, 1, 1), self.gain_init, self.dtype)
+        params["gain"] = _init.filled(key, (self.out_channels, 1, 1, 1), self.gain_init, self.dtype)
         return params, state
 
     def _scale(self, params):

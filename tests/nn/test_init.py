@@ -54,3 +54,42 @@ def test_dropout_mask_is_jax_bernoulli_on_the_shape(shape, p, seed):
     x = jnp.ones(shape)
     keep = jax.random.bernoulli(key, 1.0 - p, shape)
     np.testing.assert_array_equal(F.dropout(x, p, key=key) != 0, keep)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.int32])
+def test_fills_are_the_same_eager_and_traced(dtype):
+    key = jax.random.key(0)
+    for fn, value in ((init.zeros, 0), (init.ones, 1), (init.constant(3), 3)):
+        eager = fn(key, (2, 3), dtype)
+        traced = jax.jit(lambda k: fn(k, (2, 3), dtype))(key)
+        assert eager.dtype == traced.dtype == dtype and not eager.weak_type
+        np.testing.assert_array_equal(eager, traced)
+        np.testing.assert_array_equal(eager, np.full((2, 3), value))
+    # traced, a fill is an operation of the program, not a constant captured from NumPy
+    jaxpr = jax.make_jaxpr(lambda k: init.ones(k, (64, 64)))(key)
+    assert not jaxpr.consts and "broadcast_in_dim" in str(jaxpr)
+
+
+def test_an_eager_init_compiles_no_program_per_parameter_shape():
+    from fcnn import nn
+
+    def net(widths):
+        layers = []
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.LayerNorm([c_out, 5, 5]), nn.PReLU(c_out)]
+        return nn.Sequential(*layers)
+
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    net((3, 4, 6)).init(jax.random.key(0))  # compiles the draws every layer shares
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        params, state = net((3, 5, 7, 9, 11, 13)).init(jax.random.key(1))  # every parameter shape new
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles == []
+    assert params["8"]["weight"].shape == (9, 7, 3, 3) and state["9"]["running_var"].shape == (9,)
