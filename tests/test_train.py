@@ -118,6 +118,52 @@ def test_train_step_donates_and_eval_step_does_not():
     model.apply(new.params, new.state, x)  # the new state is usable
 
 
+class SharedConstant(nn.Layer):
+    """A layer whose init hands out one array for every entry, as an initialiser of cached constants may."""
+
+    def __init__(self):
+        self.value = jnp.ones((6,))
+
+    def init(self, key):
+        return {"a": self.value, "b": self.value}, {"c": self.value}
+
+    def apply(self, params, state, x, *, train=False, rng=None):
+        return x * params["a"] * params["b"] + state["c"], state
+
+
+def test_train_state_has_a_buffer_of_its_own_for_every_leaf():
+    model = SharedConstant()
+    ts = create_train_state(model, optax.sgd(0.1, momentum=0.9), 0)
+    leaves = jax.tree.leaves((ts.params, ts.state, ts.opt_state))
+    pointers = {leaf.unsafe_buffer_pointer() for leaf in leaves}
+    assert len(pointers) == len(leaves) and model.value.unsafe_buffer_pointer() not in pointers
+    step = make_train_step(model, lambda out, y: jnp.mean((out - y) ** 2), optax.sgd(0.1, momentum=0.9))
+    new, _ = step(ts, (jnp.ones((2, 6)), jnp.zeros((2, 6))))  # donates every leaf once
+    assert ts.params["a"].is_deleted() and not model.value.is_deleted()
+    grad = jax.grad(lambda a: jnp.mean((jnp.ones((2, 6)) * a * jnp.ones(6) + 1.0) ** 2))(jnp.ones(6))
+    np.testing.assert_allclose(new.opt_state[0].trace["a"], grad, rtol=1e-6)  # the first step's momentum
+
+
+def test_a_train_state_compiles_one_program_whatever_the_parameter_shapes():
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    def model(widths):
+        return nn.Sequential(*[nn.Conv2d(a, b, 3) for a, b in zip(widths, widths[1:])])
+
+    create_train_state(model((1, 2, 3)), optax.sgd(0.1, momentum=0.9), 0)  # the shared draws compile here
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        ts = create_train_state(model((1, 4, 5, 7, 9)), optax.sgd(0.1, momentum=0.9), 0)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert len(compiles) == 1  # the copies and the optimizer's state, whatever the shapes
+    assert ts.opt_state[0].trace["3"]["weight"].shape == (9, 7, 3, 3)
+
+
 def test_step_rng_changes_each_step_and_eval_is_deterministic():
     model = small_model(noise=True)
     opt = optax.sgd(0.0)
