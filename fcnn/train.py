@@ -21,6 +21,7 @@ the step's key is ``fold_in(rng, step)``, and nothing depends on wall time.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -69,24 +70,30 @@ def create_train_state(model, optimizer: optax.GradientTransformation, key) -> T
         key = jax.random.key(int(key))
     init_key, rng = jax.random.split(key)
     params, state = model.init(init_key)
-    params, state, opt_state = _fresh_with_optimizer_state(optimizer, params, state)
+    try:
+        fresh = _fresh_with_optimizer_state(optimizer)
+    except TypeError:  # an optimizer that cannot be a cache key
+        fresh = _fresh_with_optimizer_state.__wrapped__(optimizer)
+    params, state, opt_state = fresh(params, state)
     return TrainState(params, state, opt_state, jnp.zeros((), jnp.int32), _stored_key(rng))
 
 
-def _fresh_with_optimizer_state(optimizer, params, state):
-    """Fresh buffers for every leaf of ``(params, state)``, and ``optimizer.init`` of them, as one program.
+@functools.lru_cache(maxsize=64)
+def _fresh_with_optimizer_state(optimizer):
+    """``(params, state) -> (params, state, optimizer.init(params))`` with fresh buffers, as one jitted program.
 
     Fresh buffers because the step donates them, and XLA refuses to donate one
     buffer twice (initialisers may hand out shared constants). One program
     because run eagerly, the copies and the optimizer's zeros compile a
     program per parameter shape (ConvNeXt-Tiny: 56, about 1 s of a new
-    process's start even with the persistent compilation cache).
+    process's start even with the persistent compilation cache). Cached per
+    optimizer, so that a new train state of the same shapes reuses it.
     """
     def fresh(params, state):
         params, state = jax.tree.map(jnp.array, (params, state))
         return params, state, optimizer.init(params)
 
-    return jax.jit(fresh)(params, state)
+    return jax.jit(fresh)
 
 
 _RAW_IMPL = "threefry2x32"  # what TrainState's raw (uint32) keys are

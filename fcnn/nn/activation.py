@@ -161,7 +161,7 @@ class PReLU(Layer):
         self.dtype = dtype
 
     def init(self, key):
-        return {"weight": _init.filled(key, (self.num_parameters,), self.init_value, self.dtype)}, {}
+        return {"weight": _init.constant(self.init_value)(key, (self.num_parameters,), self.dtype)}, {}
 
     def apply(self, params, state, x, *, train=False, rng=None):
         return _F.prelu(x, params["weight"]), state

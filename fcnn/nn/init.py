@@ -115,7 +115,7 @@ def _truncated_normal(key, shape, dtype, lower, upper):
     return jax.random.truncated_normal(key, lower, upper, shape, dtype)
 
 
-def filled(key, shape, value, dtype=jnp.float32):
+def _filled(key, shape, value, dtype=jnp.float32):
     """``jnp.full(shape, value, dtype)``; with a concrete ``key`` (an eager ``init``) built by NumPy instead.
 
     ``jnp.full`` called eagerly compiles a program per shape (a model's
@@ -131,16 +131,16 @@ def filled(key, shape, value, dtype=jnp.float32):
 
 def constant(value: float):
     def init(key, shape, dtype=jnp.float32):
-        return filled(key, shape, value, dtype)
+        return _filled(key, shape, value, dtype)
     return init
 
 
 def zeros(key, shape, dtype=jnp.float32):
-    return filled(key, shape, 0, dtype)
+    return _filled(key, shape, 0, dtype)
 
 
 def ones(key, shape, dtype=jnp.float32):
-    return filled(key, shape, 1, dtype)
+    return _filled(key, shape, 1, dtype)
 
 
 def _empty_is_zeros(init):

@@ -114,7 +114,7 @@ class ScaledStdConv2d(_StdConv):
 
     def init(self, key):
         params, state = super().init(key)
-        params["gain"] = _init.filled(key, (self.out_channels, 1, 1, 1), self.gain_init, self.dtype)
+        params["gain"] = _init.constant(self.gain_init)(key, (self.out_channels, 1, 1, 1), self.dtype)
         return params, state
 
     def _scale(self, params):
