@@ -85,7 +85,7 @@ def _fresh_with_optimizer_state(optimizer):
     Fresh buffers because the step donates them, and XLA refuses to donate one
     buffer twice (initialisers may hand out shared constants). One program
     because run eagerly, the copies and the optimizer's zeros compile a
-    program per parameter shape (ConvNeXt-Tiny: 56, about 1 s of a new
+    program per parameter shape (ConvNeXt-Tiny: 56, 0.4-0.5 s of a new
     process's start even with the persistent compilation cache). Cached per
     optimizer, so that a new train state of the same shapes reuses it.
     """
