@@ -86,7 +86,8 @@ def _draw(sample, key, shape, dtype, scale=1.0, shift=0.0):
         flat = shift + flat
     if isinstance(flat, jax.core.Tracer):
         return flat[:size].reshape(shape)
-    return jax.device_put(np.asarray(flat)[:size].reshape(shape))  # a transfer; jnp.asarray compiles per shape
+    # a copy of the cut (a view would keep the whole draw alive) put on the device; jnp.asarray compiles per shape
+    return jax.device_put(np.asarray(flat)[:size].reshape(shape).copy())
 
 
 def uniform(a: float = 0.0, b: float = 1.0):
