@@ -65,7 +65,7 @@ def _draw(sample, key, shape, dtype, scale=1.0, shift=0.0):
     per parameter shape (``benchmarks/README.md``). Rounding the length up to a power of 4, and at least
     :data:`_MIN_DRAW`, lets layers of different sizes share one compiled
     generator (and one scaling). Called eagerly, the draw is cut and shaped
-    as a NumPy view and put back on the device, which compiles nothing;
+    in NumPy and put back on the device, which compiles nothing;
     as ``jnp`` slicing and reshaping it would compile two programs per
     parameter shape (EfficientNet-B0: 92 of its ``init``'s 136 programs).
 
