@@ -3,6 +3,8 @@ module on the same weights and inputs and compare outputs, gradients and buffers
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -158,3 +160,20 @@ def check_conv_against_torch(f, x, w, n, stride, padding, dilation, groups, seed
     assert_close(gx, tx.grad, 1e-4, 1e-4, "grad input")
     assert_close(gw, tw.grad, 1e-4, 1e-4, "grad weight")
     return y, gx, gw, g
+
+
+@contextlib.contextmanager
+def backend_compiles():
+    """A list that collects one entry per XLA compilation run inside the ``with`` block."""
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+

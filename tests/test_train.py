@@ -9,7 +9,7 @@ from fcnn import nn
 from fcnn.data import DataLoader
 from fcnn.train import (EarlyStopping, TrainState, accuracy, create_train_state, evaluate, fit,
                         make_eval_step, make_train_step)
-from oracle import assert_close, load_into_torch, to_torch
+from oracle import assert_close, backend_compiles, load_into_torch, to_torch
 
 
 # The loop is generic over layers/losses/optimizers; these tests use only the
@@ -145,21 +145,12 @@ def test_train_state_has_a_buffer_of_its_own_for_every_leaf():
 
 
 def test_a_train_state_compiles_one_program_whatever_the_parameter_shapes():
-    compiles = []
-
-    def listen(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
     def model(widths):
         return nn.Sequential(*[nn.Conv2d(a, b, 3) for a, b in zip(widths, widths[1:])])
 
     create_train_state(model((1, 2, 3)), optax.sgd(0.1, momentum=0.9), 0)  # the shared draws compile here
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with backend_compiles() as compiles:
         ts = create_train_state(model((1, 4, 5, 7, 9)), optax.sgd(0.1, momentum=0.9), 0)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
     assert len(compiles) == 1  # the copies and the optimizer's state, whatever the shapes
     assert ts.opt_state[0].trace["3"]["weight"].shape == (9, 7, 3, 3)
 

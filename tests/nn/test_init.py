@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from fcnn import functional as F
 from fcnn.nn import init
+from oracle import backend_compiles
 
 # the reference draws on multi-dimensional shapes are what compiles slowly, so few shapes, several keys
 SHAPES = [(0, 3), (5, 7), (4, 3, 5, 5)]
@@ -79,17 +80,8 @@ def test_an_eager_init_compiles_no_program_per_parameter_shape():
             layers += [nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.LayerNorm([c_out, 5, 5]), nn.PReLU(c_out)]
         return nn.Sequential(*layers)
 
-    compiles = []
-
-    def listen(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
     net((3, 4, 6)).init(jax.random.key(0))  # compiles the draws every layer shares
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with backend_compiles() as compiles:
         params, state = net((3, 5, 7, 9, 11, 13)).init(jax.random.key(1))  # every parameter shape new
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
     assert compiles == []
     assert params["8"]["weight"].shape == (9, 7, 3, 3) and state["9"]["running_var"].shape == (9,)
