@@ -19,6 +19,9 @@ What the policy decides, each by a named field:
   channel-first;
 - the **convolution's formulation** (:meth:`Policy.conv`): XLA's convolution,
   or the XLA:CPU formulations of :mod:`fcnn.backends.xla_cpu.conv`;
+- the **weight gradient of a product by a weight** (``linear``, a 1×1
+  convolution; :meth:`Policy.linear`, :attr:`Policy.weight_gradient_input_first`):
+  which operand XLA:CPU transposes;
 - the **pooling window scan** (:attr:`Policy.window_scan_taps`);
 - the **exact GELU's formula** (:attr:`Policy.gelu_erf`);
 - **DenseNet's transitions**: tiled average pooling as a reduction
@@ -61,8 +64,9 @@ class ConvPlan(NamedTuple):
     the last three, so the fields below but ``weight_grad`` and
     ``matrix_axes`` do not apply to them. ``weight_grad``:
     ``"xla"`` or ``"window"`` (one matrix product per kernel tap); for the
-    matrix-product plan, ``"xla"`` (JAX's) or ``"per_example"`` (a sum of
-    per-example products).
+    matrix-product plan, ``"xla"`` (JAX's), ``"per_example"`` (a sum of
+    per-example products) or ``"input_first"`` (one product with the input as
+    its first operand: :mod:`fcnn.backends.xla_cpu.matmul`).
     ``channels_last``: XLA's convolution between two transposes.
     ``batch_chunks``: a grouped stencil's weight gradient (its per-tap window
     reductions) runs over this many equal chunks of the batch, one after the
@@ -149,8 +153,9 @@ class Policy:
         with more rows (ResNet-50's last stage at batch 32 and 128²: 512) Eigen's
         convolution is the faster.
       pointwise_per_example_min_elements, pointwise_per_example_pixels_per_channel:
-        a 1×1 convolution's weight gradient is a sum of per-example matrix
-        products when its output gradient has at least
+        a 1×1 convolution that :attr:`weight_gradient_input_first` leaves
+        has its weight gradient as a sum of per-example matrix products when
+        its output gradient has at least
         ``pointwise_per_example_min_elements`` elements and each example at
         least ``pointwise_per_example_pixels_per_channel`` pixels per input
         channel (both counted at stride 1). As one product over the batch,
@@ -160,6 +165,18 @@ class Policy:
         writes a whole weight-sized partial sum, which costs more than it
         saves where the maps are small against the channels (ResNet-50's
         last stages).
+      weight_gradient_input_first: a product by a weight (``linear``, a 1×1
+        convolution) computes its weight gradient with the input as the first
+        operand (:mod:`fcnn.backends.xla_cpu.matmul`) where that transposes
+        fewer elements: XLA:CPU transposes the first operand to put the
+        contracted rows innermost, so the input's ``rows × in_features``
+        are transposed instead of the output gradient's ``rows ×
+        out_features``, and the weight-sized result once more. Expanding 1×1
+        convolutions and MLP layers on many rows: ResNet-50's first three
+        stages, MobileNet's expansions, ConvNeXt-Tiny's first MLP layers at
+        batch 32; not ResNet-50's last stage there (512 rows against a 512 →
+        2048 weight). It takes precedence over the per-example weight
+        gradient, which transposes the output gradient one example at a time.
       grouped_block_rows_per_group, grouped_block_channels, grouped_pad_block_channels, grouped_dense_max_channels:
         a 2-D grouped convolution (channels-last) of several input channels per
         group convolves blocks of ``k`` consecutive groups as one group with a
@@ -213,6 +230,7 @@ class Policy:
     patches_max_ratio: float = 5.0
     pointwise_per_example_min_elements: int = 2**20
     pointwise_per_example_pixels_per_channel: int = 16
+    weight_gradient_input_first: bool = True
     stencil_row_halves_min_taps: int = 49
     toeplitz_min_taps: int = 49
     toeplitz_max_pixels_per_tap: float = 1.5
@@ -274,7 +292,11 @@ class Policy:
             pixels = math.prod(x_shape[2:])
             per_example = (x_shape[0] * pixels * w_shape[0] >= self.pointwise_per_example_min_elements
                            and pixels >= self.pointwise_per_example_pixels_per_channel * w_shape[1])
-            return functools.partial(conv.conv, plan=ConvPlan("matmul", "per_example" if per_example else "xla"))
+            stride = (1,) * len(pads) if stride is None else tuple(stride)
+            rows = x_shape[0] * math.prod(-(-size // s) for size, s in zip(x_shape[2:], stride))
+            weight_grad = ("input_first" if self._input_first(rows, w_shape[1], w_shape[0])
+                           else "per_example" if per_example else "xla")
+            return functools.partial(conv.conv, plan=ConvPlan("matmul", weight_grad))
         taps = math.prod(w_shape[2:])
         if groups == 1 and taps > 1 and len(x_shape) == 4 and self.channels_last(x_shape):
             # the output of a stride-1 convolution: an upper bound for strided ones
@@ -302,6 +324,23 @@ class Policy:
                         self.channels_last(x_shape), chunks,
                         stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block)
         return functools.partial(conv.conv, plan=plan)
+
+    def linear(self, x_shape, w_shape):
+        """The fast ``x · wᵀ`` for an ``x_shape`` input ``(*, in_features)`` and ``(out_features, in_features)``
+        weight, or ``None`` for ``dot_general``.
+
+        On XLA:CPU: :func:`fcnn.backends.xla_cpu.matmul.product` where
+        :attr:`weight_gradient_input_first` applies. Called as
+        ``fast(x, weight, axis)``, ``axis`` being ``x``'s in_features axis.
+        """
+        if not (self.xla_cpu and self._input_first(math.prod(x_shape[:-1]), w_shape[1], w_shape[0])):
+            return None
+        from fcnn.backends.xla_cpu import matmul
+        return matmul.product
+
+    def _input_first(self, rows: int, in_features: int, out_features: int) -> bool:
+        # the input is transposed instead of the output gradient, and the weight-sized result once more
+        return self.weight_gradient_input_first and rows * (out_features - in_features) > in_features * out_features
 
     def _groups_per_block(self, x_shape, w_shape, groups, pads, stride):
         """:attr:`ConvPlan.groups_per_block` for a grouped convolution (see :attr:`grouped_block_rows_per_group`)."""

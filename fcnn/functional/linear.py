@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from fcnn import _checks
+from fcnn import _checks, backends
 from fcnn.functional._compiled import compiled
 
 
@@ -19,6 +19,9 @@ def linear(input, weight, bias=None):
 
     Returns:
       ``(*, out_features)``.
+
+    The backend policy may compute the product in a formulation with the same
+    values and a faster weight gradient (:meth:`fcnn.backends.Policy.linear`).
     """
     where = "linear"
     x = _checks.as_array(input, "input", where)
@@ -34,9 +37,13 @@ def linear(input, weight, bias=None):
             f"{where}: input's last dimension ({x.shape[-1]}) must equal weight's in_features ({w.shape[1]}); "
             f"input shape {tuple(x.shape)}, weight shape {tuple(w.shape)}"
         )
-    # contracting weight's in_features axis directly (rather than x @ w.T) lets
-    # XLA read the weight in torch's layout instead of transposing it per call
-    y = jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))
+    fast = backends.policy().linear(x.shape, w.shape)
+    if fast is not None:
+        y = fast(x, w, x.ndim - 1)
+    else:
+        # contracting weight's in_features axis directly (rather than x @ w.T) lets
+        # XLA read the weight in torch's layout instead of transposing it per call
+        y = jax.lax.dot_general(x, w, (((x.ndim - 1,), (1,)), ((), ())))
     if bias is not None:
         b = _checks.as_array(bias, "bias", where)
         if b.shape != (w.shape[0],):

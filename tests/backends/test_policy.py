@@ -52,7 +52,8 @@ def test_the_layout_rule_changes_the_traced_program():
 
 def test_the_policy_picks_the_convolutions_formulation():
     cpu = Policy("cpu")
-    plan = lambda x, w, groups=1, pads=((1, 1), (1, 1)): cpu.conv(x, w, groups, pads).keywords["plan"]  # noqa: E731
+    plan = lambda x, w, groups=1, pads=((1, 1), (1, 1)), stride=None: cpu.conv(  # noqa: E731
+        x, w, groups, pads, stride).keywords["plan"]
     assert plan((8, 16, 32, 32), (32, 16, 3, 3)) == ConvPlan("xla", "xla", True)
     assert plan((64, 1, 28, 28), (6, 1, 5, 5)) == ConvPlan("stencil", "xla", True)  # LeNet's first layer
     assert plan((8, 1, 28, 28), (16, 1, 5, 5)).forward == "xla"  # more outputs than stencil_max_outputs
@@ -100,13 +101,24 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
     unpadded = ((0, 0), (0, 0))
-    assert plan((8, 64, 28, 28), (128, 64, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 1x1, also strided
+    # 1x1, also strided; the weight gradient with the input first where rows × (out − in) > in × out
+    assert plan((8, 64, 28, 28), (128, 64, 1, 1), pads=unpadded) == ConvPlan("matmul", "input_first")
+    assert plan((8, 64, 28, 28), (64, 64, 1, 1), pads=unpadded) == ConvPlan("matmul")
+    assert Policy("cpu", weight_gradient_input_first=False).conv(
+        (8, 64, 28, 28), (128, 64, 1, 1), 1, unpadded).keywords["plan"] == ConvPlan("matmul")
     # the weight gradient per example from pointwise_per_example_min_elements output-gradient elements and
     # pointwise_per_example_pixels_per_channel
-    assert plan((8, 16, 48, 48), (96, 16, 1, 1), pads=unpadded) == ConvPlan("matmul", "per_example")
+    assert plan((32, 32, 64, 64), (16, 32, 1, 1), pads=unpadded) == ConvPlan("matmul", "per_example")
+    # (MobileNet-V2's first projection); an expansion takes the input first instead
+    assert plan((8, 16, 48, 48), (96, 16, 1, 1), pads=unpadded) == ConvPlan("matmul", "input_first")
     assert plan((8, 96, 48, 48), (24, 96, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 442,368 elements
     assert plan((32, 192, 32, 32), (32, 192, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 5.3 pixels a channel
-    assert plan((32, 512, 4, 4), (2048, 512, 1, 1), pads=unpadded) == ConvPlan("matmul")
+    assert plan((32, 256, 8, 8), (1024, 256, 1, 1), pads=unpadded) == ConvPlan("matmul", "input_first")
+    # ResNet-50's strided shortcuts at batch 32, 128×128: 2048 and 512 rows
+    assert plan((32, 512, 16, 16), (1024, 512, 1, 1), pads=unpadded, stride=(2, 2)) == ConvPlan("matmul", "input_first")
+    assert plan((32, 1024, 8, 8), (2048, 1024, 1, 1), pads=unpadded, stride=(2, 2)) == ConvPlan("matmul")
+    assert plan((32, 512, 4, 4), (2048, 512, 1, 1), pads=unpadded) == ConvPlan("matmul")  # 512 rows against 512²·4
+    assert plan((32, 2048, 4, 4), (512, 2048, 1, 1), pads=unpadded) == ConvPlan("matmul")
     assert plan((1, 320, 7, 7), (1280, 320, 1, 1), pads=unpadded) == ConvPlan("matmul")  # under the layout threshold
     assert plan((8, 64, 28, 28), (128, 64, 1, 1)).forward == "xla"  # padded
     assert plan((8, 64, 28, 28), (128, 16, 1, 1), 4, unpadded).forward == "xla"  # grouped

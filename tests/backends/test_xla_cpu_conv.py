@@ -31,12 +31,13 @@ STENCIL = [p for p in PLANS if p.forward == "stencil"]
 
 MATMUL = xla_cpu_conv.MATMUL
 MATMUL_PER_EXAMPLE = xla_cpu_conv.MATMUL_PER_EXAMPLE
+MATMUL_INPUT_FIRST = xla_cpu_conv.MATMUL_INPUT_FIRST
 PATCHES = xla_cpu_conv.PATCHES
 TOEPLITZ = (xla_cpu_conv.TOEPLITZ, xla_cpu_conv.TOEPLITZ_LAST_AXIS, ConvPlan("toeplitz", matrix_axes=2))
 TOEPLITZ_IDS = ["toeplitz-every-axis", "toeplitz-last-axis", "toeplitz-last-two-axes"]
 #: the plans JAX or a JVP rule of their own differentiates, beside PLANS
-PRODUCTS = (MATMUL, MATMUL_PER_EXAMPLE, PATCHES) + TOEPLITZ
-PRODUCT_IDS = ["matmul", "matmul-per_example", "patches"] + TOEPLITZ_IDS
+PRODUCTS = (MATMUL, MATMUL_PER_EXAMPLE, MATMUL_INPUT_FIRST, PATCHES) + TOEPLITZ
+PRODUCT_IDS = ["matmul", "matmul-per_example", "matmul-input_first", "patches"] + TOEPLITZ_IDS
 ONE_CHANNEL_PER_GROUP = ("stencil", "toeplitz")
 
 
@@ -184,7 +185,8 @@ def pointwise_configs(draw):
             (0,) * n, tuple(draw(st.integers(1, 2)) for _ in range(n)), 1, size)
 
 
-@pytest.mark.parametrize("plan", [MATMUL, MATMUL_PER_EXAMPLE, "policy"], ids=["matmul", "per_example", "policy"])
+@pytest.mark.parametrize("plan", [MATMUL, MATMUL_PER_EXAMPLE, MATMUL_INPUT_FIRST, "policy"],
+                         ids=["matmul", "per_example", "input_first", "policy"])
 @settings(max_examples=8)
 @given(cfg=pointwise_configs())
 def test_the_matmul_plan_matches_the_reference_and_torch(plan, cfg):

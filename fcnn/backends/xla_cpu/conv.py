@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnn.backends import ConvPlan, to_channels_first, to_channels_last
+from fcnn.backends.xla_cpu import matmul
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -36,6 +37,8 @@ BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "wi
 MATMUL = ConvPlan("matmul")
 #: The matrix-product plan with its weight gradient summed over per-example products.
 MATMUL_PER_EXAMPLE = ConvPlan("matmul", "per_example")
+#: The matrix-product plan with its weight gradient taking the input first (:mod:`fcnn.backends.xla_cpu.matmul`).
+MATMUL_INPUT_FIRST = ConvPlan("matmul", "input_first")
 #: XLA's convolution differentiated as patches times the weight (one group).
 PATCHES = ConvPlan("patches")
 #: Depthwise convolutions as per-channel products with the kernel's Toeplitz matrix over every spatial axis,
@@ -51,8 +54,12 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
             raise ValueError(f"conv: the matmul plan needs a 1x1 kernel without padding or groups, got weight "
                              f"{w.shape}, pads {pads}, groups {groups}")
         xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
-        product = _pointwise_per_example if plan.weight_grad == "per_example" else _pointwise_product
-        return to_channels_first(product(xs, w.reshape(w.shape[:2])))
+        w2 = w.reshape(w.shape[:2])
+        if plan.weight_grad == "per_example":
+            return to_channels_first(_pointwise_per_example(xs, w2))
+        if plan.weight_grad == "input_first":
+            return to_channels_first(matmul.product(xs, w2, 1))
+        return to_channels_first(_pointwise_product(xs, w2))
     if plan.forward == "patches":
         if groups != 1:
             raise ValueError(f"conv: the patches plan needs groups=1, got groups {groups}")
