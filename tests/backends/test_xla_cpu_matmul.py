@@ -62,6 +62,21 @@ def test_the_product_matches_torch_and_dot_general(cfg, seed):
     assert_close(tangent, want, 1e-5, 1e-5, "jvp against torch")
 
 
+@pytest.mark.parametrize("x_shape,w_shape", [((4, 0), (5, 0)), ((0, 3), (5, 3)), ((2, 0, 3), (5, 3))],
+                         ids=["no-in-features", "no-rows", "no-rows-batched"])
+def test_the_product_of_empty_operands_and_its_gradients_match_torch(x_shape, w_shape):
+    x, w = randn(x_shape, seed=11), randn(w_shape, seed=12)
+    y, vjp = jax.vjp(lambda x, w: matmul.product(x, w, x.ndim - 1), jnp.asarray(x), jnp.asarray(w))
+    g = randn(y.shape, seed=13)
+    gx, gw = vjp(jnp.asarray(g))
+    tx, tw = to_torch(x, requires_grad=True), to_torch(w, requires_grad=True)
+    ty = torch.nn.functional.linear(tx, tw)
+    ty.backward(to_torch(g))
+    assert y.shape == tuple(ty.shape) and gx.shape == x.shape
+    assert_close(y, ty.detach())
+    assert_close(gw, tw.grad, what="grad weight")
+
+
 def test_the_products_hessian_and_per_example_gradients_match_torch():
     x, w = randn((5, 3), seed=3), randn((7, 3), seed=4) * 0.5
 

@@ -15,6 +15,7 @@ transposes the weight-sized result. Values and derivatives are those of the
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ def _rows_product(x, w, axis):
     matrix product ``xᵀ · g``: the input first.
     """
     rows = jnp.moveaxis(x, axis, -1)
-    y = jax.lax.conv_general_dilated(rows.reshape(-1, rows.shape[-1]), w, (), (),
+    y = jax.lax.conv_general_dilated(rows.reshape(math.prod(rows.shape[:-1]), rows.shape[-1]), w, (), (),
                                      dimension_numbers=("NC", "OI", "NC"))
     return y.reshape(rows.shape[:-1] + (w.shape[0],))
 
