@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import torch
@@ -177,3 +178,13 @@ def backend_compiles():
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
 
+
+def equations(jaxpr, primitive: str) -> list:
+    """Every equation of ``primitive`` in ``jaxpr`` and in the jaxprs it calls (loops, nested jits, custom rules)."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == primitive:
+            found.append(eqn)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += equations(sub, primitive)
+    return found

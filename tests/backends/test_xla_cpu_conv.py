@@ -9,7 +9,6 @@ and the Hessian (forward over reverse), which a custom VJP would forbid.
 """
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import pytest
 import torch
@@ -19,7 +18,7 @@ from fcnn.backends import ConvPlan
 from fcnn.backends.xla_cpu import conv as xla_cpu_conv
 from fcnn.functional import conv as C
 from conv_configs import forward_configs
-from oracle import assert_close, check_conv_against_torch, randn, to_torch
+from oracle import assert_close, check_conv_against_torch, equations, randn, to_torch
 
 TORCH_CONV = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
 
@@ -216,13 +215,7 @@ def test_the_matmul_plan_refuses_what_is_not_a_matrix_product():
 
 def _dot_batch_dims(jaxpr):
     """The batch dimensions of every ``dot_general`` in ``jaxpr`` and the jaxprs it calls."""
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            found.append(eqn.params["dimension_numbers"][1])
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found += _dot_batch_dims(sub)
-    return found
+    return [eqn.params["dimension_numbers"][1] for eqn in equations(jaxpr, "dot_general")]
 
 
 def test_the_per_example_plan_differentiates_into_a_batched_product():
@@ -299,13 +292,7 @@ def test_stencil_needs_one_input_channel_per_group():
 
 def _loop_operand_shapes(jaxpr):
     """The operand shapes of every ``scan`` in ``jaxpr`` and the jaxprs it calls, one list per loop."""
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "scan":
-            found.append([tuple(v.aval.shape) for v in eqn.invars])
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found += _loop_operand_shapes(sub)
-    return found
+    return [[tuple(v.aval.shape) for v in eqn.invars] for eqn in equations(jaxpr, "scan")]
 
 
 def test_the_stencil_loops_take_their_weights_tap_major():

@@ -9,7 +9,6 @@ tangent).
 """
 
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import pytest
 import torch
@@ -18,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from fcnn import backends, functional as F
 from fcnn.backends import Policy
 from fcnn.backends.xla_cpu import matmul
-from oracle import assert_close, randn, to_torch
+from oracle import assert_close, equations, randn, to_torch
 
 
 def _dot(x, w, axis):
@@ -104,22 +103,12 @@ def test_the_products_hessian_and_per_example_gradients_match_torch():
 
 def _convolutions(jaxpr):
     """The (lhs shape, rhs shape) of every convolution in ``jaxpr`` and the jaxprs it calls."""
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            found.append((tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape)))
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found += _convolutions(sub)
-    return found
+    return [(tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape))
+            for eqn in equations(jaxpr, "conv_general_dilated")]
 
 
 def _products(jaxpr):
-    found = 0
-    for eqn in jaxpr.eqns:
-        found += eqn.primitive.name == "dot_general"
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-            found += _products(sub)
-    return found
+    return len(equations(jaxpr, "dot_general"))
 
 
 def test_the_weight_gradient_takes_the_input_first_and_a_zero_tangent_costs_nothing():
