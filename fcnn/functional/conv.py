@@ -80,7 +80,7 @@ def conv_core(x, w, stride, pads, dilation, groups):
     implementation that the backend policy (:meth:`fcnn.backends.Policy.conv`)
     picks for these shapes, which computes the same values and derivatives.
     """
-    fast = backends.policy().conv(x.shape, w.shape, groups, pads, stride)
+    fast = backends.policy().conv(x.shape, w.shape, groups, pads, stride, dilation)
     if fast is not None:
         return fast(x, w, stride, pads, dilation, groups)
     return reference_conv(x, w, stride, pads, dilation, groups)

@@ -62,6 +62,18 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((32, 512, 4, 4), (512, 512, 3, 3)).forward == "xla"  # 512 pixels
     assert plan((4, 64, 8, 8), (32, 64, 3, 3)).forward == "xla"  # 256 pixels, 8 × the weight
     assert plan((1, 64, 7, 7), (64, 64, 3, 3)).forward == "xla"  # under the layout threshold
+    # windows that tile the input (kernel = stride, no padding or dilation): patches at any size
+    unpadded = ((0, 0), (0, 0))
+    assert plan((32, 96, 32, 32), (192, 96, 2, 2), pads=unpadded, stride=(2, 2)) == ConvPlan("patches")
+    assert plan((32, 3, 128, 128), (96, 3, 4, 4), pads=unpadded, stride=(4, 4)) == ConvPlan("patches")
+    assert plan((32, 96, 33, 31), (192, 96, 2, 2), pads=unpadded, stride=(2, 2)) == ConvPlan("patches")
+    assert plan((32, 96, 32, 32), (192, 96, 2, 2), pads=unpadded, stride=(2, 1)).forward == "xla"  # overlapping
+    assert plan((32, 96, 32, 32), (192, 96, 2, 2), stride=(2, 2)).forward == "xla"  # padded
+    assert plan((32, 96, 32, 32), (192, 96, 2, 2), 2, unpadded, (2, 2)).forward == "xla"  # grouped
+    assert cpu.conv((32, 96, 32, 32), (192, 96, 2, 2), 1, unpadded, (2, 2), (2, 2)).keywords["plan"].forward == "xla"
+    assert Policy("cpu", patches_non_overlapping=False).conv(
+        (32, 96, 32, 32), (192, 96, 2, 2), 1, unpadded, (2, 2)).keywords["plan"].forward == "xla"
+    assert plan((1, 3, 8, 8), (4, 3, 2, 2), pads=unpadded, stride=(2, 2)).forward == "xla"  # under the threshold
     assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
     assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4)
@@ -100,7 +112,6 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert wide((8, 720, 28, 28), (720, 120, 3, 3), 6, (2, 2)) == ConvPlan("xla", "window", True)
     assert plan((2, 4, 8, 16, 16), (8, 4, 3, 3, 3)) == ConvPlan("xla", "window", False)  # 3-D
     assert plan((2, 4, 8, 16, 16), (8, 4, 5, 5, 5)).weight_grad == "xla"  # more taps than small_kernel_taps
-    unpadded = ((0, 0), (0, 0))
     # 1x1, also strided; the weight gradient with the input first where rows × (out − in) > in × out
     assert plan((8, 64, 28, 28), (128, 64, 1, 1), pads=unpadded) == ConvPlan("matmul", "input_first")
     assert plan((8, 64, 28, 28), (64, 64, 1, 1), pads=unpadded) == ConvPlan("matmul")

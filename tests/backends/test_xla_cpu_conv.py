@@ -14,6 +14,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from fcnn import backends
 from fcnn.backends import ConvPlan
 from fcnn.backends.xla_cpu import conv as xla_cpu_conv
 from fcnn.functional import conv as C
@@ -198,6 +199,26 @@ def test_the_matmul_plan_matches_the_reference_and_torch(plan, cfg):
 def test_the_patches_plan_matches_the_reference_and_torch(cfg):
     """XLA's convolution differentiated as a matrix product of the input's patches (one group)."""
     _check_all(PATCHES, cfg, seed=14)
+
+
+@st.composite
+def tiling_configs(draw):
+    """2-D convolutions whose windows tile the input: kernel equal to stride, no padding or dilation, one
+    group; the sizes need not be multiples of the kernel (the remainder is dropped, as torch drops it)."""
+    k = tuple(draw(st.integers(1, 4)) for _ in range(2))
+    size = tuple(draw(st.integers(kk, 3 * kk + 2)) for kk in k)
+    return (2, draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3)), k, k, (0, 0), (1, 1), 1,
+            size)
+
+
+@pytest.mark.parametrize("plan", [PATCHES, "policy"], ids=["patches", "policy"])
+@settings(max_examples=8)
+@given(cfg=tiling_configs())
+def test_tiling_windows_match_the_reference_and_torch(plan, cfg):
+    """ConvNeXt's stem and downsampling layers, patch embeddings: the patches plan, and the policy with every
+    input over its layout threshold (so that it picks that plan for these)."""
+    with backends.use(backends.policy().replace(channels_last_min_elements=0)):
+        _check_all(plan, cfg, seed=15)
 
 
 def test_the_patches_plan_refuses_groups():
