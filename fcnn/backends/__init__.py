@@ -79,6 +79,10 @@ class ConvPlan(NamedTuple):
     many consecutive groups as one, with a block-diagonal kernel (zero
     between the groups): fewer, wider groups. A group count it does not
     divide is padded with groups of zeros to a multiple of it.
+    ``branch``: a stencil's forward and input gradient (one input channel
+    per group) are each the result of a conditional with two identical
+    branches, with or without derivatives; it takes precedence over
+    ``row_halves`` and the batch halves.
     ``matrix_axes``: the ``"toeplitz"`` forward (one input channel per
     group; JAX differentiates it) multiplies each channel by its kernel's
     Toeplitz matrix over the last ``matrix_axes`` spatial axes, or over
@@ -91,6 +95,7 @@ class ConvPlan(NamedTuple):
     row_halves: bool = False
     groups_per_block: int = 1
     matrix_axes: int = 0
+    branch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +132,14 @@ class Policy:
         recomputed in each of its consumers (ConvNeXt's LayerNorm reads its
         7×7 stencil three times); a loop's output is written once. A 3×3
         stencil with one consumer (MobileNet-V2) is faster recomputed.
+      stencil_branch_min_taps: :attr:`ConvPlan.branch` for the depthwise
+        stencils of at least this many kernel taps. A conditional's result is
+        written once, like a loop's, but by one fusion on every core, where a
+        loop updates its output in place on one thread: ConvNeXt-Tiny's
+        inference with the weights as arguments 9–14 % shorter (batch 1, 8
+        and 32 at 224×224), its training step 1–3 %. For 3×3 and 5×5 stencils
+        (MobileNet, EfficientNet) the batch-halves loop of a training step
+        was the faster in some of the networks (``benchmarks/README.md``).
       toeplitz_min_taps, toeplitz_max_pixels_per_tap, toeplitz_min_batch: a
         depthwise convolution (one input channel per group, several groups)
         of at least ``toeplitz_min_taps`` kernel taps, on inputs of at most
@@ -240,6 +253,7 @@ class Policy:
     pointwise_per_example_pixels_per_channel: int = 16
     weight_gradient_input_first: bool = True
     stencil_row_halves_min_taps: int = 49
+    stencil_branch_min_taps: int = 49
     toeplitz_min_taps: int = 49
     toeplitz_max_pixels_per_tap: float = 1.5
     toeplitz_min_batch: int = 2
@@ -335,7 +349,8 @@ class Policy:
                            <= self.stencil_chunk_elements), batch)
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
                         self.channels_last(x_shape), chunks,
-                        stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block)
+                        stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block,
+                        branch=stencil and groups > 1 and taps >= self.stencil_branch_min_taps)
         return functools.partial(conv.conv, plan=plan)
 
     def linear(self, x_shape, w_shape):

@@ -79,7 +79,12 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4)
     assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32)
     assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
-    assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True)
+    # 7×7 depthwise: row halves without derivatives, both written by conditionals from stencil_branch_min_taps
+    assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True,
+                                                                                   branch=True)
+    assert not Policy("cpu", stencil_branch_min_taps=50).conv(
+        (1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))).keywords["plan"].branch
+    assert not plan((2, 32, 28, 28), (32, 1, 5, 5), 32, ((2, 2), (2, 2))).branch
     # ConvNeXt's 7×7 depthwise convolutions: Toeplitz products up to toeplitz_max_pixels_per_tap pixels per tap
     pad3 = ((3, 3), (3, 3))
     assert plan((8, 384, 6, 6), (384, 1, 7, 7), 384, pad3) == ConvPlan("toeplitz")

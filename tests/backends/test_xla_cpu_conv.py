@@ -8,6 +8,8 @@ torch: values, both gradients, the JVP, per-example gradients under ``vmap``
 and the Hessian (forward over reverse), which a custom VJP would forbid.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -44,7 +46,8 @@ ONE_CHANNEL_PER_GROUP = ("stencil", "toeplitz")
 def _ids(plans):
     return [p.forward if p in (MATMUL, PATCHES) else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
             + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "")
-            + (f"-blocks{p.groups_per_block}" if p.groups_per_block > 1 else "") for p in plans]
+            + (f"-blocks{p.groups_per_block}" if p.groups_per_block > 1 else "")
+            + ("-row_halves" if p.row_halves else "") + ("-branch" if p.branch else "") for p in plans]
 
 
 def implementation(plan):
@@ -331,6 +334,26 @@ def test_the_stencil_loops_take_their_weights_tap_major():
     forward = lambda x, w: xla_cpu_conv.conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6, rows)  # noqa: E731
     loops = _loop_operand_shapes(jax.make_jaxpr(forward)(x, w7).jaxpr)
     assert len(loops) == 1 and (7, 7, 6) in loops[0] and w7.shape not in loops[0], loops
+
+
+def test_the_branch_plan_writes_its_stencils_from_conditionals_xla_keeps():
+    """The forward and the input gradient each are one conditional, not a loop, in a training step (the predicate
+    reads the weight) and in inference with the weight a constant, as :func:`fcnn.freeze` compiles it (it reads
+    the input); XLA folds a conditional whose predicate it can compute, and then fuses the stencil into its
+    consumers."""
+    x, w = jnp.asarray(randn((4, 6, 8, 8), seed=27)), jnp.asarray(randn((6, 1, 7, 7), seed=28))
+    plan = ConvPlan("stencil", "xla", True, branch=True)
+    conv = lambda x, w: xla_cpu_conv.conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6, plan)  # noqa: E731
+    step = jax.grad(lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) ** 2), (0, 1))
+    jaxpr = jax.make_jaxpr(step)(x, w).jaxpr
+    # (JAX's partial evaluation adds conditionals of the per-tap weights, the residuals)
+    stencils = [e for e in equations(jaxpr, "cond") if any(v.aval.shape == (4, 8, 8, 6) for v in e.outvars)]
+    assert len(stencils) == 2 and not equations(jaxpr, "scan")
+    hlo_stencils = re.compile(r"= \(f32\[4,8,8,6\][^)]*\) conditional\(")
+    assert len(hlo_stencils.findall(jax.jit(step).lower(x, w).compile().as_text())) == 2
+    frozen = jax.jit(lambda x: jnp.tanh(conv(x, w)))
+    assert len(hlo_stencils.findall(frozen.lower(x).compile().as_text())) == 1
+    assert_close(frozen(x), jnp.tanh(C.reference_conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6)), 1e-5, 1e-5)
 
 
 def test_the_chunked_stencil_under_vmap():

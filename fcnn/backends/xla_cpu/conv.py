@@ -29,7 +29,8 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 #: Every plan :func:`conv` accepts; the tests compare each with the reference convolution.
 PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
          + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True))
-         + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window")))
+         + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window"))
+         + tuple(ConvPlan("stencil", g, True, branch=True) for g in ("xla", "window")))
 #: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third).
 BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "window") for last in (False, True)
                for k in (2, 3))
@@ -75,7 +76,7 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
                          f"{plan.forward!r}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
                  bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks),
-                 bool(plan.row_halves), plan.groups_per_block)
+                 bool(plan.row_halves), plan.groups_per_block, bool(plan.branch))
 
 
 def _pointwise_product(xs, w2):
@@ -439,7 +440,7 @@ def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, g
     return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
 
 
-def _stencil_input_term(dx, w, stride, pads, dilation, groups):
+def _stencil_input_term(dx, w, stride, pads, dilation, groups, branch=False):
     """``conv(dx, w)`` (the stencil's tangent in its input), written as the transpose of :func:`_stencil_input_gradient`.
 
     Reverse mode transposes this term back, so the input gradient is that
@@ -456,8 +457,8 @@ def _stencil_input_term(dx, w, stride, pads, dilation, groups):
     wt_flipped = _tap_major(jnp.flip(w, tuple(range(2, w.ndim))))
 
     def gradient(g):
-        return _materialised(lambda gh: _stencil_input_gradient(gh, wt_flipped, in_spatial, stride, pads, dilation,
-                                                                groups), g, True)
+        fn = lambda gh: _stencil_input_gradient(gh, wt_flipped, in_spatial, stride, pads, dilation, groups)  # noqa: E731
+        return _branched(fn, g, w) if branch else _materialised(fn, g, True)
 
     (y,) = jax.linear_transpose(gradient, g_struct)(xt)
     return to_channels_first(y)
@@ -476,8 +477,9 @@ def _materialised(fn, x, differentiated: bool):
     training steps; without derivatives the barrier is the faster
     (MobileNet-V2's inference, ``benchmarks/README.md``). XLA:CPU removes the
     barrier before it fuses, though, so a stencil with several consumers is
-    recomputed in each: :func:`_stencil_row_halves` avoids that for depthwise
-    stencils (``ConvPlan.row_halves``).
+    recomputed in each: :func:`_stencil_row_halves` and :func:`_branched`
+    avoid that for depthwise stencils (``ConvPlan.row_halves``,
+    ``ConvPlan.branch``).
     """
     n = x.shape[0]
     if n % 2 or not differentiated:
@@ -485,6 +487,25 @@ def _materialised(fn, x, differentiated: bool):
     halves = x.reshape((2, n // 2) + x.shape[1:])
     _, ys = jax.lax.scan(lambda carry, xh: (carry, fn(xh)), None, halves)
     return ys.reshape((n,) + ys.shape[2:])
+
+
+def _branched(fn, x, key):
+    """``fn(x)`` (a stencil), written to memory as the result of a conditional whose two branches are ``fn``.
+
+    A conditional's result is a buffer of its own: XLA:CPU neither fuses the
+    stencil into its consumers (as it does past an optimization barrier) nor
+    writes it from a loop, whose in-place update of the output runs on one
+    thread (:func:`_materialised`, :func:`_stencil_row_halves`); in its branch
+    the stencil is one fusion over the whole output, on every core. The
+    predicate is true unless ``key``'s first element is NaN, and either branch
+    is right; ``key`` must be a value XLA cannot fold, or XLA inlines the
+    branch: the weight in training, the input in inference, where
+    :func:`fcnn.freeze` makes the weight a constant. Under a ``vmap`` over
+    ``key`` the predicate is batched and both branches run (JAX selects
+    between them).
+    """
+    first = key.reshape(-1)[0]
+    return jax.lax.cond(first == first, fn, fn, x)
 
 
 def _stencil_row_halves(xt, w, stride, pads, dilation, groups):
@@ -530,7 +551,11 @@ def _zero_groups(x, w, groups, extra):
 
 
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False,
-                  row_halves=False, per_block=1):
+                  row_halves=False, per_block=1, branch=False):
+    if stencil and branch:
+        wt = _tap_major(w)
+        return to_channels_first(_branched(lambda xt: _stencil_channels_last(xt, wt, stride, pads, dilation, groups),
+                                           to_channels_last(x), w if differentiated else x))
     if stencil and row_halves and (x.shape[0] % 2 or not differentiated):
         out_rows = (x.shape[2] + sum(pads[0]) - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
         if out_rows % 2 == 0:
@@ -551,19 +576,20 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11))
-def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12))
+def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block,
+          branch):
     return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, row_halves=row_halves,
-                         per_block=per_block)
+                         per_block=per_block, branch=branch)
 
 
 @_conv.defjvp
 def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block,
-              primals, tangents):
+              branch, primals, tangents):
     x, w = primals
     dx, dw = tangents
     y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
-                      row_halves=row_halves, per_block=per_block)
+                      row_halves=row_halves, per_block=per_block, branch=branch)
     eigen = channels_last and groups == 1
     if weight_grad == "window":
         weight_term = _window_conv(x, dw, stride, pads, dilation, groups)
@@ -581,7 +607,7 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     if eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     elif stencil:
-        input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups)
+        input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups, branch)
     else:
         input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
                                    per_block=per_block)
