@@ -133,13 +133,14 @@ class Policy:
         7×7 stencil three times); a loop's output is written once. A 3×3
         stencil with one consumer (MobileNet-V2) is faster recomputed.
       stencil_branch_min_taps: :attr:`ConvPlan.branch` for the depthwise
-        stencils of at least this many kernel taps. A conditional's result is
-        written once, like a loop's, but by one fusion on every core, where a
-        loop updates its output in place on one thread: ConvNeXt-Tiny's
-        inference with the weights as arguments 9–14 % shorter (batch 1, 8
-        and 32 at 224×224), its training step 1–3 %. For 3×3 and 5×5 stencils
-        (MobileNet, EfficientNet) the batch-halves loop of a training step
-        was the faster in some of the networks (``benchmarks/README.md``).
+        stencils of at least this many kernel taps (3×3 and larger). A
+        conditional's result is written once, like a loop's, but by one
+        fusion on every core, where a loop updates its output in place on one
+        thread. Measured against the loops and the barrier (one process, A/B,
+        ``benchmarks/README.md``): training steps 2–7 % shorter (MobileNet-V2,
+        EfficientNet-B0, ShuffleNet-V2, ConvNeXt-Tiny), inference up to 14 %
+        (ConvNeXt-Tiny with the weights as arguments), frozen inference within
+        3 % or shorter.
       toeplitz_min_taps, toeplitz_max_pixels_per_tap, toeplitz_min_batch: a
         depthwise convolution (one input channel per group, several groups)
         of at least ``toeplitz_min_taps`` kernel taps, on inputs of at most
@@ -253,7 +254,7 @@ class Policy:
     pointwise_per_example_pixels_per_channel: int = 16
     weight_gradient_input_first: bool = True
     stencil_row_halves_min_taps: int = 49
-    stencil_branch_min_taps: int = 49
+    stencil_branch_min_taps: int = 9
     toeplitz_min_taps: int = 49
     toeplitz_max_pixels_per_tap: float = 1.5
     toeplitz_min_batch: int = 2

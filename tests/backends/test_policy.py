@@ -74,17 +74,20 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert Policy("cpu", patches_non_overlapping=False).conv(
         (32, 96, 32, 32), (192, 96, 2, 2), 1, unpadded, (2, 2)).keywords["plan"].forward == "xla"
     assert plan((1, 3, 8, 8), (4, 3, 2, 2), pads=unpadded, stride=(2, 2)).forward == "xla"  # under the threshold
-    assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True)  # depthwise
+    # depthwise: stencils, written by conditionals from stencil_branch_min_taps (3×3)
+    assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, branch=True)
+    assert not plan((2, 32, 28, 28), (32, 1, 1, 3), 32, ((0, 0), (1, 1))).branch  # 3 taps
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
-    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4)
-    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32)
-    assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3)  # one image per chunk
-    # 7×7 depthwise: row halves without derivatives, both written by conditionals from stencil_branch_min_taps
+    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4, branch=True)
+    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32, branch=True)
+    assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3,  # one image per chunk
+                                                              branch=True)
+    # 7×7 depthwise: the row halves where conditionals are not used (stencil_branch_min_taps)
     assert plan((1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))) == ConvPlan("stencil", "xla", True, 1, True,
                                                                                    branch=True)
-    assert not Policy("cpu", stencil_branch_min_taps=50).conv(
-        (1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))).keywords["plan"].branch
-    assert not plan((2, 32, 28, 28), (32, 1, 5, 5), 32, ((2, 2), (2, 2))).branch
+    assert Policy("cpu", stencil_branch_min_taps=50).conv(
+        (1, 96, 56, 56), (96, 1, 7, 7), 96, ((3, 3), (3, 3))).keywords["plan"] == ConvPlan("stencil", "xla", True, 1,
+                                                                                            True)
     # ConvNeXt's 7×7 depthwise convolutions: Toeplitz products up to toeplitz_max_pixels_per_tap pixels per tap
     pad3 = ((3, 3), (3, 3))
     assert plan((8, 384, 6, 6), (384, 1, 7, 7), 384, pad3) == ConvPlan("toeplitz")
