@@ -303,9 +303,9 @@ class Policy:
         For the same reason a convolution of few output pixels
         (:attr:`patches_max_rows`), or whose windows tile its input
         (:attr:`patches_non_overlapping`), is differentiated as a matrix
-        product of its patches. A 2-D grouped convolution of several input channels per group
-        and many output pixels convolves blocks of groups as one
-        (:attr:`grouped_block_rows_per_group`). A large depthwise kernel on a small
+        product of its patches. A 2-D grouped convolution of several input
+        channels per group and many output pixels convolves blocks of groups
+        as one (:attr:`grouped_block_rows_per_group`). A large depthwise kernel on a small
         map is one matrix product per channel (:attr:`toeplitz_min_taps`).
         """
         if not self.xla_cpu:

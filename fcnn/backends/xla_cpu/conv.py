@@ -552,20 +552,17 @@ def _zero_groups(x, w, groups, extra):
 
 def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=False,
                   row_halves=False, per_block=1, branch=False):
-    if stencil and branch:
-        wt = _tap_major(w)
-        return to_channels_first(_branched(lambda xt: _stencil_channels_last(xt, wt, stride, pads, dilation, groups),
-                                           to_channels_last(x), w if differentiated else x))
-    if stencil and row_halves and (x.shape[0] % 2 or not differentiated):
+    if stencil and row_halves and not branch and (x.shape[0] % 2 or not differentiated):
         out_rows = (x.shape[2] + sum(pads[0]) - dilation[0] * (w.shape[2] - 1) - 1) // stride[0] + 1
         if out_rows % 2 == 0:
             return to_channels_first(_stencil_row_halves(to_channels_last(x), w, stride, pads, dilation, groups))
     if stencil:
-        # the layout changes stay outside the loop, where XLA cancels them against
-        # those of channels-last neighbours
+        # the layout changes stay outside the conditional or loop, where XLA
+        # cancels them against those of channels-last neighbours
         wt = _tap_major(w)
-        y = _materialised(lambda xh: _stencil_channels_last(xh, wt, stride, pads, dilation, groups),
-                          to_channels_last(x), differentiated)
+        fn = lambda xh: _stencil_channels_last(xh, wt, stride, pads, dilation, groups)  # noqa: E731
+        xt = to_channels_last(x)
+        y = _branched(fn, xt, w if differentiated else x) if branch else _materialised(fn, xt, differentiated)
         return to_channels_first(y)
     if per_block > 1:
         # XLA:CPU convolves each group on its own, one pass over the whole input per group
