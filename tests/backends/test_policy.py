@@ -77,6 +77,14 @@ def test_the_policy_picks_the_convolutions_formulation():
     # depthwise: stencils, written by conditionals from stencil_branch_min_taps (3×3)
     assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, branch=True)
     assert not plan((2, 32, 28, 28), (32, 1, 1, 3), 32, ((0, 0), (1, 1))).branch  # 3 taps
+    # strided, undilated depthwise: the input gradient by output phases (stencil_strided_phases)
+    assert plan((2, 32, 28, 28), (32, 1, 3, 3), 32, stride=(2, 2)) == ConvPlan("stencil", "xla", True, branch=True,
+                                                                                phases=True)
+    assert plan((2, 32, 28, 28), (32, 1, 5, 5), 32, ((2, 2), (2, 2)), (1, 2)).phases
+    assert not plan((2, 32, 28, 28), (32, 1, 3, 3), 32, stride=(1, 1)).phases
+    assert not cpu.conv((2, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1)), (2, 2), (2, 2)).keywords["plan"].phases
+    assert not Policy("cpu", stencil_strided_phases=False).conv(
+        (2, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1)), (2, 2)).keywords["plan"].phases
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
     assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4, branch=True)
     assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32, branch=True)

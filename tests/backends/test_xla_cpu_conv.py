@@ -47,7 +47,8 @@ def _ids(plans):
     return [p.forward if p in (MATMUL, PATCHES) else f"{p.forward}-{p.weight_grad}-{'last' if p.channels_last else 'first'}"
             + (f"-chunks{p.batch_chunks}" if p.batch_chunks > 1 else "")
             + (f"-blocks{p.groups_per_block}" if p.groups_per_block > 1 else "")
-            + ("-row_halves" if p.row_halves else "") + ("-branch" if p.branch else "") for p in plans]
+            + ("-row_halves" if p.row_halves else "") + ("-branch" if p.branch else "")
+            + ("-phases" if p.phases else "") for p in plans]
 
 
 def implementation(plan):
@@ -95,6 +96,19 @@ def test_every_plan_matches_the_reference_and_torch(plan, cfg):
 def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     """The window-product forward (depthwise and single-channel convolutions)."""
     _check_all(plan, cfg, seed=8)
+
+
+PHASES = [p for p in STENCIL if p.phases]
+
+
+@pytest.mark.parametrize("plan", PHASES, ids=_ids(PHASES))
+@settings(max_examples=10)
+@given(cfg=forward_configs(one_channel_per_group=True).filter(
+    lambda cfg: any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])))
+def test_the_strided_stencils_input_gradient_by_phases_matches_the_reference_and_torch(plan, cfg):
+    """Strided, undilated stencils, whose input gradient is one stencil per output phase (kernels smaller
+    than the stride included: phases no tap reaches)."""
+    _check_all(plan, cfg, seed=12)
 
 
 @st.composite

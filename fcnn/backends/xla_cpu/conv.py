@@ -30,7 +30,9 @@ _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla", "window") for last in (False, True))
          + tuple(ConvPlan("stencil", "xla", last, 2) for last in (False, True))
          + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window"))
-         + tuple(ConvPlan("stencil", g, True, branch=True) for g in ("xla", "window")))
+         + tuple(ConvPlan("stencil", g, True, branch=True) for g in ("xla", "window"))
+         + tuple(ConvPlan("stencil", g, last, branch=b, phases=True) for g, last, b in (("xla", True, True),
+                                                                                     ("window", False, False))))
 #: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third).
 BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "window") for last in (False, True)
                for k in (2, 3))
@@ -76,7 +78,7 @@ def conv(x, w, stride, pads, dilation, groups, plan: ConvPlan):
                          f"{plan.forward!r}")
     return _conv(x, w, tuple(stride), tuple(pads), tuple(dilation), groups, plan.weight_grad,
                  bool(plan.channels_last), plan.forward == "stencil", math.gcd(x.shape[0], plan.batch_chunks),
-                 bool(plan.row_halves), plan.groups_per_block, bool(plan.branch))
+                 bool(plan.row_halves), plan.groups_per_block, bool(plan.branch), bool(plan.phases))
 
 
 def _pointwise_product(xs, w2):
@@ -394,7 +396,7 @@ def _stencil_weight_term(x, dw, stride, pads, dilation, groups, chunks):
 
 def _stencil_channels_last(xt, wt, stride, pads, dilation, groups):
     """:func:`_stencil_conv` of a channels-last ``(N, *S, C)`` input and a tap-major ``(*k, O)`` weight
-    (:func:`_tap_major`), channels-last out."""
+    (:func:`_tap_major`), channels-last out. Negative pads crop."""
     kernel = wt.shape[:-1]
     per_group = wt.shape[-1] // groups
     xt, out_sp = _padded(xt, pads, kernel, stride, dilation)
@@ -417,7 +419,7 @@ def _tap_windows(xt, kernel, stride, dilation, out_sp):
                                  (1,) + tuple(stride) + (1,))
 
 
-def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, groups):
+def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, groups, phases=False):
     """The input gradient of :func:`_stencil_channels_last` for the output gradient ``g``, as a stencil over ``g``.
 
     Per spatial dimension (input size ``L``, pads ``lo``/``hi``, ``O``
@@ -431,16 +433,67 @@ def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, g
     tap-major (:func:`_tap_major`).
     """
     kernel, out_sp = wt_flipped.shape[:-1], g.shape[1:-1]
-    config = [(0, 0, 0)] + [(d * (k - 1) - lo, size + lo - s * (o - 1) - 1, s - 1)
-                            for k, o, s, (lo, _), d, size in zip(kernel, out_sp, stride, pads, dilation, in_spatial)]
-    gs = jax.lax.pad(g, jnp.zeros((), g.dtype), config + [(0, 0, 0)])
-    n = len(kernel)
-    dx = _stencil_channels_last(gs, wt_flipped, (1,) * n, ((0, 0),) * n, dilation, wt_flipped.shape[-1])
     per_group = wt_flipped.shape[-1] // groups
+    if phases and any(s > 1 for s in stride) and all(d == 1 for d in dilation):
+        dx = _stencil_input_gradient_phases(g, wt_flipped, in_spatial, stride, pads)
+        return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
+    n = len(kernel)
+    pads_g = tuple((d * (k - 1) - lo, size + lo - s * (o - 1) - 1)
+                   for k, o, s, (lo, _), d, size in zip(kernel, out_sp, stride, pads, dilation, in_spatial))
+    if any(s > 1 for s in stride):
+        g = jax.lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0)] + [(0, 0, s - 1) for s in stride] + [(0, 0, 0)])
+    dx = _stencil_channels_last(g, wt_flipped, (1,) * n, pads_g, dilation, wt_flipped.shape[-1])
     return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
 
 
-def _stencil_input_term(dx, w, stride, pads, dilation, groups, branch=False):
+def _stencil_input_gradient_phases(g, wt_flipped, in_spatial, stride, pads):
+    """:func:`_stencil_input_gradient` of a strided stencil without dilation, one stencil per output phase.
+
+    Per spatial dimension (stride ``s``, kernel ``k``, pad ``lo``): the
+    inputs ``i = s·m + p`` of phase ``p`` are reached by the taps
+    ``t ≡ p + lo (mod s)`` only, ``dx[s·m + p] = Σ_j g[m + m0 − j] · w[r + s·j]``
+    with ``r = (p + lo) mod s`` and ``m0 = (p + lo) div s``: a stride-1
+    stencil over ``g`` with every ``s``-th tap of the kernel. The ``s^n``
+    phases' results are interleaved into ``dx``. The zero-dilated form reads
+    ``s^n`` times as many values, most of them zeros, from a copy of ``g``
+    ``s^n`` times its size. Channels-last in and out, one output per input
+    channel (before a group's outputs are summed). ``wt_flipped`` as in
+    :func:`_stencil_input_gradient`.
+    """
+    n = len(stride)
+    wt = jnp.flip(wt_flipped, tuple(range(n)))
+    kernel, out_sp = wt.shape[:-1], g.shape[1:-1]
+    counts = [-(-size // s) for size, s in zip(in_spatial, stride)]  # outputs per phase, the last ones cropped
+    parts = {}
+    for phase in itertools.product(*(range(s) for s in stride)):
+        first = [(p + lo) % s for p, (lo, _), s in zip(phase, pads, stride)]
+        m0 = [(p + lo) // s for p, (lo, _), s in zip(phase, pads, stride)]
+        taps = [len(range(r, k, s)) for r, k, s in zip(first, kernel, stride)]
+        if not all(taps):  # no tap reaches this phase (kernel smaller than the stride)
+            parts[phase] = jnp.zeros((g.shape[0], *counts, g.shape[-1]), g.dtype)
+            continue
+        sub = wt[tuple(slice(r, None, s) for r, s in zip(first, stride))]
+        # g[m + m0 - j] for j = J-1 … 0, read as a stride-1 window starting at m + m0 - (J-1)
+        pads_g = tuple((j - 1 - m, c + m - o) for j, m, c, o in zip(taps, m0, counts, out_sp))
+        parts[phase] = _stencil_channels_last(g, jnp.flip(sub, tuple(range(n))), (1,) * n, pads_g, (1,) * n,
+                                              sub.shape[-1])
+    dx = _interleaved(parts, stride, 0)
+    return jax.lax.slice(dx, (0,) * dx.ndim, (dx.shape[0], *in_spatial, dx.shape[-1]))
+
+
+def _interleaved(parts, stride, axis, prefix=()):
+    """The channels-last arrays ``parts[phase]`` (``(N, *counts, C)``) as one ``(N, *(counts·stride), C)`` array
+    whose element ``s·m + p`` along each spatial axis is element ``m`` of phase ``p``."""
+    if axis == len(stride):
+        return parts[prefix]
+    sub = [_interleaved(parts, stride, axis + 1, prefix + (p,)) for p in range(stride[axis])]
+    if len(sub) == 1:
+        return sub[0]
+    y = jnp.stack(sub, axis=axis + 2)  # (N, …, m, p, …, C)
+    return y.reshape(y.shape[:axis + 1] + (y.shape[axis + 1] * y.shape[axis + 2],) + y.shape[axis + 3:])
+
+
+def _stencil_input_term(dx, w, stride, pads, dilation, groups, branch=False, phases=False):
     """``conv(dx, w)`` (the stencil's tangent in its input), written as the transpose of :func:`_stencil_input_gradient`.
 
     Reverse mode transposes this term back, so the input gradient is that
@@ -457,7 +510,8 @@ def _stencil_input_term(dx, w, stride, pads, dilation, groups, branch=False):
     wt_flipped = _tap_major(jnp.flip(w, tuple(range(2, w.ndim))))
 
     def gradient(g):
-        fn = lambda gh: _stencil_input_gradient(gh, wt_flipped, in_spatial, stride, pads, dilation, groups)  # noqa: E731
+        fn = lambda gh: _stencil_input_gradient(gh, wt_flipped, in_spatial, stride, pads, dilation, groups,  # noqa: E731
+                                                phases)
         return _branched(fn, g, w) if branch else _materialised(fn, g, True)
 
     (y,) = jax.linear_transpose(gradient, g_struct)(xt)
@@ -573,16 +627,16 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
     return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
 def _conv(x, w, stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block,
-          branch):
+          branch, phases):
     return _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, row_halves=row_halves,
                          per_block=per_block, branch=branch)
 
 
 @_conv.defjvp
 def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stencil, chunks, row_halves, per_block,
-              branch, primals, tangents):
+              branch, phases, primals, tangents):
     x, w = primals
     dx, dw = tangents
     y = _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
@@ -604,7 +658,7 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     if eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     elif stencil:
-        input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups, branch)
+        input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups, branch, phases)
     else:
         input_term = _forward_conv(dx, w, stride, pads, dilation, groups, channels_last, stencil, differentiated=True,
                                    per_block=per_block)
