@@ -126,11 +126,14 @@ class Policy:
       stencil_chunk_elements: a grouped stencil's weight gradient reads one
         window of its input per kernel tap; for inputs of more elements than
         this it runs over batch chunks of at most this many (the fewest that
-        divide the batch), so that each chunk's windows stay in cache
+        divide the batch), so that each chunk's windows stay in the cache
         (MobileNet-V2 at batch 32, 128×128). The loop also writes its input
         to memory once: fused into each tap's window instead, its producer
         (ConvNeXt's LayerNorm, a batch norm and activation) is recomputed per
-        tap.
+        tap. Each iteration costs a window copy and a reduction per tap, so
+        chunks of 4 MB (2²⁰ floats) beat those of one image: train steps 5–22 %
+        shorter than with 2¹⁶ (one process, A/B: EfficientNet-B0 b32 128² 596
+        -> 469 ms, MobileNet-V3-Large 300 -> 258, ConvNeXt-Tiny b8 96² 322 -> 295).
       stencil_row_halves_min_taps: :attr:`ConvPlan.row_halves` for the
         depthwise stencils of at least this many kernel taps. XLA:CPU removes
         optimization barriers before it fuses, so a stencil behind one is
@@ -253,7 +256,7 @@ class Policy:
     channels_last_min_elements: int = 2**14
     small_kernel_taps: int = 49
     stencil_max_outputs: int = 8
-    stencil_chunk_elements: int = 2**16
+    stencil_chunk_elements: int = 2**20
     window_scan_taps: int = 32
     grouped_block_rows_per_group: int = 64
     grouped_block_channels: int = 48

@@ -86,8 +86,11 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert not Policy("cpu", stencil_strided_phases=False).conv(
         (2, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1)), (2, 2)).keywords["plan"].phases
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
-    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4, branch=True)
-    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 32, branch=True)
+    assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 1, branch=True)  # fits
+    assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4, branch=True)  # 2²⁰ each
+    assert plan((32, 96, 64, 64), (96, 1, 3, 3), 96) == ConvPlan("stencil", "xla", True, 16, branch=True)
+    assert Policy("cpu", stencil_chunk_elements=2**16).conv(
+        (8, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1))).keywords["plan"].batch_chunks == 4
     assert plan((3, 8, 256, 256), (8, 1, 3, 3), 8) == ConvPlan("stencil", "xla", True, 3,  # one image per chunk
                                                               branch=True)
     # 7×7 depthwise: the row halves where conditionals are not used (stencil_branch_min_taps)
