@@ -430,19 +430,21 @@ def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, g
     transpose of the forward's window slices is one padded copy of ``g`` per
     tap. Channels-last in and out; outputs of one group are summed into their
     input channel. ``wt_flipped``: the weight flipped along its spatial axes,
-    tap-major (:func:`_tap_major`).
+    tap-major (:func:`_tap_major`). ``phases``: a strided stencil without
+    dilation is instead one stencil per output phase
+    (:func:`_stencil_input_gradient_phases`).
     """
     kernel, out_sp = wt_flipped.shape[:-1], g.shape[1:-1]
     per_group = wt_flipped.shape[-1] // groups
     if phases and any(s > 1 for s in stride) and all(d == 1 for d in dilation):
         dx = _stencil_input_gradient_phases(g, wt_flipped, in_spatial, stride, pads)
-        return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
-    n = len(kernel)
-    pads_g = tuple((d * (k - 1) - lo, size + lo - s * (o - 1) - 1)
-                   for k, o, s, (lo, _), d, size in zip(kernel, out_sp, stride, pads, dilation, in_spatial))
-    if any(s > 1 for s in stride):
-        g = jax.lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0)] + [(0, 0, s - 1) for s in stride] + [(0, 0, 0)])
-    dx = _stencil_channels_last(g, wt_flipped, (1,) * n, pads_g, dilation, wt_flipped.shape[-1])
+    else:
+        n = len(kernel)
+        pads_g = tuple((d * (k - 1) - lo, size + lo - s * (o - 1) - 1)
+                       for k, o, s, (lo, _), d, size in zip(kernel, out_sp, stride, pads, dilation, in_spatial))
+        if any(s > 1 for s in stride):
+            g = jax.lax.pad(g, jnp.zeros((), g.dtype), [(0, 0, 0)] + [(0, 0, s - 1) for s in stride] + [(0, 0, 0)])
+        dx = _stencil_channels_last(g, wt_flipped, (1,) * n, pads_g, dilation, wt_flipped.shape[-1])
     return dx.reshape(dx.shape[:-1] + (groups, per_group)).sum(-1) if per_group > 1 else dx
 
 
