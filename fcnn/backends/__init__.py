@@ -83,10 +83,11 @@ class ConvPlan(NamedTuple):
     per group) are each the result of a conditional with two identical
     branches, with or without derivatives; it takes precedence over
     ``row_halves`` and the batch halves.
-    ``phases``: a strided stencil without dilation computes its input
-    gradient as one stride-1 stencil per output phase (every ``stride``-th
-    input), each with the kernel taps that reach that phase, instead of one
-    stencil over the zero-dilated output gradient.
+    ``phases``: a strided convolution without dilation (a stencil, or
+    XLA's forward) computes its input gradient as one stride-1 stencil or
+    convolution per output phase (every ``stride``-th input), each with the
+    kernel taps that reach that phase, instead of one over the zero-dilated
+    output gradient.
     ``matrix_axes``: the ``"toeplitz"`` forward (one input channel per
     group; JAX differentiates it) multiplies each channel by its kernel's
     Toeplitz matrix over the last ``matrix_axes`` spatial axes, or over
@@ -156,6 +157,14 @@ class Policy:
         over it read zeros; per phase each input is computed from the taps that
         reach it. That layer's forward and input gradient take 32 instead of 46
         ms; train steps are 1–3 % shorter (MobileNet-V2, MobileNet-V3-Large).
+      conv_strided_phases_min_rows: :attr:`ConvPlan.phases` for XLA's
+        strided convolutions without dilation (channels-last) of at least this
+        many output pixels over the batch. XLA:CPU's input gradient convolves
+        the zero-dilated output gradient, ``stride²`` times the products; one
+        stride-1 convolution per phase is 1.3–3× faster from 16384 rows
+        (RegNet-Y-400MF's first strided block at batch 32, 128²: 54 -> 21 ms)
+        and with fewer rows by turns faster and slower, by channel count
+        (``benchmarks/README.md``).
       toeplitz_min_taps, toeplitz_max_pixels_per_tap, toeplitz_min_batch: a
         depthwise convolution (one input channel per group, several groups)
         of at least ``toeplitz_min_taps`` kernel taps, on inputs of at most
@@ -270,6 +279,7 @@ class Policy:
     weight_gradient_input_first: bool = True
     stencil_row_halves_min_taps: int = 49
     stencil_branch_min_taps: int = 9
+    conv_strided_phases_min_rows: int = 16384
     stencil_strided_phases: bool = True
     toeplitz_min_taps: int = 49
     toeplitz_max_pixels_per_tap: float = 1.5
@@ -364,12 +374,18 @@ class Policy:
         if stencil and groups > 1:
             chunks = next((d for d in range(1, batch) if batch % d == 0 and batch // d * math.prod(x_shape[1:])
                            <= self.stencil_chunk_elements), batch)
+        strided = (stride is not None and any(s > 1 for s in stride)
+                   and (dilation is None or all(d == 1 for d in dilation)))
+        if stencil or not strided:
+            phases = strided and self.stencil_strided_phases
+        else:
+            out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(x_shape[2:], pads, w_shape[2:], stride)]
+            phases = (self.channels_last(x_shape)
+                      and x_shape[0] * math.prod(out) >= self.conv_strided_phases_min_rows)
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
                         self.channels_last(x_shape), chunks,
                         stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block,
-                        branch=stencil and groups > 1 and taps >= self.stencil_branch_min_taps,
-                        phases=stencil and self.stencil_strided_phases and stride is not None
-                        and any(s > 1 for s in stride) and (dilation is None or all(d == 1 for d in dilation)))
+                        branch=stencil and groups > 1 and taps >= self.stencil_branch_min_taps, phases=phases)
         return functools.partial(conv.conv, plan=plan)
 
     def linear(self, x_shape, w_shape):

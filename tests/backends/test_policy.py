@@ -85,6 +85,14 @@ def test_the_policy_picks_the_convolutions_formulation():
     assert not cpu.conv((2, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1)), (2, 2), (2, 2)).keywords["plan"].phases
     assert not Policy("cpu", stencil_strided_phases=False).conv(
         (2, 32, 28, 28), (32, 1, 3, 3), 32, ((1, 1), (1, 1)), (2, 2)).keywords["plan"].phases
+    # strided, undilated XLA convolutions of at least conv_strided_phases_min_rows output pixels: by phases too
+    assert plan((32, 48, 64, 64), (48, 8, 3, 3), 6, stride=(2, 2)).phases  # 32 · 32² rows
+    assert plan((16, 64, 64, 64), (64, 64, 3, 3), stride=(2, 2)).phases  # 16 · 32²
+    assert not plan((8, 64, 64, 64), (64, 64, 3, 3), stride=(2, 2)).phases  # 8 · 32²
+    assert not plan((32, 64, 64, 64), (64, 64, 3, 3)).phases  # stride 1
+    assert not cpu.conv((32, 64, 64, 64), (64, 64, 3, 3), 1, ((2, 2), (2, 2)), (2, 2), (2, 2)).keywords["plan"].phases
+    assert not Policy("cpu", conv_strided_phases_min_rows=2**62).conv(
+        (32, 48, 64, 64), (48, 8, 3, 3), 6, ((1, 1), (1, 1)), (2, 2)).keywords["plan"].phases
     # the depthwise weight gradient over batch chunks of at most stencil_chunk_elements
     assert plan((8, 32, 28, 28), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 1, branch=True)  # fits
     assert plan((32, 32, 64, 64), (32, 1, 3, 3), 32) == ConvPlan("stencil", "xla", True, 4, branch=True)  # 2²⁰ each

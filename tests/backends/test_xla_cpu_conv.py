@@ -99,6 +99,7 @@ def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
 
 
 PHASES = [p for p in STENCIL if p.phases]
+XLA_PHASES = [p for p in PLANS + BLOCKS if p.forward == "xla" and p.phases]
 
 
 @pytest.mark.parametrize("plan", PHASES, ids=_ids(PHASES))
@@ -109,6 +110,15 @@ def test_the_strided_stencils_input_gradient_by_phases_matches_the_reference_and
     """Strided, undilated stencils, whose input gradient is one stencil per output phase (kernels smaller
     than the stride included: phases no tap reaches)."""
     _check_all(plan, cfg, seed=12)
+
+
+@pytest.mark.parametrize("plan", XLA_PHASES, ids=_ids(XLA_PHASES))
+@settings(max_examples=10)
+@given(cfg=forward_configs().filter(lambda cfg: any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])))
+def test_xlas_strided_input_gradient_by_phases_matches_the_reference_and_torch(plan, cfg):
+    """Strided, undilated convolutions of any group count whose input gradient is one of XLA's stride-1
+    convolutions per output phase (with two groups per block: its block-diagonal kernel's, zero groups padded)."""
+    _check_all(plan, cfg, seed=14)
 
 
 @st.composite

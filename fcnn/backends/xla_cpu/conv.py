@@ -32,10 +32,12 @@ PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla",
          + tuple(ConvPlan("stencil", g, True, 1, True) for g in ("xla", "window"))
          + tuple(ConvPlan("stencil", g, True, branch=True) for g in ("xla", "window"))
          + tuple(ConvPlan("stencil", g, last, branch=b, phases=True) for g, last, b in (("xla", True, True),
-                                                                                     ("window", False, False))))
-#: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third).
+                                                                                     ("window", False, False)))
+         + tuple(ConvPlan("xla", g, last, phases=True) for g, last in (("xla", True), ("window", False))))
+#: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third),
+#: and with its input gradient by phases.
 BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "window") for last in (False, True)
-               for k in (2, 3))
+               for k in (2, 3)) + (ConvPlan("xla", "window", True, groups_per_block=2, phases=True),)
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 #: The matrix-product plan with its weight gradient summed over per-example products.
@@ -449,38 +451,94 @@ def _stencil_input_gradient(g, wt_flipped, in_spatial, stride, pads, dilation, g
 
 
 def _stencil_input_gradient_phases(g, wt_flipped, in_spatial, stride, pads):
-    """:func:`_stencil_input_gradient` of a strided stencil without dilation, one stencil per output phase.
+    """:func:`_stencil_input_gradient` of a strided stencil without dilation, one stencil per output phase
+    (:func:`_by_phases`). The zero-dilated form reads ``s^n`` times as many
+    values, most of them zeros, from a copy of ``g`` ``s^n`` times its size.
+    Channels-last in and out, one output per input channel (before a
+    group's outputs are summed). ``wt_flipped`` as in
+    :func:`_stencil_input_gradient`.
+    """
+    n = len(stride)
+    wt = jnp.flip(wt_flipped, tuple(range(n)))
+
+    def part(taps, pads_g):
+        sub = jnp.flip(wt[taps], tuple(range(n)))
+        return _stencil_channels_last(g, sub, (1,) * n, pads_g, (1,) * n, sub.shape[-1])
+
+    return _by_phases(g, wt.shape[:-1], in_spatial, stride, pads, g.shape[-1], part)
+
+
+def _xla_input_gradient_phases(g, w, in_spatial, stride, pads, groups):
+    """The input gradient of a strided convolution without dilation (:func:`_xla_conv`'s), one of XLA's
+    stride-1 convolutions per output phase (:func:`_by_phases`).
+
+    Each phase convolves the output gradient ``g`` with the flipped
+    sub-kernel of its taps, features swapped (``O`` in, ``C`` out, within
+    each of the ``groups``). XLA's own input gradient convolves the
+    zero-dilated ``g``: ``s^n`` times the products, most of them by zeros.
+    Channels-last ``g`` ``(N, *out, O)`` and result ``(N, *in_spatial, C)``;
+    ``w`` in torch's ``(O, C/groups, *k)`` layout.
+    """
+    n = len(stride)
+    out, c_group = w.shape[0], w.shape[1]
+    s = _SPATIAL[n]
+
+    def part(taps, pads_g):
+        sub = jnp.flip(w[(slice(None), slice(None)) + taps], tuple(range(2, 2 + n)))
+        # (O, C/G, *J) -> (*J, O/G, C): group j's outputs read its O/G input features, as the forward's groups
+        sub = sub.reshape((groups, out // groups, c_group) + sub.shape[2:])
+        sub = jnp.moveaxis(sub, (0, 1, 2), (n + 1, n, n + 2)).reshape(sub.shape[3:] + (out // groups, groups * c_group))
+        gc = jax.lax.slice(g, (0,) + tuple(max(0, -lo) for lo, _ in pads_g) + (0,),
+                           (g.shape[0],) + tuple(size - max(0, -hi) for size, (_, hi) in zip(g.shape[1:-1], pads_g))
+                           + (g.shape[-1],))
+        return jax.lax.conv_general_dilated(gc, sub, (1,) * n, [(max(0, lo), max(0, hi)) for lo, hi in pads_g],
+                                            dimension_numbers=("N" + s + "C", s + "IO", "N" + s + "C"),
+                                            feature_group_count=groups)
+
+    return _by_phases(g, w.shape[2:], in_spatial, stride, pads, groups * c_group, part)
+
+
+def _by_phases(g, kernel, in_spatial, stride, pads, channels, part):
+    """The input gradient of a strided convolution without dilation, as one stride-1 convolution per output phase.
 
     Per spatial dimension (stride ``s``, kernel ``k``, pad ``lo``): the
     inputs ``i = s·m + p`` of phase ``p`` are reached by the taps
     ``t ≡ p + lo (mod s)`` only, ``dx[s·m + p] = Σ_j g[m + m0 − j] · w[r + s·j]``
     with ``r = (p + lo) mod s`` and ``m0 = (p + lo) div s``: a stride-1
-    stencil over ``g`` with every ``s``-th tap of the kernel. The ``s^n``
-    phases' results are interleaved into ``dx``. The zero-dilated form reads
-    ``s^n`` times as many values, most of them zeros, from a copy of ``g``
-    ``s^n`` times its size. Channels-last in and out, one output per input
-    channel (before a group's outputs are summed). ``wt_flipped`` as in
-    :func:`_stencil_input_gradient`.
+    convolution over ``g`` with every ``s``-th tap of the kernel, read as a
+    window from ``m + m0 − (J−1)``. ``part(taps, pads_g)`` computes one
+    phase, ``(N, *counts, channels)``: ``taps`` the slices of the kernel's
+    spatial axes it uses, ``pads_g`` the (lo, hi) pads of ``g`` (negative
+    ones crop). A phase that no tap reaches (kernel smaller than the
+    stride) is zero. The phases' results are interleaved and cropped to
+    ``in_spatial``; channels-last ``g`` and result.
     """
-    n = len(stride)
-    wt = jnp.flip(wt_flipped, tuple(range(n)))
-    kernel, out_sp = wt.shape[:-1], g.shape[1:-1]
+    out_sp = g.shape[1:-1]
     counts = [-(-size // s) for size, s in zip(in_spatial, stride)]  # outputs per phase, the last ones cropped
     parts = {}
     for phase in itertools.product(*(range(s) for s in stride)):
         first = [(p + lo) % s for p, (lo, _), s in zip(phase, pads, stride)]
         m0 = [(p + lo) // s for p, (lo, _), s in zip(phase, pads, stride)]
         taps = [len(range(r, k, s)) for r, k, s in zip(first, kernel, stride)]
-        if not all(taps):  # no tap reaches this phase (kernel smaller than the stride)
-            parts[phase] = jnp.zeros((g.shape[0], *counts, g.shape[-1]), g.dtype)
+        if not all(taps):
+            parts[phase] = jnp.zeros((g.shape[0], *counts, channels), g.dtype)
             continue
-        sub = wt[tuple(slice(r, None, s) for r, s in zip(first, stride))]
-        # g[m + m0 - j] for j = J-1 … 0, read as a stride-1 window starting at m + m0 - (J-1)
         pads_g = tuple((j - 1 - m, c + m - o) for j, m, c, o in zip(taps, m0, counts, out_sp))
-        parts[phase] = _stencil_channels_last(g, jnp.flip(sub, tuple(range(n))), (1,) * n, pads_g, (1,) * n,
-                                              sub.shape[-1])
+        parts[phase] = part(tuple(slice(r, None, s) for r, s in zip(first, stride)), pads_g)
     dx = _interleaved(parts, stride, 0)
     return jax.lax.slice(dx, (0,) * dx.ndim, (dx.shape[0], *in_spatial, dx.shape[-1]))
+
+
+def _xla_input_term_phases(dx, w, stride, pads, groups):
+    """``conv(dx, w)`` (XLA's convolution's tangent in its input), written as the transpose of
+    :func:`_xla_input_gradient_phases`, so that reverse mode computes the input gradient by phases."""
+    xt = to_channels_last(dx)
+    in_spatial = xt.shape[1:-1]
+    out_sp = tuple((p + lo + hi - k) // st + 1 for p, (lo, hi), k, st in zip(in_spatial, pads, w.shape[2:], stride))
+    g_struct = jax.ShapeDtypeStruct((xt.shape[0],) + out_sp + (w.shape[0],), xt.dtype)
+    gradient = lambda g: _xla_input_gradient_phases(g, w, in_spatial, stride, pads, groups)  # noqa: E731
+    (y,) = jax.linear_transpose(gradient, g_struct)(xt)
+    return to_channels_first(y)
 
 
 def _interleaved(parts, stride, axis, prefix=()):
@@ -657,7 +715,14 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
             weight_term = _eigen_weight_term(x_w, dw, stride, pads_w, dilation)
         else:
             weight_term = _xla_conv(x_w, dw, stride, pads_w, dilation, groups, channels_last)
-    if eigen and not stencil:
+    if phases and not stencil and any(s > 1 for s in stride) and all(d == 1 for d in dilation):
+        if per_block > 1:
+            dx, w_in, groups_in = _zero_groups(dx, w, groups, -groups % per_block)
+            w_in, groups_in = _block_diagonal(w_in, groups_in, per_block), groups_in // per_block
+            input_term = _xla_input_term_phases(dx, w_in, stride, pads, groups_in)[:, :w.shape[0]]
+        else:
+            input_term = _xla_input_term_phases(dx, w, stride, pads, groups)
+    elif eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     elif stencil:
         input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups, branch, phases)
