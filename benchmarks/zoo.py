@@ -391,6 +391,9 @@ def main(argv=None):
     ap.add_argument("--inline-dispatch", action="store_true",
                     help="run XLA:CPU's programs on the calling thread (jax_cpu_enable_async_dispatch off), as "
                          "`fcnn train` does; see fcnn.xla.host_memory_environment")
+    ap.add_argument("--keep-host-memory", action="store_true",
+                    help="call fcnn.xla.keep_host_memory() first (malloc keeps large blocks mapped, inline dispatch), "
+                         "as a notebook or script can at run time")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import jax
@@ -398,6 +401,11 @@ def main(argv=None):
 
     if args.inline_dispatch:  # before JAX creates its CPU client, which reads the flag once
         jax.config.update("jax_cpu_enable_async_dispatch", False)
+    kept = False
+    if args.keep_host_memory:
+        from fcnn import xla
+
+        kept = xla.keep_host_memory()
 
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]
@@ -413,7 +421,8 @@ def main(argv=None):
                        f"jax backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
                        f"torch on {torch_device().type}, torch threads {torch.get_num_threads()}, "
                        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, "
-                       f"async dispatch {'off' if args.inline_dispatch else 'on'}",
+                       f"async dispatch {'on' if jax.config.read('jax_cpu_enable_async_dispatch') else 'off'}, "
+                       f"fcnn.xla.keep_host_memory() {'called' if kept else 'not called'}",
             "versions": versions, "dtype": args.dtype, "load_before": os.getloadavg(),
             "matmul_gflops": matmul_gflops(dtype=args.dtype)}
     print(json.dumps(meta), flush=True)

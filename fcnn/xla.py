@@ -60,11 +60,15 @@ a process starts (``GLIBC_TUNABLES``), avoid that:
 
 :func:`host_memory_environment` returns both, where they apply; ``fcnn
 train`` restarts itself with them and runs its programs on the calling
-thread. ``benchmarks/README.md`` measures them on torchvision's networks.
+thread. In a process already running (a notebook, a script), call
+:func:`keep_host_memory` before JAX's first computation: glibc's ``mallopt``
+sets the second pair at run time (huge pages can only be asked for at
+start-up). ``benchmarks/README.md`` measures both on torchvision's networks.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
@@ -189,3 +193,52 @@ def host_memory_environment(environ=None, *, thp_file: str = _THP_ENABLED) -> di
     huge = huge_page_environment({**environ, "GLIBC_TUNABLES": ":".join(items)}, thp_file=thp_file)
     merged = huge.get("GLIBC_TUNABLES", ":".join(items))
     return {"GLIBC_TUNABLES": merged} if merged != tunables else {}
+
+
+# mallopt's parameters (glibc's malloc.h) and the largest trim threshold it takes (a C int).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_INT_MAX = 2**31 - 1
+
+
+def _jax_computed() -> bool:
+    """Whether JAX has created its clients (run a computation) in this process."""
+    from jax._src import xla_bridge  # no public API says so
+    initialized = getattr(xla_bridge, "backends_are_initialized", None)
+    return bool(initialized and initialized())
+
+
+def keep_host_memory() -> bool:
+    """Keep XLA:CPU's temporaries mapped from call to call in this running process, where it is Linux with glibc.
+
+    The run-time form of :func:`host_memory_environment`'s ``mmap_max`` and
+    ``trim_threshold`` (this module's docstring says why): glibc's
+    ``mallopt`` has malloc serve large blocks from its heap and keep up to
+    2 GiB (the largest threshold ``mallopt`` takes) free at its top, and JAX
+    runs CPU programs on the calling thread
+    (``jax_cpu_enable_async_dispatch`` off), the only one whose blocks that
+    heap serves. A program's temporaries of up to 2 GiB are then faulted in
+    once, not on every call (MobileNet-V2's train step at batch 32, 128×128:
+    a third shorter, ``benchmarks/README.md``); larger ones, and huge pages,
+    need a process started under :func:`host_memory_environment`. The process
+    keeps its peak heap, as there. Call it before JAX's first computation,
+    such as at the top of a notebook.
+
+    Returns:
+      ``True`` where applied, ``False`` off Linux/glibc (nothing changed).
+
+    Raises:
+      RuntimeError: JAX has already run a computation with async dispatch
+        on, which it reads once, when it creates its CPU client (nothing
+        changed).
+    """
+    if not _linux_glibc_at_least(2, 0):
+        return False
+    if _jax_computed() and jax.config.read("jax_cpu_enable_async_dispatch"):
+        raise RuntimeError("keep_host_memory: JAX has already run a computation with jax_cpu_enable_async_dispatch "
+                           "on, which JAX reads once; call keep_host_memory() before JAX's first computation (at "
+                           "the top of the notebook or script)")
+    libc = ctypes.CDLL(None)
+    if not (libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, _INT_MAX)):
+        raise OSError("keep_host_memory: glibc's mallopt refused M_MMAP_MAX=0 or M_TRIM_THRESHOLD=2**31-1")
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
+    return True

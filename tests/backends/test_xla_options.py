@@ -213,6 +213,8 @@ import os, resource, jax, jax.numpy as jnp, numpy as np
 import fcnn
 if os.environ.get("FCNN_TEST_INLINE"):
     jax.config.update("jax_cpu_enable_async_dispatch", False)
+if os.environ.get("FCNN_TEST_KEEP"):
+    assert fcnn.xla.keep_host_memory()
 x, w = jnp.ones((8192, 256), jnp.float32), jnp.ones((256, 1024), jnp.float32)
 # the product (32 MiB) is a temporary of the program: allocated and freed on every call
 f = fcnn.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w)) + jnp.sum(jnp.sin(x @ w)))
@@ -259,6 +261,43 @@ def test_kept_mapped_temporaries_are_not_faulted_in_again_when_programs_run_inli
     # run by JAX's dispatch thread the program allocates in another of malloc's arenas, which maps large blocks
     # whatever mmap_max says: why `fcnn train` also runs its programs inline
     assert dispatched >= 4000
+
+
+@pytest.mark.sweep
+@pytest.mark.skipif(not _glibc_with_hugetlb(), reason="needs Linux with glibc (2.35 or later: hugetlb=0 below)")
+def test_keep_host_memory_at_run_time_stops_the_faults_of_a_programs_temporaries():
+    """mallopt and inline dispatch set by the running process, before its first computation."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FCNN_TEST_INLINE", "FCNN_TEST_KEEP")}
+    small_pages = {**base, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    default = _faults_per_call({**small_pages, "FCNN_TEST_INLINE": "1"})
+    kept = _faults_per_call({**small_pages, "FCNN_TEST_KEEP": "1"})
+    assert default >= 4000  # every 4 KiB page of the 32 MiB temporary, on every call
+    assert kept * 100 <= default
+
+
+def test_keep_host_memory_refuses_once_jax_has_computed_with_async_dispatch(monkeypatch):
+    """JAX reads the dispatch flag once, when it creates its CPU client: too late is an error, nothing changed."""
+    jnp.ones(2).block_until_ready()  # JAX has computed in this process
+    calls = []
+    monkeypatch.setattr(xla.ctypes, "CDLL", lambda *a: calls.append(a))
+    monkeypatch.setattr(xla, "_linux_glibc_at_least", lambda major, minor: True)
+    was = jax.config.read("jax_cpu_enable_async_dispatch")
+    try:
+        jax.config.update("jax_cpu_enable_async_dispatch", True)
+        with pytest.raises(RuntimeError, match=r"keep_host_memory: .*jax_cpu_enable_async_dispatch on.*before JAX's "
+                                               r"first computation"):
+            xla.keep_host_memory()
+        assert calls == [] and jax.config.read("jax_cpu_enable_async_dispatch")
+    finally:
+        jax.config.update("jax_cpu_enable_async_dispatch", was)
+
+
+def test_keep_host_memory_changes_nothing_off_glibc(monkeypatch):
+    monkeypatch.setattr(xla, "_linux_glibc_at_least", lambda major, minor: False)
+    monkeypatch.setattr(xla.ctypes, "CDLL", lambda *a: pytest.fail("mallopt called off glibc"))
+    was = jax.config.read("jax_cpu_enable_async_dispatch")
+    assert xla.keep_host_memory() is False
+    assert jax.config.read("jax_cpu_enable_async_dispatch") == was
 
 
 def test_fcnn_train_restarts_itself_with_the_host_memory_environment(monkeypatch):
