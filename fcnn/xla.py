@@ -42,8 +42,9 @@ its temp size, afresh for every call and frees them after it (glibc's malloc
 maps a block that large with ``mmap`` and returns it to the kernel). The
 kernel then faults each 4 KiB page of the block in again on every call: for
 MobileNet-V2's train step at batch 32, 128×128, 160,000 page faults and about
-0.3 s of kernel time per step. Two settings of glibc's malloc, read only when
-a process starts (``GLIBC_TUNABLES``), avoid that:
+0.3 s of kernel time per step. Two settings of glibc's malloc, read when a
+process starts (``GLIBC_TUNABLES``), avoid that; the second can also be made
+at run time (:func:`keep_host_memory`):
 
 - ``glibc.malloc.hugetlb=1`` (glibc 2.35 and later) has malloc ask for 2 MiB
   transparent huge pages where Linux grants them only on request
