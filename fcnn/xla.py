@@ -63,7 +63,7 @@ at run time (:func:`keep_host_memory`):
 train`` restarts itself with them and runs its programs on the calling
 thread. In a process already running (a notebook, a script), call
 :func:`keep_host_memory` before JAX's first computation: glibc's ``mallopt``
-sets the second pair at run time (huge pages can only be asked for at
+sets the second of them at run time (huge pages can only be asked for at
 start-up). ``benchmarks/README.md`` measures both on torchvision's networks.
 """
 
