@@ -113,7 +113,7 @@ def test_the_strided_stencils_input_gradient_by_phases_matches_the_reference_and
 
 
 @pytest.mark.parametrize("plan", XLA_PHASES, ids=_ids(XLA_PHASES))
-@settings(max_examples=10)
+@settings(max_examples=6)
 @given(cfg=forward_configs().filter(lambda cfg: any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])))
 def test_xlas_strided_input_gradient_by_phases_matches_the_reference_and_torch(plan, cfg):
     """Strided, undilated convolutions of any group count whose input gradient is one of XLA's stride-1

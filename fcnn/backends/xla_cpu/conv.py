@@ -33,11 +33,11 @@ PLANS = (tuple(ConvPlan(f, g, last) for f in ("xla", "stencil") for g in ("xla",
          + tuple(ConvPlan("stencil", g, True, branch=True) for g in ("xla", "window"))
          + tuple(ConvPlan("stencil", g, last, branch=b, phases=True) for g, last, b in (("xla", True, True),
                                                                                      ("window", False, False)))
-         + tuple(ConvPlan("xla", g, last, phases=True) for g, last in (("xla", True), ("window", False))))
+         + (ConvPlan("xla", "xla", True, phases=True),))
 #: XLA's forward convolving two or three groups as one, block-diagonal (three: two groups padded with a third),
 #: and with its input gradient by phases.
 BLOCKS = tuple(ConvPlan("xla", g, last, groups_per_block=k) for g in ("xla", "window") for last in (False, True)
-               for k in (2, 3)) + (ConvPlan("xla", "window", True, groups_per_block=2, phases=True),)
+               for k in (2, 3)) + (ConvPlan("xla", "window", False, groups_per_block=2, phases=True),)
 #: The matrix-product plan (1×1 kernels without padding or groups).
 MATMUL = ConvPlan("matmul")
 #: The matrix-product plan with its weight gradient summed over per-example products.
