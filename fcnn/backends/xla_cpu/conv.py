@@ -532,12 +532,24 @@ def _by_phases(g, kernel, in_spatial, stride, pads, channels, part):
 def _xla_input_term_phases(dx, w, stride, pads, groups):
     """``conv(dx, w)`` (XLA's convolution's tangent in its input), written as the transpose of
     :func:`_xla_input_gradient_phases`, so that reverse mode computes the input gradient by phases."""
+    return _transposed_input_gradient(
+        dx, w, stride, pads, (1,) * len(stride),
+        lambda g, in_spatial: _xla_input_gradient_phases(g, w, in_spatial, stride, pads, groups))
+
+
+def _transposed_input_gradient(dx, w, stride, pads, dilation, gradient):
+    """``conv(dx, w)``, the tangent in the input, as the transpose of ``gradient(g, in_spatial)``: the linear map
+    from a channels-last output gradient ``g`` to the channels-last input gradient.
+
+    Reverse mode transposes the result back, so the input gradient is
+    ``gradient`` itself; forward mode evaluates its transpose.
+    """
     xt = to_channels_last(dx)
     in_spatial = xt.shape[1:-1]
-    out_sp = tuple((p + lo + hi - k) // st + 1 for p, (lo, hi), k, st in zip(in_spatial, pads, w.shape[2:], stride))
+    out_sp = tuple((p + lo + hi - d * (k - 1) - 1) // s + 1
+                   for p, (lo, hi), k, s, d in zip(in_spatial, pads, w.shape[2:], stride, dilation))
     g_struct = jax.ShapeDtypeStruct((xt.shape[0],) + out_sp + (w.shape[0],), xt.dtype)
-    gradient = lambda g: _xla_input_gradient_phases(g, w, in_spatial, stride, pads, groups)  # noqa: E731
-    (y,) = jax.linear_transpose(gradient, g_struct)(xt)
+    (y,) = jax.linear_transpose(lambda g: gradient(g, in_spatial), g_struct)(xt)
     return to_channels_first(y)
 
 
@@ -554,28 +566,17 @@ def _interleaved(parts, stride, axis, prefix=()):
 
 
 def _stencil_input_term(dx, w, stride, pads, dilation, groups, branch=False, phases=False):
-    """``conv(dx, w)`` (the stencil's tangent in its input), written as the transpose of :func:`_stencil_input_gradient`.
-
-    Reverse mode transposes this term back, so the input gradient is that
-    gather-form stencil (materialised as the forward is); forward mode
-    evaluates the transpose itself, a sum of padded copies.
-    """
-    xt = to_channels_last(dx)
-    in_spatial = xt.shape[1:-1]
-    kernel = w.shape[2:]
-    out_sp = tuple((p + lo + hi - d * (k - 1) - 1) // s + 1
-                   for p, (lo, hi), k, s, d in zip(in_spatial, pads, kernel, stride, dilation))
-    g_struct = jax.ShapeDtypeStruct((xt.shape[0],) + out_sp + (w.shape[0],), xt.dtype)
-
+    """``conv(dx, w)`` (the stencil's tangent in its input), written as the transpose of :func:`_stencil_input_gradient`
+    (:func:`_transposed_input_gradient`): the input gradient is that gather-form stencil, materialised as the
+    forward is; forward mode evaluates the transpose itself, a sum of padded copies."""
     wt_flipped = _tap_major(jnp.flip(w, tuple(range(2, w.ndim))))
 
-    def gradient(g):
+    def gradient(g, in_spatial):
         fn = lambda gh: _stencil_input_gradient(gh, wt_flipped, in_spatial, stride, pads, dilation, groups,  # noqa: E731
                                                 phases)
         return _branched(fn, g, w) if branch else _materialised(fn, g, True)
 
-    (y,) = jax.linear_transpose(gradient, g_struct)(xt)
-    return to_channels_first(y)
+    return _transposed_input_gradient(dx, w, stride, pads, dilation, gradient)
 
 
 def _materialised(fn, x, differentiated: bool):
@@ -678,13 +679,20 @@ def _forward_conv(x, w, stride, pads, dilation, groups, channels_last, stencil, 
         xt = to_channels_last(x)
         y = _branched(fn, xt, w if differentiated else x) if branch else _materialised(fn, xt, differentiated)
         return to_channels_first(y)
-    if per_block > 1:
-        # XLA:CPU convolves each group on its own, one pass over the whole input per group
-        out = w.shape[0]
-        x, w, groups = _zero_groups(x, w, groups, -groups % per_block)
-        w, groups = _block_diagonal(w, groups, per_block), groups // per_block
-        return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)[:, :out]
-    return _xla_conv(x, w, stride, pads, dilation, groups, channels_last)
+    # blocks of groups: XLA:CPU convolves each group on its own, one pass over the whole input per group
+    return _blocked(lambda x, w, groups: _xla_conv(x, w, stride, pads, dilation, groups, channels_last),
+                    x, w, groups, per_block)
+
+
+def _blocked(conv, x, w, groups, per_block):
+    """``conv(x, w, groups)`` computed as ``conv`` over blocks of ``per_block`` groups, each block one group with a
+    block-diagonal kernel (:func:`_block_diagonal`), zero groups appended to fill the last block
+    (:func:`_zero_groups`) and their outputs dropped."""
+    if per_block == 1:
+        return conv(x, w, groups)
+    out = w.shape[0]
+    x, w, groups = _zero_groups(x, w, groups, -groups % per_block)
+    return conv(x, _block_diagonal(w, groups, per_block), groups // per_block)[:, :out]
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13))
@@ -716,12 +724,8 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
         else:
             weight_term = _xla_conv(x_w, dw, stride, pads_w, dilation, groups, channels_last)
     if phases and not stencil and any(s > 1 for s in stride) and all(d == 1 for d in dilation):
-        if per_block > 1:
-            dx, w_in, groups_in = _zero_groups(dx, w, groups, -groups % per_block)
-            w_in, groups_in = _block_diagonal(w_in, groups_in, per_block), groups_in // per_block
-            input_term = _xla_input_term_phases(dx, w_in, stride, pads, groups_in)[:, :w.shape[0]]
-        else:
-            input_term = _xla_input_term_phases(dx, w, stride, pads, groups)
+        input_term = _blocked(lambda dx, w, groups: _xla_input_term_phases(dx, w, stride, pads, groups),
+                              dx, w, groups, per_block)
     elif eigen and not stencil:
         input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
     elif stencil:
