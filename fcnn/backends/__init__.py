@@ -26,7 +26,8 @@ What the policy decides, each by a named field:
 - the **exact GELU's formula** (:attr:`Policy.gelu_erf`);
 - **DenseNet's transitions**: tiled average pooling as a reduction
   (:attr:`Policy.avg_pool_tiles`), and the pool before the 1×1 convolution
-  (:attr:`Policy.transition_pool_first`).
+  (:attr:`Policy.transition_pool_first`); its dense blocks' feature maps'
+  gradients computed once (:attr:`Policy.dense_gradient_buffers`).
 
 An op called on concrete arrays outside any transformation is compiled as a
 program of its own (:mod:`fcnn.functional._compiled`); it is traced under the
@@ -258,6 +259,12 @@ class Policy:
         linear and the convolution has no bias, so the values agree to float
         rounding; the convolution and its two gradients run on a quarter of
         the pixels.
+      dense_gradient_buffers: DenseNet's dense blocks pass each feature map
+        through :func:`fcnn.backends.xla_cpu.buffers.gradient_buffer`, so
+        that the sum of its gradients from every later layer of the block is
+        computed once, in its own layout, instead of inside both consumers
+        of it (its convolution's input and weight gradients, the latter
+        reading it transposed). Only the program differs.
     """
     platform: str
     eager: bool = False
@@ -288,6 +295,7 @@ class Policy:
     gelu_erf: bool = True
     avg_pool_tiles: bool = True
     transition_pool_first: bool = True
+    dense_gradient_buffers: bool = True
 
     def replace(self, **changes) -> "Policy":
         return dataclasses.replace(self, **changes)

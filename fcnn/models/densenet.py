@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import Mapping, Sequence
 
 from fcnn import _checks, backends, nn
+from fcnn.backends.xla_cpu.buffers import gradient_buffer
 from fcnn import functional as F
 from fcnn.models._util import batched, flatten
 
@@ -39,7 +40,13 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """``num_layers`` :class:`DenseLayer` s named ``denselayer1``…; returns every map concatenated."""
+    """``num_layers`` :class:`DenseLayer` s named ``denselayer1``…; returns every map concatenated.
+
+    Where the backend's :attr:`fcnn.backends.Policy.dense_gradient_buffers`
+    holds, each map passes through the identity
+    :func:`~fcnn.backends.xla_cpu.buffers.gradient_buffer`, which changes only
+    how XLA:CPU computes the sum of its gradients.
+    """
 
     def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int, drop_rate: float):
         super().__init__()
@@ -48,10 +55,16 @@ class DenseBlock(nn.Module):
                             DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size, drop_rate))
 
     def forward(self, ctx, x):
-        features = [x]
+        p = backends.policy()
+        buffered = gradient_buffer if p.xla_cpu and p.dense_gradient_buffers else _unchanged
+        features = [buffered(x)]
         for name in self.children():
-            features.append(ctx(name, features))
+            features.append(buffered(ctx(name, features)))
         return F.cat(features, 1)
+
+
+def _unchanged(x):
+    return x
 
 
 class Transition(nn.Sequential):
