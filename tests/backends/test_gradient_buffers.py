@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 from fcnn import backends
 from fcnn.backends.xla_cpu.buffers import gradient_buffer
 from fcnn.models import densenet
-from oracle import assert_close, check_layer, randn
+from oracle import assert_close, check_layer, equations, randn
 from torchvision_cpu import import_torchvision
 
 
@@ -82,3 +82,21 @@ def test_a_dense_block_with_and_without_gradient_buffers_matches_torch(buffers, 
     module = _torch_block(layers, cin, 2, growth)
     with backends.use(backends.Policy("cpu", channels_last_min_elements=0, dense_gradient_buffers=buffers)):
         check_layer(block, module, randn((batch, cin, size, size), seed=seed), train=True, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("buffers", [True, False])
+def test_a_dense_blocks_maps_pass_through_the_buffers_where_the_policy_says(buffers):
+    """With the field on, the block's input and each layer's map (1 + 3) each have one conditional in the gradient's
+    program (the block's convolutions have none of their own); with it off, none."""
+    block = densenet.DenseBlock(3, 4, 2, 3, 0.0)
+    params, state = block.init(jax.random.key(0))
+    x = jnp.asarray(randn((2, 4, 5, 5), seed=6))
+
+    def loss(p, a):
+        return jnp.sum(block.apply(p, state, a, train=True)[0] ** 2)
+
+    with backends.use(backends.Policy("cpu", channels_last_min_elements=0, dense_gradient_buffers=buffers)):
+        jaxpr = jax.make_jaxpr(jax.grad(loss, (0, 1)))(params, x).jaxpr
+    # (JAX's partial evaluation adds a scalar conditional per buffer, the factor of the second branch)
+    maps = [e for e in equations(jaxpr, "cond") if any(v.aval.shape for v in e.outvars)]
+    assert len(maps) == (4 if buffers else 0)
