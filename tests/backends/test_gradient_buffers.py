@@ -100,3 +100,18 @@ def test_a_dense_blocks_maps_pass_through_the_buffers_where_the_policy_says(buff
     # (JAX's partial evaluation adds a scalar conditional per buffer, the factor of the second branch)
     maps = [e for e in equations(jaxpr, "cond") if any(v.aval.shape for v in e.outvars)]
     assert len(maps) == (4 if buffers else 0)
+
+
+@pytest.mark.parametrize("buffers", [True, False])
+def test_a_dense_block_of_an_empty_batch_has_empty_gradients(buffers):
+    block = densenet.DenseBlock(2, 4, 2, 3, 0.0)
+    params, state = block.init(jax.random.key(0))
+    x = jnp.zeros((0, 4, 5, 5))
+
+    def loss(p, a):
+        return jnp.sum(block.apply(p, state, a, train=True)[0])
+
+    with backends.use(backends.Policy("cpu", dense_gradient_buffers=buffers)):
+        grads, gx = jax.jit(jax.grad(loss, (0, 1)))(params, x)
+    assert gx.shape == x.shape
+    assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(grads))

@@ -30,6 +30,8 @@ def gradient_buffer(x):
 @gradient_buffer.defjvp
 def _gradient_buffer_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
+    if x.size == 0:  # nothing to sum, and no first element to key the conditional on
+        return x, dx
     first = x.reshape(-1)[0]
     return x, jax.lax.cond(first == first, _unchanged, _times_nan_is_nan, dx, first)
 
