@@ -364,7 +364,7 @@ def test_the_branch_plan_writes_its_stencils_from_conditionals_xla_keeps():
     """The forward and the input gradient each are one conditional, not a loop, in a training step (the predicate
     reads the weight) and in inference with the weight a constant, as :func:`fcnn.freeze` compiles it (it reads
     the input); XLA folds a conditional whose predicate it can compute, and then fuses the stencil into its
-    consumers."""
+    consumers. Both branches of each conditional call one traced stencil."""
     x, w = jnp.asarray(randn((4, 6, 8, 8), seed=27)), jnp.asarray(randn((6, 1, 7, 7), seed=28))
     plan = ConvPlan("stencil", "xla", True, branch=True)
     conv = lambda x, w: xla_cpu_conv.conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6, plan)  # noqa: E731
@@ -373,6 +373,10 @@ def test_the_branch_plan_writes_its_stencils_from_conditionals_xla_keeps():
     # (JAX's partial evaluation adds conditionals of the per-tap weights, the residuals)
     stencils = [e for e in equations(jaxpr, "cond") if any(v.aval.shape == (4, 8, 8, 6) for v in e.outvars)]
     assert len(stencils) == 2 and not equations(jaxpr, "scan")
+    for cond in stencils:  # each branch one call of the same traced stencil (trace time, `_branched`)
+        calls = [branch.jaxpr.eqns for branch in cond.params["branches"]]
+        assert [[eqn.primitive.name for eqn in eqns] for eqns in calls] == [["jit"], ["jit"]]
+        assert calls[0][0].params["jaxpr"] is calls[1][0].params["jaxpr"]
     hlo_stencils = re.compile(r"= \(f32\[4,8,8,6\][^)]*\) conditional\(")
     assert len(hlo_stencils.findall(jax.jit(step).lower(x, w).compile().as_text())) == 2
     frozen = jax.jit(lambda x: jnp.tanh(conv(x, w)))
