@@ -622,9 +622,10 @@ def _branched(fn, x, key):
     Both branches call one ``jax.jit`` of ``fn``: JAX traces the stencil once,
     and its partial evaluation and transposition, which JAX's reverse mode
     runs on every branch of a conditional, go through the call's cached
-    rules instead of each tap's (a quarter off EfficientNet-B0's train-step
-    trace, ``benchmarks/README.md``). XLA inlines the calls: the compiled
-    program is the same.
+    rules instead of each tap's (a fifth to a third off the train-step traces
+    of MobileNet-V2, EfficientNet-B0 and ConvNeXt-Tiny,
+    ``benchmarks/README.md``). XLA inlines the calls: the compiled program is
+    the same.
     """
     first = key.reshape(-1)[0]
     call = jax.jit(fn)
