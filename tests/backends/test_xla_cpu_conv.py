@@ -364,19 +364,21 @@ def test_the_branch_plan_writes_its_stencils_from_conditionals_xla_keeps():
     """The forward and the input gradient each are one conditional, not a loop, in a training step (the predicate
     reads the weight) and in inference with the weight a constant, as :func:`fcnn.freeze` compiles it (it reads
     the input); XLA folds a conditional whose predicate it can compute, and then fuses the stencil into its
-    consumers. Both branches of each conditional call one traced stencil."""
+    consumers. The taken branch of each conditional calls one traced stencil; the other reads one element of
+    its input and computes no window product, and no activation-sized fill becomes a residual of the forward
+    pass."""
     x, w = jnp.asarray(randn((4, 6, 8, 8), seed=27)), jnp.asarray(randn((6, 1, 7, 7), seed=28))
     plan = ConvPlan("stencil", "xla", True, branch=True)
     conv = lambda x, w: xla_cpu_conv.conv(x, w, (1, 1), ((3, 3), (3, 3)), (1, 1), 6, plan)  # noqa: E731
     step = jax.grad(lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) ** 2), (0, 1))
     jaxpr = jax.make_jaxpr(step)(x, w).jaxpr
-    # (JAX's partial evaluation adds conditionals of the per-tap weights, the residuals)
+    # (JAX's partial evaluation adds conditionals of the per-tap weights, the residuals: only those)
     stencils = [e for e in equations(jaxpr, "cond") if any(v.aval.shape == (4, 8, 8, 6) for v in e.outvars)]
     assert len(stencils) == 2 and not equations(jaxpr, "scan")
-    for cond in stencils:  # each branch one call of the same traced stencil (trace time, `_branched`)
-        calls = [branch.jaxpr.eqns for branch in cond.params["branches"]]
-        assert [[eqn.primitive.name for eqn in eqns] for eqns in calls] == [["jit"], ["jit"]]
-        assert calls[0][0].params["jaxpr"] is calls[1][0].params["jaxpr"]
+    for cond in stencils:
+        never, taken = ([eqn.primitive.name for eqn in branch.jaxpr.eqns] for branch in cond.params["branches"])
+        assert taken == ["jit"], taken  # one call of the traced stencil (trace time, `_branched`)
+        assert len(never) <= 6 and "jit" not in never and never.count("mul") == 1, never  # 0 · x[0], its transpose
     hlo_stencils = re.compile(r"= \(f32\[4,8,8,6\][^)]*\) conditional\(")
     assert len(hlo_stencils.findall(jax.jit(step).lower(x, w).compile().as_text())) == 2
     frozen = jax.jit(lambda x: jnp.tanh(conv(x, w)))

@@ -605,31 +605,45 @@ def _materialised(fn, x, differentiated: bool):
 
 
 def _branched(fn, x, key):
-    """``fn(x)`` (a stencil), written to memory as the result of a conditional whose two branches are ``fn``.
+    """``fn(x)`` (a stencil), written to memory as the result of a conditional whose taken branch is ``fn``.
 
     A conditional's result is a buffer of its own: XLA:CPU neither fuses the
     stencil into its consumers (as it does past an optimization barrier) nor
     writes it from a loop, whose in-place update of the output runs on one
     thread (:func:`_materialised`, :func:`_stencil_row_halves`); in its branch
-    the stencil is one fusion over the whole output, on every core. The
-    predicate is true unless ``key``'s first element is NaN, and either branch
-    is right; ``key`` must be a value XLA cannot fold, or XLA inlines the
-    branch: the weight in training, the input in inference, where
-    :func:`fcnn.freeze` makes the weight a constant. Under a ``vmap`` over
-    ``key`` the predicate is batched and both branches run (JAX selects
-    between them).
+    the stencil is one fusion over the whole output, on every core.
 
-    Both branches call one ``jax.jit`` of ``fn``: JAX traces the stencil once,
-    and its partial evaluation and transposition, which JAX's reverse mode
-    runs on every branch of a conditional, go through the call's cached
-    rules instead of each tap's (a fifth to a third off the train-step traces
-    of MobileNet-V2, EfficientNet-B0 and ConvNeXt-Tiny,
-    ``benchmarks/README.md``). XLA inlines the calls: the compiled program is
-    the same.
+    The predicate is the bits of ``key``'s first element with the lowest bit
+    set, compared with zero: true for every value, NaN included, but XLA does
+    not reason about bits and keeps the conditional. ``key`` must be a value
+    XLA cannot fold, or XLA folds the predicate and inlines the branch: the
+    weight in training, the input in inference, where :func:`fcnn.freeze`
+    makes the weight a constant. The branch never taken is zeros of the
+    stencil's shape (a broadcast of ``0 · x[0]``), so the program holds each
+    stencil once: a copy in that branch would be 4,400 of the 47,000 HLO
+    instructions of EfficientNet-B0's compiled train step, which XLA parses
+    and rebuilds on every load from the persistent cache
+    (``benchmarks/README.md``). Under a ``vmap`` over ``key`` the predicate is
+    batched and JAX runs both branches and selects: the stencil and a fill.
+
+    The taken branch calls a ``jax.jit`` of ``fn``: JAX's reverse mode
+    partially evaluates and transposes each branch of a conditional, and
+    through the call it does so with the call's cached rules instead of each
+    tap's (a fifth to a third off the train-step traces of MobileNet-V2,
+    EfficientNet-B0 and ConvNeXt-Tiny, ``benchmarks/README.md``). XLA inlines
+    the call.
     """
     first = key.reshape(-1)[0]
+    bits = jax.lax.bitcast_convert_type(first, jnp.dtype(f"uint{8 * first.dtype.itemsize}"))
     call = jax.jit(fn)
-    return jax.lax.cond(first == first, call, call, x)
+    out = jax.eval_shape(call, x)  # traced once: the conditional reuses the call's trace
+
+    def never(v):
+        # reads v: JAX's partial evaluation would compute a constant fill in the forward pass and keep it,
+        # activation-sized, as a residual for the backward pass
+        return jnp.broadcast_to(v.reshape(-1)[0] * 0, out.shape)
+
+    return jax.lax.cond((bits | 1) != 0, call, never, x)
 
 
 def _stencil_row_halves(xt, w, stride, pads, dilation, groups):
