@@ -81,8 +81,9 @@ class ConvPlan(NamedTuple):
     between the groups): fewer, wider groups. A group count it does not
     divide is padded with groups of zeros to a multiple of it.
     ``branch``: a stencil's forward and input gradient (one input channel
-    per group) are each the result of a conditional with two identical
-    branches, with or without derivatives; it takes precedence over
+    per group) are each the result of a conditional whose taken branch is
+    the stencil (the other, never taken, a fill of zeros), with or without
+    derivatives; it takes precedence over
     ``row_halves`` and the batch halves.
     ``phases``: a strided convolution without dilation (a stencil, or
     XLA's forward) computes its input gradient as one stride-1 stencil or
