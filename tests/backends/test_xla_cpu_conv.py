@@ -91,7 +91,7 @@ def test_every_plan_matches_the_reference_and_torch(plan, cfg):
 
 
 @pytest.mark.parametrize("plan", STENCIL, ids=_ids(STENCIL))
-@settings(max_examples=6)
+@settings(max_examples=4)  # and more in the sweep stage (test_the_stencil_and_phase_plans_over_more_geometries)
 @given(cfg=forward_configs(one_channel_per_group=True))
 def test_every_stencil_plan_matches_the_reference_and_torch(plan, cfg):
     """The window-product forward (depthwise and single-channel convolutions)."""
@@ -102,10 +102,13 @@ PHASES = [p for p in STENCIL if p.phases]
 XLA_PHASES = [p for p in PLANS + BLOCKS if p.forward == "xla" and p.phases]
 
 
+def _strided_undilated(cfg):
+    return any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])
+
+
 @pytest.mark.parametrize("plan", PHASES, ids=_ids(PHASES))
-@settings(max_examples=10)
-@given(cfg=forward_configs(one_channel_per_group=True).filter(
-    lambda cfg: any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])))
+@settings(max_examples=5)
+@given(cfg=forward_configs(one_channel_per_group=True).filter(_strided_undilated))
 def test_the_strided_stencils_input_gradient_by_phases_matches_the_reference_and_torch(plan, cfg):
     """Strided, undilated stencils, whose input gradient is one stencil per output phase (kernels smaller
     than the stride included: phases no tap reaches)."""
@@ -113,12 +116,22 @@ def test_the_strided_stencils_input_gradient_by_phases_matches_the_reference_and
 
 
 @pytest.mark.parametrize("plan", XLA_PHASES, ids=_ids(XLA_PHASES))
-@settings(max_examples=6)
-@given(cfg=forward_configs().filter(lambda cfg: any(s > 1 for s in cfg[5]) and all(d == 1 for d in cfg[7])))
+@settings(max_examples=3)
+@given(cfg=forward_configs().filter(_strided_undilated))
 def test_xlas_strided_input_gradient_by_phases_matches_the_reference_and_torch(plan, cfg):
     """Strided, undilated convolutions of any group count whose input gradient is one of XLA's stride-1
     convolutions per output phase (with two groups per block: its block-diagonal kernel's, zero groups padded)."""
     _check_all(plan, cfg, seed=14)
+
+
+@pytest.mark.sweep
+@pytest.mark.parametrize("plan", STENCIL + XLA_PHASES, ids=_ids(STENCIL + XLA_PHASES))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_the_stencil_and_phase_plans_over_more_geometries(plan, data):
+    """The three tests above, over more geometries each (the default run checks a few per plan)."""
+    configs = forward_configs(one_channel_per_group=plan.forward == "stencil")
+    _check_all(plan, data.draw(configs.filter(_strided_undilated) if plan.phases else configs), seed=16)
 
 
 @st.composite
