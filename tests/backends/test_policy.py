@@ -234,17 +234,19 @@ def test_single_channel_conv2d_takes_the_stencil_materialised_on_cpu(batch):
 
 
 @pytest.mark.skipif(not CPU, reason="XLA:CPU's Eigen convolution form")
-@pytest.mark.parametrize("n", [1, 2])
-def test_conv_gradients_inside_a_loop_stay_on_eigen(n):
+@pytest.mark.parametrize("n,groups", [(1, 1), (2, 1), (2, 2)], ids=["1d", "2d", "2d-grouped"])
+def test_conv_gradients_inside_a_loop_stay_on_eigen(n, groups):
     """Inside a loop body XLA:CPU runs only convolutions already in Eigen's form
     (b01f_01io->b01f) on Eigen; fcnn writes the value and both gradients that way
-    (gradient accumulation runs many times slower otherwise). Values equal the loop-free ones."""
+    (gradient accumulation runs many times slower otherwise), grouped convolutions
+    too (their weight gradient is per-tap products). Values equal the loop-free ones."""
     size = (1024,) if n == 1 else (64, 64)
-    x, w = jnp.asarray(randn((4, 8) + size, seed=30)), jnp.asarray(randn((8, 8) + (3,) * n, seed=31))
+    x, w = jnp.asarray(randn((4, 8) + size, seed=30)), jnp.asarray(randn((8, 8 // groups) + (3,) * n, seed=31))
     conv = {1: F.conv1d, 2: F.conv2d}[n]
 
     def looped(x, w):
-        _, ys = jax.lax.scan(lambda c, xc: (c, conv(xc, w, padding=1)), None, x.reshape((2, 2) + x.shape[1:]))
+        _, ys = jax.lax.scan(lambda c, xc: (c, conv(xc, w, padding=1, groups=groups)), None,
+                             x.reshape((2, 2) + x.shape[1:]))
         return ys.reshape((4, 8) + size)
 
     def grads(f):
@@ -254,8 +256,8 @@ def test_conv_gradients_inside_a_loop_stay_on_eigen(n):
     hlo = grads(looped).lower(x, w).compile().as_text()
     labels = re.findall(r"convolution\([^\n]*dim_labels=([\w>-]+)", hlo)
     canonical = "b0f_0io->b0f" if n == 1 else "b01f_01io->b01f"
-    assert len(labels) == 3 and set(labels) == {canonical}, labels
-    for got, want in zip(grads(looped)(x, w), grads(lambda x, w: conv(x, w, padding=1))(x, w)):
+    assert len(labels) == (3 if groups == 1 else 2) and set(labels) == {canonical}, labels
+    for got, want in zip(grads(looped)(x, w), grads(lambda x, w: conv(x, w, padding=1, groups=groups))(x, w)):
         assert_close(got, want, 1e-5, 1e-4)
 
 

@@ -300,12 +300,13 @@ def _xla_conv(x, w, stride, pads, dilation, groups, channels_last, kernel="IO"):
 
 
 # JAX writes a convolution's gradients as convolutions whose dimension numbers
-# derive from the forward one's, so for groups == 1 the JVP rule writes its two
-# tangent terms such that their transposes (the input and weight gradients of
-# reverse mode) are already in Eigen's form (this package's docstring), also
-# inside loops: the input term with its kernel laid out (*k, O, I), since the
-# transpose swaps the kernel's I and O labels (_xla_conv(..., kernel="OI")),
-# and the weight term as below.
+# derive from the forward one's, so the JVP rule writes its two tangent terms
+# such that their transposes (the input and weight gradients of reverse mode)
+# are already in Eigen's form (this package's docstring), also inside loops,
+# where XLA:CPU does not canonicalize them: the input term with its kernel laid
+# out (*k, O, I), since the transpose swaps the kernel's I and O labels
+# (_xla_conv(..., kernel="OI"); grouped convolutions too), and, for groups == 1,
+# the weight term as below.
 
 
 def _eigen_weight_term(x, dw, stride, pads, dilation):
@@ -749,8 +750,10 @@ def _conv_jvp(stride, pads, dilation, groups, weight_grad, channels_last, stenci
     if phases and not stencil and any(s > 1 for s in stride) and all(d == 1 for d in dilation):
         input_term = _blocked(lambda dx, w, groups: _xla_input_term_phases(dx, w, stride, pads, groups),
                               dx, w, groups, per_block)
-    elif eigen and not stencil:
-        input_term = _xla_conv(dx, w, stride, pads, dilation, 1, True, kernel="OI")
+    elif channels_last and not stencil:
+        # grouped too: the transpose moves the groups into the kernel's output features, which stay last
+        input_term = _blocked(lambda dx, w, groups: _xla_conv(dx, w, stride, pads, dilation, groups, True, kernel="OI"),
+                              dx, w, groups, per_block)
     elif stencil:
         input_term = _stencil_input_term(dx, w, stride, pads, dilation, groups, branch, phases)
     else:
