@@ -1,7 +1,8 @@
 """torchvision's networks, train step and inference: ``python -m benchmarks.zoo``.
 
 Run: ``python -m benchmarks.zoo [--models resnet50,mobilenet_v2] [--modes train:8:96,eval:1:224]
-[--impls fcnn,fcnn_jit,torch,lax,flax_linen,equinox] [--rounds 7] [--dtype bfloat16] [--time-limit S] [--json FILE]``.
+[--impls fcnn,fcnn_jit,torch,lax,flax_linen,equinox] [--rounds 7] [--dtype bfloat16] [--accumulate-steps K]
+[--time-limit S] [--json FILE]``.
 
 Each implementation runs one case (model, mode, batch, image size) from the
 same torchvision weights and the same batch, as its users write it:
@@ -26,7 +27,11 @@ A train step is SGD with momentum 0.9 on cross-entropy in training mode
 is mixed precision: bfloat16 compute over float32 parameters, optimizer state
 and BN statistics (fcnn's ``compute_dtype``, torch's ``autocast``, the lax
 reference's cast inside the step); the Flax and Equinox peers have no such
-variant and are reported n/a. All cases of a model
+variant and are reported n/a. ``--accumulate-steps K`` splits each training
+batch into ``K`` micro-batches whose gradients are summed before the update:
+fcnn's ``make_train_step(accumulate_steps=K)`` (one ``lax.scan`` over them),
+torch's ``backward()`` per micro-batch of the loss divided by ``K``; the
+others are reported n/a. All cases of a model
 run in one process, interleaved round by round in a rotated order, so a noisy
 machine slows every implementation alike; each call is timed from Python to
 the result being ready. Reported: median ms, its ratio to torch, the
@@ -157,7 +162,7 @@ def cast_floating(tree, dtype):
 
 # --- the two implementations every model has -------------------------------------------------------------------------
 
-def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32", frozen=True):
+def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32", frozen=True, accumulate_steps=1):
     import jax.numpy as jnp
 
     import fcnn
@@ -185,7 +190,8 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32", fro
     opt = optim.SGD(LR, momentum=MOMENTUM)
     ts = train.create_train_state(net, opt, seed)
     ts = ts._replace(params=params, state=state, opt_state=opt.init(params))
-    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, compute_dtype=jnp.bfloat16 if half else None)
+    step = train.make_train_step(net, nn.CrossEntropyLoss(), opt, compute_dtype=jnp.bfloat16 if half else None,
+                                 accumulate_steps=accumulate_steps)
     carry = [ts]
 
     def run():
@@ -196,7 +202,7 @@ def setup_fcnn(name, mode, batch, size, state_dict, seed=0, dtype="float32", fro
     return run
 
 
-def setup_torch(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
+def setup_torch(name, mode, batch, size, state_dict, seed=0, dtype="float32", accumulate_steps=1):
     import torch
 
     dev = torch_device()
@@ -222,14 +228,19 @@ def setup_torch(name, mode, batch, size, state_dict, seed=0, dtype="float32"):
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = torch.nn.CrossEntropyLoss()
 
+    k = accumulate_steps
+
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
-            logits = net(x)
-        loss = loss_fn(logits.float(), y)
-        loss.backward()
+        total = 0.0
+        for j in range(k):  # micro-batch j: rows j, j + k, ... as fcnn's split
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=half):
+                logits = net(x[j::k])
+            loss = loss_fn(logits.float(), y[j::k]) / k
+            loss.backward()
+            total = total + loss.detach()
         opt.step()
-        return loss.detach()
+        return total
 
     return step
 
@@ -283,11 +294,14 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> di
     return out
 
 
-def _setup(impl, name, mode, batch, size, state_dict, dtype="float32"):
+def _setup(impl, name, mode, batch, size, state_dict, dtype="float32", accumulate_steps=1):
+    k = accumulate_steps if mode == "train" else 1
     if impl in ("fcnn", "fcnn_jit"):
-        return setup_fcnn(name, mode, batch, size, state_dict, dtype=dtype, frozen=impl == "fcnn")
+        return setup_fcnn(name, mode, batch, size, state_dict, dtype=dtype, frozen=impl == "fcnn", accumulate_steps=k)
     if impl == "torch":
-        return setup_torch(name, mode, batch, size, state_dict, dtype=dtype)
+        return setup_torch(name, mode, batch, size, state_dict, dtype=dtype, accumulate_steps=k)
+    if k > 1:
+        raise NotImplementedError(f"{impl} has no gradient accumulation")
     mod = importlib.import_module(f"benchmarks.zoo_{impl}")
     if name not in mod.MODELS:
         raise NotImplementedError(f"{impl} has no {name}")
@@ -298,7 +312,8 @@ def _setup(impl, name, mode, batch, size, state_dict, dtype="float32"):
     return mod.setup(name, mode, batch, size, state_dict, dtype=dtype)
 
 
-def run_model(name, modes, impls, rounds, calls, seconds_per_case, dtype="float32", over=lambda frac: False):
+def run_model(name, modes, impls, rounds, calls, seconds_per_case, dtype="float32", over=lambda frac: False,
+              accumulate_steps=1):
     """Time every (mode, impl) of one model, interleaved; returns the result rows.
 
     ``over(frac)``: whether that fraction of the run's time limit has passed (no new setup after 0.6 of
@@ -314,7 +329,7 @@ def run_model(name, modes, impls, rounds, calls, seconds_per_case, dtype="float3
                 continue
             try:
                 t0 = time.perf_counter()
-                run = _setup(impl, name, mode, batch, size, state_dict, dtype)
+                run = _setup(impl, name, mode, batch, size, state_dict, dtype, accumulate_steps)
                 _block(run())
                 first[mode_text, impl] = time.perf_counter() - t0
                 runners[mode_text, impl] = run
@@ -359,6 +374,7 @@ def table(rows, meta) -> str:
         "versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         f"{meta['dtype']} matrix product 2048²: XLA {meta['matmul_gflops']['xla']:.0f} GFLOP/s, "
         f"torch {meta['matmul_gflops']['torch']:.0f} GFLOP/s",
+        f"train steps: gradients accumulated over {meta.get('accumulate_steps', 1)} micro-batch(es)",
         "",
         "| model | case | implementation | median ms | × torch | GFLOP/s | first call s |",
         "|---|---|---|---|---|---|---|",
@@ -385,6 +401,8 @@ def main(argv=None):
                     help="after two rounds, stop a model's rounds once this many seconds per mode have passed")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                     help="compute dtype (bfloat16: mixed precision, for the implementations that have it)")
+    ap.add_argument("--accumulate-steps", type=int, default=1,
+                    help="train steps: gradients summed over this many micro-batches of each batch (fcnn, torch)")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="seconds for the whole run: no new setup after 60%% of it, no new round after it "
                          "(for runs on a lent machine; what was measured is still reported)")
@@ -423,14 +441,16 @@ def main(argv=None):
                        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}, "
                        f"async dispatch {'on' if jax.config.read('jax_cpu_enable_async_dispatch') else 'off'}, "
                        f"fcnn.xla.keep_host_memory() {'called' if kept else 'not called'}",
-            "versions": versions, "dtype": args.dtype, "load_before": os.getloadavg(),
+            "versions": versions, "dtype": args.dtype, "accumulate_steps": args.accumulate_steps,
+            "load_before": os.getloadavg(),
             "matmul_gflops": matmul_gflops(dtype=args.dtype)}
     print(json.dumps(meta), flush=True)
     start, limit = time.perf_counter(), args.time_limit or float("inf")
     rows = []
     for name in models:
         rows += run_model(name, modes, impls, args.rounds, args.calls, args.seconds_per_case, args.dtype,
-                          over=lambda frac: time.perf_counter() - start > frac * limit)
+                          over=lambda frac: time.perf_counter() - start > frac * limit,
+                          accumulate_steps=args.accumulate_steps)
     report(meta, rows, table, args.json)
 
 
