@@ -47,7 +47,7 @@ def test_the_layout_rule_changes_the_traced_program():
     for last in (False, True):
         with backends.use(Policy("cpu", channels_last_min_elements=0 if last else 2**62)):
             for name, make in ops.items():
-                # XLA's convolution is channels-last at any size (test_small_xla_convolutions_are_channels_last)
+                # XLA's convolution is channels-last at any size (the next test)
                 assert ("transpose" in str(jax.make_jaxpr(make())(x))) == (last or name == "conv2d"), (name, last)
 
 
@@ -56,6 +56,7 @@ def test_small_xla_convolutions_are_channels_last_inside_a_trace_only():
     as a naive loop inside a loop body); its neighbours, a stencil, a 3-D convolution and an op compiled alone stay
     channel-first."""
     cpu = Policy("cpu")
+
     def plan(x, w, groups=1, policy=cpu):
         return policy.conv(x, w, groups, ((1, 1),) * (len(x) - 2)).keywords["plan"]
 
