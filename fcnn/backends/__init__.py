@@ -119,8 +119,7 @@ class Policy:
       fast_paths: ``False`` runs every op's reference formulation, channel-first.
       channels_last_min_elements: smaller inputs stay channel-first: there the
         transposes are extra work in a step bound by per-op overhead (LeNet-5
-        at batch 1). XLA's 1-D and 2-D convolutions themselves go
-        channels-last at any size inside a trace (:meth:`conv`).
+        at batch 1).
       small_kernel_taps: the per-tap formulations (stencil, per-tap weight
         gradient) are used for kernels of at most this many taps; larger
         kernels unroll into too many products.
@@ -331,11 +330,7 @@ class Policy:
         convolutions (several groups of one input channel) and for 2-D
         convolutions of one input channel to at most
         :attr:`stencil_max_outputs` outputs, where XLA:CPU's convolution
-        packs its input one float at a time; and the layout rule, where XLA's
-        own 1-D and 2-D convolutions are channels-last at any size, between
-        transposes where their neighbours are channel-first (the transposes
-        XLA:CPU inserts itself in the entry computation; inside a loop body it
-        runs a channel-first convolution as a naive loop). A 1×1
+        packs its input one float at a time; and the layout rule. A 1×1
         convolution without padding or groups is a matrix product over the
         channels (of every ``stride``-th pixel): written as one, XLA reads the
         weight in torch's ``(O, I)`` layout, where its convolution would
@@ -396,11 +391,8 @@ class Policy:
             out = [(size + lo + hi - k) // s + 1 for size, (lo, hi), k, s in zip(x_shape[2:], pads, w_shape[2:], stride)]
             phases = (self.channels_last(x_shape)
                       and x_shape[0] * math.prod(out) >= self.conv_strided_phases_min_rows)
-        # XLA's own convolution goes channels-last at any size: XLA:CPU transposes a channel-first one itself
-        # in the entry computation, and runs it as a naive loop inside a loop body (gradient accumulation)
-        last = self.channels_last(x_shape) or (not stencil and not self.eager and len(x_shape) in (3, 4))
         plan = ConvPlan("stencil" if stencil else "xla", "window" if per_tap else "xla",
-                        last, chunks,
+                        self.channels_last(x_shape), chunks,
                         stencil and groups > 1 and taps >= self.stencil_row_halves_min_taps, per_block,
                         branch=stencil and groups > 1 and taps >= self.stencil_branch_min_taps, phases=phases)
         return functools.partial(conv.conv, plan=plan)
